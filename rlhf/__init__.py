@@ -1,0 +1,59 @@
+"""rlhf: the whole RLHF loop on one machine.
+
+SFT with adapters -> K candidates per prompt -> humans (or simulated labelers) rank them in a
+browser -> a reward model on the rankings -> PPO of the policy against it -> evaluation.
+
+`import rlhf` is light: every name below loads its module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # models
+    "load_model_and_tokenizer": "rlhf.models",
+    "load_causal_lm": "rlhf.models",
+    "load_tokenizer": "rlhf.models",
+    "tiny_causal_lm": "rlhf.models",
+    "tiny_tokenizer": "rlhf.models",
+    "ModelNotFoundError": "rlhf.models",
+    # data
+    "DataError": "rlhf.data",
+    "Ranking": "rlhf.data",
+    "load_demonstrations": "rlhf.data",
+    "load_prompts": "rlhf.data",
+    "load_preferences": "rlhf.data",
+    # adapters
+    "AdapterConfig": "rlhf.adapters",
+    "apply_adapter": "rlhf.adapters",
+    "load_adapter": "rlhf.adapters",
+    "save_adapter": "rlhf.adapters",
+    # stages
+    "SFTConfig": "rlhf.sft",
+    "run_sft": "rlhf.sft",
+    "SampleConfig": "rlhf.sample",
+    "run_sample": "rlhf.sample",
+    "RewardConfig": "rlhf.reward",
+    "RewardModel": "rlhf.reward",
+    "train_reward": "rlhf.reward",
+    "PPOConfig": "rlhf.ppo",
+    "PPOTrainer": "rlhf.ppo",
+    "run_ppo": "rlhf.ppo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rlhf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,88 @@
+"""The `rlhf` command: one sub-command per stage.
+
+Each stage is a dataclass (its fields, documented once, are the flags and the YAML keys of
+`rlhf pipeline`) and a function that runs it. Sub-commands import their module only when called,
+so `rlhf --help` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, config class, run function, one-line help). A config class of None means the
+# module's run function takes argv itself (commands with their own sub-commands).
+COMMANDS: dict[str, tuple[str, str | None, str, str]] = {
+    "sft": ("rlhf.sft", "SFTConfig", "run_sft", "supervised fine-tuning with an adapter (LoRA, DoRA, series, ...)"),
+    "sample": ("rlhf.sample", "SampleConfig", "run_sample", "sample K completions per prompt for labeling"),
+    "label": ("labeling_app.cli", "LabelConfig", "run_label", "start the browser labeling app"),
+    "users": ("labeling_app.cli", None, "users_main", "add or list labeling-app users (admin)"),
+    "export": ("labeling_app.cli", "ExportConfig", "run_export", "export rankings / pairs from the labeling database"),
+    "simulate": ("rlhf.labelers", "SimulateConfig", "run_simulate", "rank candidates with simulated labelers (a stand-in for people)"),
+    "reward": ("rlhf.reward", "RewardConfig", "train_reward", "train a reward model on rankings or pairs"),
+    "ppo": ("rlhf.ppo", "PPOConfig", "run_ppo", "PPO of the policy against a reward model"),
+    "dpo": ("rlhf.dpo", "DPOStageConfig", "run_dpo", "DPO from the same rankings (offline alternative to PPO)"),
+    "eval": ("rlhf.eval", "EvalConfig", "run_eval", "win rate of one policy against another, with a confidence interval"),
+    "pipeline": ("rlhf.pipeline", None, "pipeline_main", "run every stage from one YAML config"),
+}
+
+USAGE = """usage: rlhf COMMAND [options]     (rlhf COMMAND --help lists every option)
+
+The RLHF loop, one stage per command; each stage reads the files the previous one wrote.
+
+commands:
+{commands}
+
+With no --model, stages use the embedded default model, SmolLM2-135M-Instruct.
+"""
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {spec[3]}" for name, spec in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def parse_config(config_cls, argv: list[str], prog: str, description: str):
+    """Parse `argv` into one config dataclass with transformers' HfArgumentParser."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(config_cls, prog=prog, description=description)
+    (config,) = parser.parse_args_into_dataclasses(args=argv)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from rlhf import __version__
+
+        print(f"rlhf {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"rlhf: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, config_name, run_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    run = getattr(module, run_name)
+    if config_name is None:
+        return int(run(rest) or 0)
+    config_cls = getattr(module, config_name)
+    config = parse_config(config_cls, rest, prog=f"rlhf {name}", description=f"{help_text}. {config_cls.__doc__ or ''}")
+    from rlhf.data import DataError
+    from rlhf.models import ModelNotFoundError
+
+    try:
+        run(config)
+    except (DataError, ModelNotFoundError) as err:
+        print(f"rlhf {name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
