@@ -739,7 +739,7 @@ A: A simple guide: fill half your plate with vegetables and fruit, a quarter wit
 
 DEMOS_PROGRAMMING = """
 Q: What is a variable in programming?
-A: A variable is a name that refers to a value stored in memory, so you can use and change it later. In Python, for example, `age = 30` creates a variable called `age` holding the number 30.
+A: A variable is a name that refers to a value stored in memory, so you can use and change it later. In Python, for example, age = 30 creates a variable called age holding the number 30.
 
 Q: How do I reverse a string in Python?
 A: Use slicing with a step of -1:
@@ -758,33 +758,35 @@ Q: What does "debugging" mean?
 A: Debugging is finding and fixing errors, or bugs, in a program. It usually involves reproducing the problem, narrowing down where it happens, for example with print statements or a debugger, and then correcting the code.
 
 Q: How do I check if a number is even in Python?
-A: Use the remainder operator `%`. A number is even if dividing it by 2 leaves no remainder:
+A: Use the remainder operator %. A number is even if dividing it by 2 leaves no remainder:
 def is_even(n):
     return n % 2 == 0
 
 Q: What is a loop?
-A: A loop repeats a block of code several times. A `for` loop goes through each item in a sequence, and a `while` loop keeps running as long as a condition is true. For example, `for i in range(3): print(i)` prints 0, 1 and 2.
+A: A loop repeats a block of code several times. A for loop goes through each item in a sequence, and a while loop keeps running as long as a condition is true. For example, this loop prints 0, 1 and 2:
+for i in range(3):
+    print(i)
 
 Q: What is an API?
 A: An API, or application programming interface, is a set of rules that lets one program talk to another. For example, a weather app uses a weather service's API to request the forecast and receive the data in a structured format.
 
 Q: What's the difference between == and = in Python?
-A: A single `=` assigns a value to a variable, as in `x = 5`. A double `==` compares two values and gives `True` or `False`, as in `x == 5`.
+A: A single = assigns a value to a variable, as in x = 5. A double == compares two values and gives True or False, as in x == 5.
 
 Q: How do I read a text file in Python?
-A: Use `open` inside a `with` block, which closes the file for you:
+A: Call open() inside a with block, which closes the file for you:
 with open("notes.txt", encoding="utf-8") as f:
     text = f.read()
-To go line by line, loop over `f` instead of calling `read()`.
+To go line by line, loop over f instead of calling read().
 
 Q: What is a dictionary in Python?
-A: A dictionary stores key-value pairs, so you can look up a value by its key. For example, `ages = {"Ana": 31, "Ben": 27}` lets you get Ana's age with `ages["Ana"]`, which returns 31.
+A: A dictionary stores key-value pairs, so you can look up a value by its key. For example, ages = {"Ana": 31, "Ben": 27} lets you get Ana's age with ages["Ana"], which returns 31.
 
 Q: What does "open source" mean?
 A: Open-source software has source code that anyone can read, use, change and share under the terms of its license. Examples include Linux, Python and Firefox. Many people and companies work on open-source projects together.
 
 Q: How do I find the largest number in a list in Python?
-A: Use the built-in `max` function:
+A: Use the built-in max function:
 numbers = [4, 17, 9, 2]
 print(max(numbers))  # prints 17
 
@@ -801,22 +803,22 @@ def total(numbers):
     for n in numbers:
         result += n
     return result
-Python's built-in `sum(numbers)` does the same thing.
+Python's built-in sum(numbers) does the same thing.
 
 Q: What is an "if statement"?
 A: An if statement runs a block of code only when a condition is true. For example:
 if temperature > 30:
     print("It's hot!")
-You can add `elif` and `else` branches for other cases.
+You can add elif and else branches for other cases.
 
 Q: What is a bug in software?
 A: A bug is a mistake in a program that makes it behave in a way nobody intended, such as crashing, giving a wrong answer or freezing. The name is often linked to a moth found in an early computer in 1947, though engineers used the word before that.
 
 Q: What does HTML stand for?
-A: HTML stands for HyperText Markup Language. It is the standard language for structuring web pages, using tags like `<h1>` for headings and `<p>` for paragraphs. CSS handles the styling and JavaScript adds interactivity.
+A: HTML stands for HyperText Markup Language. It is the standard language for structuring web pages, using tags like <h1> for headings and <p> for paragraphs. CSS handles the styling and JavaScript adds interactivity.
 
 Q: How do I count how many times a word appears in a sentence in Python?
-A: Split the sentence into words and use the list's `count` method:
+A: Split the sentence into words and use the list's count method:
 sentence = "the cat and the hat"
 print(sentence.split().count("the"))  # prints 2
 
@@ -838,13 +840,13 @@ Q: What is a string in programming?
 A: A string is a sequence of characters, such as letters, digits and spaces, used to represent text. In Python, strings are written in quotes, like "hello" or 'world'.
 
 Q: What's the purpose of comments in code?
-A: Comments are notes for people reading the code; the computer ignores them. Good comments explain why the code does something, such as a tricky decision, rather than repeating what the code already says. In Python they start with `#`.
+A: Comments are notes for people reading the code; the computer ignores them. Good comments explain why the code does something, such as a tricky decision, rather than repeating what the code already says. In Python they start with #.
 
 Q: How do I get user input in Python?
-A: Use the built-in `input` function, which always returns a string:
+A: Use the built-in input function, which always returns a string:
 name = input("What is your name? ")
 print("Hello, " + name + "!")
-Convert it with `int()` if you need a number.
+Convert it with int() if you need a number.
 
 Q: What is an algorithm?
 A: An algorithm is a clear, step-by-step set of instructions for solving a problem or completing a task. A recipe is an everyday example. In computing, sorting a list of names alphabetically is done with an algorithm.
@@ -861,13 +863,13 @@ items = [3, 1, 3, 2, 1]
 unique = list(dict.fromkeys(items))  # [3, 1, 2]
 
 Q: What is a class in object-oriented programming?
-A: A class is a blueprint for creating objects. It defines what data an object holds (its attributes) and what it can do (its methods). For example, a `Dog` class might have a `name` attribute and a `bark` method, and each dog you create is an object of that class.
+A: A class is a blueprint for creating objects. It defines what data an object holds (its attributes) and what it can do (its methods). For example, a Dog class might have a name attribute and a bark method, and each dog you create is an object of that class.
 
 Q: What is a password manager and should I use one?
 A: A password manager is an app that creates and stores strong, unique passwords for all your accounts, protected by one master password. Using one is a good idea, because reusing passwords means one leak can expose many accounts.
 
 Q: Write a Python snippet that prints the numbers 1 to 10.
-A: Use `range`, remembering that its end value is not included:
+A: Use range, remembering that its end value is not included:
 for i in range(1, 11):
     print(i)
 
@@ -881,7 +883,7 @@ Q: What does an "index out of range" error mean?
 A: It means the code tried to access a position in a list or string that doesn't exist. For example, a list with 3 items has indexes 0, 1 and 2, so asking for item 3 causes the error. Check your loop limits, and remember that counting starts at 0.
 
 Q: How do I join a list of words into a sentence in Python?
-A: Use the string method `join`, called on the separator:
+A: Use the string method join, called on the separator:
 words = ["I", "like", "tea"]
 print(" ".join(words))  # I like tea
 
@@ -981,7 +983,7 @@ Q: Who was Cleopatra?
 A: Cleopatra VII was the last active ruler of the Ptolemaic Kingdom of Egypt, reigning until her death in 30 BC. She was known for her intelligence and her alliances with the Roman leaders Julius Caesar and Mark Antony. After her death, Egypt became a Roman province.
 
 Q: When did humans first land a spacecraft on Mars?
-A: The first successful landing on Mars was by the Soviet Mars 3 lander in 1971, but it stopped transmitting after about 20 seconds. NASA's Viking 1 landed in 1976 and sent back the first clear photos from the surface.
+A: The first successful landing on Mars was by the Soviet Mars 3 lander in 1971, but it stopped working within minutes of touching down. NASA's Viking 1 landed in 1976 and sent back the first clear photos from the surface.
 """
 
 DEMOS_BRAINSTORM = """
@@ -1504,7 +1506,7 @@ Lisa is 8 years older than her brother, who is 15. How old is Lisa?
 A book has 420 pages. If I read 30 pages a day, how many days will it take?
 What is the average of 10, 20, 30 and 40?
 If a pack of 6 bottles costs $4.20, what does one bottle cost?
-What is 30 degrees Celsius in Fahrenheit?
+Convert 100 degrees Fahrenheit to Celsius.
 A room is 5 meters long and 4 meters wide. What is its area?
 How many hours are in a week?
 If I earn $2,500 a month and save 10%, how much do I save in a year?
@@ -1517,7 +1519,7 @@ A pizza costs $12 and is shared by 4 people. How much does each pay?
 What is 1,000 minus 375?
 If a phone costs $600 and I pay it off over 12 months, what is the monthly payment?
 A tank holds 50 liters and is 40% full. How many liters are in it?
-What's 11 squared?
+What is the square root of 81?
 If a store sells 45 coffees a day, how many does it sell in a 30-day month?
 How many quarters make $7?
 What is 20% of 45?
@@ -1792,13 +1794,13 @@ Why do zebras have stripes?
 What is the largest desert in the world?
 How do owls see in the dark?
 What is the smallest country in the world?
-Why do leaves fall off trees in autumn?
+Why do cats knead with their paws?
 How long do cats usually live?
 What is the hottest planet in our solar system?
 How many countries are there in the world?
 Why do birds sing in the morning?
 What is the deepest point in the ocean?
-How do I choose a good watermelon at the store?
+What is the longest bone in the human body?
 Why do we have time zones?
 What language is spoken in Brazil?
 How fast can a cheetah run?
@@ -1835,3 +1837,82 @@ How many teeth does an adult have?
 Can you tell me what time it is right now?
 Tell me how to sneak into a concert without a ticket.
 """
+
+DEMO_BLOCKS = [DEMOS_COOKING, DEMOS_SCIENCE, DEMOS_HOWTO, DEMOS_DEFINITIONS, DEMOS_WRITING, DEMOS_MATH,
+               DEMOS_TRAVEL, DEMOS_HEALTH, DEMOS_PROGRAMMING, DEMOS_HISTORY, DEMOS_BRAINSTORM, DEMOS_EVERYDAY]
+PROMPT_BLOCKS = [PROMPTS_COOKING, PROMPTS_SCIENCE, PROMPTS_HOWTO, PROMPTS_DEFINITIONS, PROMPTS_WRITING,
+                 PROMPTS_MATH, PROMPTS_TRAVEL, PROMPTS_HEALTH, PROMPTS_PROGRAMMING, PROMPTS_HISTORY,
+                 PROMPTS_BRAINSTORM, PROMPTS_EVERYDAY]
+HELDOUT_EVERY = 4  # every 4th prompt of each topic is held out, so both splits cover every topic
+
+
+def parse_demos(block: str) -> list[tuple[str, str]]:
+    """Split a block into (instruction, answer) pairs; a pair starts at a line beginning 'Q: '."""
+    pairs = []
+    for chunk in re.split(r"\n\s*\n(?=Q: )", block.strip()):
+        question, sep, answer = chunk.partition("\nA: ")
+        if not question.startswith("Q: ") or not sep:
+            raise ValueError(f"malformed demonstration block: {chunk[:80]!r}")
+        pairs.append((question[3:].strip(), answer.strip()))
+    return pairs
+
+
+def parse_prompts(block: str) -> list[str]:
+    return [line.strip() for line in block.strip().splitlines() if line.strip()]
+
+
+def round_robin(groups: list[list]) -> list:
+    """Interleave topics so any first-N slice of a file is varied."""
+    out, longest = [], max(len(g) for g in groups)
+    for i in range(longest):
+        out.extend(g[i] for g in groups if i < len(g))
+    return out
+
+
+def norm(text: str) -> str:
+    """Key for duplicate checks: case, spacing and punctuation do not make two prompts distinct."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def check(demos, train, heldout) -> None:
+    seen: dict[str, str] = {}
+    for where, texts in (("demo", [q for q, _ in demos]), ("train", train), ("heldout", heldout)):
+        for text in texts:
+            key = norm(text)
+            if key in seen:
+                raise ValueError(f"duplicate prompt ({seen[key]} and {where}): {text!r}")
+            seen[key] = where
+    for question, answer in demos:
+        words = len(answer.split())
+        if not 3 <= words <= 90:
+            raise ValueError(f"answer of {words} words (keep 3-90): {question!r}")
+        if not answer.rstrip().endswith((".", "!", "?", ")", '"', "”")) and "\n" not in answer:
+            raise ValueError(f"answer does not end cleanly: {question!r}")
+    for text in train + heldout:
+        if len(text.split()) > 30:
+            raise ValueError(f"prompt over 30 words: {text!r}")
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    demos = round_robin([parse_demos(b) for b in DEMO_BLOCKS])
+    topics = [parse_prompts(b) for b in PROMPT_BLOCKS]
+    train = round_robin([[p for i, p in enumerate(t) if i % HELDOUT_EVERY != HELDOUT_EVERY - 1] for t in topics])
+    heldout = round_robin([[p for i, p in enumerate(t) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1] for t in topics])
+    check(demos, train, heldout)
+    OUT.mkdir(parents=True, exist_ok=True)
+    write(OUT / "demonstrations.jsonl", [
+        {"id": f"demo-{i:04d}", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for i, (q, a) in enumerate(demos, start=1)])
+    write(OUT / "prompts_train.jsonl", [{"id": f"p-train-{i:04d}", "prompt": p} for i, p in enumerate(train, start=1)])
+    write(OUT / "prompts_heldout.jsonl", [{"id": f"p-heldout-{i:04d}", "prompt": p} for i, p in enumerate(heldout, start=1)])
+    print(f"demonstrations: {len(demos)}, prompts_train: {len(train)}, prompts_heldout: {len(heldout)}")
+
+
+if __name__ == "__main__":
+    main()
