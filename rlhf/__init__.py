@@ -42,6 +42,15 @@ _EXPORTS = {
     "PPOConfig": "rlhf.ppo",
     "PPOTrainer": "rlhf.ppo",
     "run_ppo": "rlhf.ppo",
+    "SimulateConfig": "rlhf.labelers",
+    "SimulatedLabeler": "rlhf.labelers",
+    "run_simulate": "rlhf.labelers",
+    "DPOStageConfig": "rlhf.dpo",
+    "run_dpo": "rlhf.dpo",
+    "EvalConfig": "rlhf.eval",
+    "run_eval": "rlhf.eval",
+    "run_pipeline": "rlhf.pipeline",
+    "save_tiny_model": "rlhf.models",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -72,10 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     if config_name is None:
         return int(run(rest) or 0)
     config_cls = getattr(module, config_name)
-    config = parse_config(config_cls, rest, prog=f"rlhf {name}", description=f"{help_text}. {config_cls.__doc__ or ''}")
     from rlhf.data import DataError
     from rlhf.models import ModelNotFoundError
 
+    try:
+        # A config's __post_init__ raises ValueError for an impossible value (e.g. --k 1).
+        config = parse_config(config_cls, rest, prog=f"rlhf {name}", description=f"{help_text}. {config_cls.__doc__ or ''}")
+    except ValueError as err:
+        print(f"rlhf {name}: error: {err}", file=sys.stderr)
+        return 2
     try:
         run(config)
     except (DataError, ModelNotFoundError) as err:

@@ -1,0 +1,134 @@
+"""Batched generation from chat prompts, shared by `rlhf sample`, `rlhf eval` and PPO rollouts.
+
+Prompts are message lists rendered with the model's chat template (`add_generation_prompt=True`),
+LEFT-padded with the tokenizer's pad token (`<|endoftext|>` for SmolLM2, never its EOS
+`<|im_end|>`: see FACTS.md), and decoded with the KV cache. Only the new tokens are decoded, cut
+at the first stop token.
+
+    texts = generate_completions(model, tok, [[{"role": "user", "content": "Hi"}]], num_return_sequences=4)
+    gens = generate(model, tok, prompts)          # Generation(text, finished, token_ids, prompt_ids)
+
+`finished` says whether the model ended the answer itself (a stop token) or ran out of
+`max_new_tokens`: PPO and eval treat truncated answers differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Generation:
+    """One completion: `text` (stripped, special tokens removed), `finished` (a stop token ended it),
+    `token_ids` (the new tokens up to and including the stop token) and `prompt_ids` (the templated
+    prompt, no padding), so a caller can re-score the exact sequence."""
+
+    text: str
+    finished: bool
+    token_ids: list[int]
+    prompt_ids: list[int]
+
+
+def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of a conversation rendered for the assistant's next turn."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    return list(ids)
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends an answer: the tokenizer's EOS plus the model's generation-config EOS(es)."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(configured)
+    ids.discard(None)
+    return sorted(ids)
+
+
+def left_pad(sequences: list[list[int]], pad_id: int):
+    """Left-pad token lists into `(input_ids, attention_mask)`, both (b, t). Left, so every row's
+    last position is its real last token and new tokens follow it directly."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        attention_mask[row, width - len(seq):] = 1
+    return input_ids, attention_mask
+
+
+def split_at_stop(new_ids: list[int], stop_ids: list[int]) -> tuple[list[int], bool]:
+    """The new tokens up to and including the first stop token, and whether there was one."""
+    for i, tok in enumerate(new_ids):
+        if tok in stop_ids:
+            return new_ids[: i + 1], True
+    return new_ids, False
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    num_return_sequences: int = 1,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    do_sample: bool = True,
+    batch_size: int = 8,
+    seed: int | None = None,
+    progress: bool = True,
+) -> list[list[Generation]]:
+    """`num_return_sequences` generations per prompt, as `Generation`s, one list per prompt.
+
+    `batch_size` counts sequences per `generate` call (a prompt's copies may span two calls).
+    `temperature <= 0` or `do_sample=False` decodes greedily. `top_k=0` (no top-k cut, unlike
+    transformers' default of 50) samples the model's own distribution, which PPO and KL estimates
+    assume. With `seed`, the same call gives the same completions."""
+    import torch
+    from tqdm.auto import tqdm
+
+    do_sample = do_sample and temperature > 0
+    stop_ids = stop_token_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    encoded = [encode_prompt(tokenizer, messages) for messages in prompts]
+    # One row per (prompt, copy); repeating prompts rather than passing num_return_sequences lets
+    # greedy decoding return K copies too and keeps batch_size a true memory bound.
+    flat = [(p, ids) for p, ids in enumerate(encoded) for _ in range(num_return_sequences)]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {"do_sample": False}
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    out: list[list[Generation]] = [[] for _ in prompts]
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=len(flat), desc="generating", unit="seq", disable=not progress)
+    try:
+        for start in range(0, len(flat), batch_size):
+            chunk = flat[start : start + batch_size]
+            input_ids, attention_mask = left_pad([ids for _, ids in chunk], pad_id)
+            with torch.no_grad():
+                sequences = model.generate(
+                    input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                    max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=pad_id,
+                    use_cache=True, **sampling,
+                )
+            new_tokens = sequences[:, input_ids.shape[1]:].tolist()  # (b, new)
+            for (p, prompt_ids), ids in zip(chunk, new_tokens):
+                kept, finished = split_at_stop(ids, stop_ids)
+                text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+                out[p].append(Generation(text=text, finished=finished, token_ids=kept, prompt_ids=prompt_ids))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return out
+
+
+def generate_completions(model, tokenizer, prompts: list[list[dict]], **kwargs) -> list[list[str]]:
+    """Like `generate`, but only the texts: `num_return_sequences` strings per prompt."""
+    return [[g.text for g in gens] for gens in generate(model, tokenizer, prompts, **kwargs)]

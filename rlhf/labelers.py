@@ -1,0 +1,330 @@
+"""Simulated labelers: a rule-based STAND-IN for people, not a model of human judgement.
+
+Use them where no people are at hand: demos, tests, the end-to-end pipeline, and research on
+label noise (how many noisy labels does a reward model need?). Real preference data comes from
+people in the labeling app (`rlhf label`); nothing here pretends otherwise, and every ranking a
+simulated labeler writes carries `guideline_version="simulated"`.
+
+A labeler scores each completion with a *preference* `score(prompt, completion) -> float`, groups
+scores within `tie_tolerance` into tiers (ties are allowed, as in the app), and with probability
+`noise` slips: it swaps one random pair of adjacent tiers, the kind of mistake a person makes
+(rarely best for worst). Several labelers with their own seeds slip independently, so they
+disagree; `make_labelers(..., disagreement=d)` picks the noise that makes two labelers' rankings
+of an item differ at rate about `d`.
+
+Built-in preferences (`PREFERENCES`):
+
+| name | prefers |
+|---|---|
+| `concise` (default) | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short |
+| `polite` | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) |
+| `structured` | more bullet or numbered lines (capped at 5) |
+
+`concise` is the default because a small reward model learns it from a few hundred rankings and
+PPO can move a 135M policy toward it in tens of steps (length and a final full stop are easy
+features). Plug in your own preference:
+
+    register_preference("formal", lambda prompt, text: -text.count("!"))
+    SimulatedLabeler("formal")                      # by name (also `rlhf simulate --preference formal`
+    SimulatedLabeler(my_score_function)             #  after registering, or `--preference pkg.mod:fn`)
+
+    lab = SimulatedLabeler("concise", noise=0.1, seed=0, name="sim-0")
+    lab.rank("prompt", ["A.", "B is longer.", "C is cut"])   # tiers best first, e.g. [[0], [1], [2]]
+    lab.judge("prompt", a, b)                                  # 1.0 a wins, 0.0 b wins, 0.5 tie
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import random
+import re
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+Preference = Callable[[str, str], float]
+PREFERENCES: dict[str, Preference] = {}
+GUIDELINE_VERSION = "simulated"
+
+
+def register_preference(name: str, fn: Preference | None = None):
+    """Register `fn(prompt, completion) -> float` (higher is better) under `name`; also a decorator."""
+    def add(f: Preference) -> Preference:
+        PREFERENCES[name] = f
+        return f
+
+    return add(fn) if fn is not None else add
+
+
+# --- built-in preferences (pure) ---------------------------------------------------------------
+
+ENDINGS = (".", "!", "?", ")", '"', "'", "`", "*", "]")
+CONCISE_BUCKET_WORDS = 8
+CONCISE_MIN_WORDS = 4
+POLITE_MARKERS = ("please", "thank", "happy to", "glad", "of course", "certainly", "sure", "!")
+LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+\S")
+
+
+def ends_properly(text: str) -> bool:
+    """The answer ends like a finished sentence, not cut off mid-word by a token limit."""
+    return text.rstrip().endswith(ENDINGS)
+
+
+@register_preference("concise")
+def concise(prompt: str, completion: str) -> float:
+    """Finished beats cut off (by 3 buckets); then shorter wins, in 8-word buckets so near-equal
+    lengths tie. Answers under 4 words score like 16-23 words: too short to help.
+
+    Worked values: "Paris is the capital of France." (6 words, ends) -> 3 - 0 = 3;
+    a finished 20-word answer -> 3 - 2 = 1; a cut-off 35-word answer -> 0 - 4 = -4; "" -> -10."""
+    words = len(completion.split())
+    if words == 0:
+        return -10.0
+    bucket = words // CONCISE_BUCKET_WORDS if words >= CONCISE_MIN_WORDS else 2
+    return (3.0 if ends_properly(completion) else 0.0) - bucket
+
+
+@register_preference("polite")
+def polite(prompt: str, completion: str) -> float:
+    """Count of courteous / enthusiastic markers, capped at 4 so a wall of "!!!!" does not win."""
+    text = completion.lower()
+    return float(min(sum(text.count(marker) for marker in POLITE_MARKERS), 4))
+
+
+@register_preference("structured")
+def structured(prompt: str, completion: str) -> float:
+    """Bullet or numbered lines (capped at 5): prefers answers laid out as lists."""
+    items = sum(1 for line in completion.splitlines() if LIST_ITEM.match(line))
+    return float(min(items, 5))
+
+
+def get_preference(preference: Union[str, Preference]) -> Preference:
+    """A preference by registered name, by `package.module:function`, or the callable itself."""
+    if callable(preference):
+        return preference
+    if preference in PREFERENCES:
+        return PREFERENCES[preference]
+    if ":" in preference:
+        module, _, attr = preference.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    raise ValueError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
+                     "a 'package.module:function', or register_preference(name, fn)")
+
+
+# --- scores -> tiers -> ranks (pure) -----------------------------------------------------------
+
+
+def tiers_from_scores(scores: list[float], tolerance: float = 0.0) -> list[list[int]]:
+    """Indexes grouped into tiers, best first; a score within `tolerance` of its tier's best joins
+    that tier (measured from the tier's first member, so ties do not chain without limit).
+
+    [3, 1, 3, 0] -> [[0, 2], [1], [3]]"""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    tiers: list[list[int]] = []
+    for i in order:
+        if tiers and scores[tiers[-1][0]] - scores[i] <= tolerance:
+            tiers[-1].append(i)
+        else:
+            tiers.append([i])
+    return tiers
+
+
+def swap_adjacent_tiers(tiers: list[list[int]], rng: random.Random) -> list[list[int]]:
+    """A slip: two neighbouring tiers trade places (no change when there is only one tier)."""
+    if len(tiers) < 2:
+        return [list(t) for t in tiers]
+    i = rng.randrange(len(tiers) - 1)
+    out = [list(t) for t in tiers]
+    out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
+def ranks_from_tiers(tiers: list[list[int]], k: int) -> list[int]:
+    """Dense ranks (1 = best, ties share a rank) per position, as the labeling store's `submit`
+    takes them. [[2], [1, 3], [0]] -> [3, 2, 1, 2]"""
+    ranks = [0] * k
+    for rank, tier in enumerate(tiers, start=1):
+        for i in tier:
+            ranks[i] = rank
+    return ranks
+
+
+def outcome_from_tiers(tiers: list[list[int]]) -> float:
+    """For two completions [a, b]: 1.0 a ranked above b, 0.0 below, 0.5 tied."""
+    return 0.5 if len(tiers) == 1 else float(tiers[0] == [0])
+
+
+def noise_for_disagreement(disagreement: float) -> float:
+    """Per-labeler slip rate p at which two independent labelers differ at about the given rate:
+    they agree when neither slips, (1 - p)^2 (ignoring the rarer case of both making the same
+    slip), so p = 1 - sqrt(1 - disagreement)."""
+    if not 0 <= disagreement < 1:
+        raise ValueError(f"disagreement must be in [0, 1), got {disagreement}")
+    return 1 - math.sqrt(1 - disagreement)
+
+
+# --- labelers ----------------------------------------------------------------------------------
+
+
+class SimulatedLabeler:
+    """Ranks completions by a preference, with ties and a settable slip rate (see module docs)."""
+
+    def __init__(self, preference: Union[str, Preference] = "concise", noise: float = 0.1, seed: int = 0,
+                 name: str | None = None, tie_tolerance: float = 0.0):
+        if not 0 <= noise <= 1:
+            raise ValueError(f"noise must be in [0, 1], got {noise}")
+        self.preference = preference if isinstance(preference, str) else getattr(preference, "__name__", "custom")
+        self.score_fn = get_preference(preference)
+        self.noise, self.seed, self.tie_tolerance = noise, seed, tie_tolerance
+        self.name = name or f"sim-{seed}"
+        self.rng = random.Random(seed)
+
+    def __repr__(self) -> str:
+        return f"SimulatedLabeler({self.preference!r}, noise={self.noise}, seed={self.seed}, name={self.name!r})"
+
+    def scores(self, prompt: str, completions: list[str]) -> list[float]:
+        return [float(self.score_fn(prompt, c)) for c in completions]
+
+    def rank(self, prompt: str, completions: list[str]) -> list[list[int]]:
+        """Tiers best first, indexes into `completions`; with probability `noise`, one slip."""
+        tiers = tiers_from_scores(self.scores(prompt, completions), self.tie_tolerance)
+        if self.rng.random() < self.noise:
+            tiers = swap_adjacent_tiers(tiers, self.rng)
+        return tiers
+
+    def judge(self, prompt: str, a: str, b: str) -> float:
+        """1.0 when `a` is preferred, 0.0 when `b` is, 0.5 for a tie (the eval judge interface)."""
+        return outcome_from_tiers(self.rank(prompt, [a, b]))
+
+    __call__ = judge
+
+
+def make_labelers(num_labelers: int = 3, preference: Union[str, Preference] = "concise", noise: float = 0.1,
+                  seed: int = 0, disagreement: float | None = None) -> list[SimulatedLabeler]:
+    """`num_labelers` labelers sharing a preference, each with its own seed (so its own slips).
+    With `disagreement`, the noise is set so two labelers differ on about that share of items."""
+    if num_labelers < 1:
+        raise ValueError("num_labelers must be at least 1")
+    if disagreement is not None:
+        noise = noise_for_disagreement(disagreement)
+    return [SimulatedLabeler(preference, noise=noise, seed=seed * 1000 + i, name=f"sim-{i}") for i in range(num_labelers)]
+
+
+def simulated_seconds(completions: list[str]) -> float:
+    """A plausible time to read and rank: 5 s plus 4 words a second (for the `seconds` field)."""
+    return round(5.0 + sum(len(c.split()) for c in completions) / 4.0, 1)
+
+
+def simulate(candidates: list[dict], labelers: list[SimulatedLabeler], labels_per_item: int = 1) -> list[dict]:
+    """Ranking records (DESIGN.md) for every candidate row, each labeled by `labels_per_item`
+    distinct labelers taken in rotation. Rows with an empty completion are skipped: the ranking
+    record cannot hold one (a person would flag such an item rather than rank it)."""
+    if not 1 <= labels_per_item <= len(labelers):
+        raise ValueError(f"labels_per_item must be between 1 and the number of labelers ({len(labelers)}), got {labels_per_item}")
+    out = []
+    for n, item in enumerate(candidates):
+        if any(not c.strip() for c in item["completions"]):
+            continue
+        for j in range(labels_per_item):
+            labeler = labelers[(n + j) % len(labelers)]
+            out.append({
+                "prompt": item["prompt"], "completions": list(item["completions"]),
+                "ranking": labeler.rank(item["prompt"], item["completions"]), "labeler": labeler.name,
+                "flags": [], "seconds": simulated_seconds(item["completions"]),
+                "item_id": str(item.get("id", n)), "guideline_version": GUIDELINE_VERSION,
+            })
+    return out
+
+
+def simulate_into_store(store, labelers: list[SimulatedLabeler]) -> int:
+    """Label a labeling database the way people do: each labeler in turn asks `next_item`, ranks
+    the completions in the order shown, and `submit`s dense ranks (the store maps them back to
+    the original order and enforces labels per item). Returns the number of labels submitted."""
+    for labeler in labelers:
+        if store.get_user(labeler.name) is None:
+            # Simulated accounts exist only so the admin view can attribute labels; nobody logs in.
+            store.add_user(labeler.name, secrets.token_urlsafe(16), "labeler")
+    active, submitted = list(labelers), 0
+    while active:
+        for labeler in list(active):
+            item = store.next_item(labeler.name)
+            if item is None:
+                active.remove(labeler)
+            elif any(not c.strip() for c in item.completions):
+                store.skip(labeler.name, item.item_id, item.token, "empty completion")
+            else:
+                tiers = labeler.rank(item.prompt, item.completions)
+                store.submit(labeler.name, item.item_id, item.token, ranks_from_tiers(tiers, len(item.completions)))
+                submitted += 1
+    return submitted
+
+
+# --- the stage ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SimulateConfig:
+    """Rule-based preferences, ties, settable noise; for demos, tests and label-noise research, not a model of people. Writes rankings JSONL or labels a database as the app does."""
+
+    candidates: Optional[str] = field(default=None, metadata={"help": "Candidates JSONL from `rlhf sample`. May be omitted with --db: then the items already in the database are labeled."})
+    output: Optional[str] = field(default=None, metadata={"help": "Rankings JSONL to write (the labeling app's export format). Default: rankings.jsonl when --db is not given."})
+    db: Optional[str] = field(default=None, metadata={"help": "Labeling database to label through, as people would (next item -> submit); candidates are added to it first."})
+    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: concise (finished, shorter answers), polite, structured, a name registered with register_preference, or package.module:function."})
+    num_labelers: int = field(default=3, metadata={"help": "Simulated labelers (each with its own seed, so their slips differ)."})
+    labels_per_item: int = field(default=1, metadata={"help": "Distinct labelers per item (at most --num_labelers)."})
+    noise: float = field(default=0.1, metadata={"help": "Probability that a labeler slips on an item: two neighbouring tiers of its ranking swap."})
+    disagreement: Optional[float] = field(default=None, metadata={"help": "Instead of --noise: the share of items on which two labelers' rankings differ (sets noise = 1 - sqrt(1 - d))."})
+    tie_tolerance: float = field(default=0.0, metadata={"help": "Scores this close share a tier (the built-in preferences already score in steps of 1)."})
+    seed: int = field(default=0, metadata={"help": "Random seed of the labelers' slips."})
+
+    def __post_init__(self):
+        if not self.candidates and not self.db:
+            raise ValueError("give --candidates (a file from `rlhf sample`) or --db (a labeling database with items)")
+        if not 1 <= self.labels_per_item <= self.num_labelers:
+            raise ValueError(f"--labels_per_item must be between 1 and --num_labelers ({self.num_labelers})")
+        if not 0 <= self.noise <= 1:
+            raise ValueError("--noise must be between 0 and 1")
+
+
+def run_simulate(config: SimulateConfig) -> Path | None:
+    """Rank every candidate; write rankings JSONL and/or label the database. Returns the JSONL path."""
+    from rlhf.data import load_candidates, write_jsonl
+
+    config = replace(config, output=config.output or (None if config.db else "rankings.jsonl"))
+    candidates = load_candidates(config.candidates) if config.candidates else None
+    labelers = make_labelers(config.num_labelers, config.preference, config.noise, config.seed, config.disagreement)
+    if config.db:
+        from labeling_app.store import LabelStore
+
+        with LabelStore(config.db, labels_per_item=config.labels_per_item, guideline_version=GUIDELINE_VERSION,
+                        seed=config.seed) as store:
+            if candidates:
+                store.add_items(candidates)
+            print(f"[rlhf simulate] submitted {simulate_into_store(store, labelers)} labels to {config.db}")
+            rows = store.rankings()
+            if config.output:
+                store.export_rankings(config.output)
+    else:
+        rows = simulate(candidates, labelers, config.labels_per_item)
+        write_jsonl(config.output, rows)
+        skipped = len(candidates) - len({r["item_id"] for r in rows})
+        if skipped:
+            print(f"[rlhf simulate] skipped {skipped} items with an empty completion (a ranking record cannot hold one)")
+    print(f"[rlhf simulate] {summary(rows)}")
+    if config.output:
+        Path(config.output + ".config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+        return Path(config.output)
+    return None
+
+
+def summary(rows: list[dict]) -> str:
+    """One line: rankings, mean tiers per ranking, and the share of pairs that are ties."""
+    if not rows:
+        return "no rankings"
+    tiers = sum(len(r["ranking"]) for r in rows) / len(rows)
+    pairs = sum(len(r["completions"]) * (len(r["completions"]) - 1) // 2 for r in rows)
+    tied = sum(len(t) * (len(t) - 1) // 2 for r in rows for t in r["ranking"])
+    return f"{len(rows)} rankings, {tiers:.2f} tiers each on average, {tied / max(pairs, 1):.0%} of pairs tied"

@@ -1,0 +1,192 @@
+"""Batched generation (rlhf.generation) and `rlhf sample`, on a tiny random model."""
+
+import json
+
+import pytest
+import torch
+
+from rlhf.data import DataError, load_candidates
+from rlhf.generation import generate, generate_completions, left_pad, split_at_stop
+from rlhf.sample import SampleConfig, duplicate_flags, repeated_positions, resolve_duplicates, run_sample
+
+SHORT = [{"role": "user", "content": "Hi"}]
+LONG = [{"role": "user", "content": "Tell me a long story about dragons, knights and castles, with many details please."}]
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models are faster on one thread; on a shared 2-core machine two threads are ~6x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    from rlhf.models import tiny_causal_lm
+
+    model = tiny_causal_lm(tokenizer)
+    # With tied embeddings a random tiny model greedily repeats its last input token (here a
+    # newline, so an empty answer) whatever the context; an untied random head makes greedy output
+    # depend on the context, so padding bugs show, and gives non-empty text.
+    model.config.tie_word_embeddings = False
+    torch.manual_seed(1)
+    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight) * 0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_dir(model, tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("untied-tiny")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture()
+def prompts_file(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"id": "a", "prompt": "What is 2+2?"}, {"id": "b", "prompt": "Name a colour."},
+            {"id": "c", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# --- generation --------------------------------------------------------------------------------
+
+
+def test_k_strings_per_prompt_and_token_budget(model, tokenizer):
+    gens = generate(model, tokenizer, [SHORT, LONG], num_return_sequences=3, max_new_tokens=5, seed=0,
+                    batch_size=4, progress=False)
+    assert [len(row) for row in gens] == [3, 3]
+    for row in gens:
+        for g in row:
+            assert isinstance(g.text, str) and 1 <= len(g.token_ids) <= 5
+            assert g.finished == (g.token_ids[-1] == tokenizer.eos_token_id)
+    texts = generate_completions(model, tokenizer, [SHORT], num_return_sequences=2, max_new_tokens=5, seed=0, progress=False)
+    assert len(texts) == 1 and len(texts[0]) == 2 and all(isinstance(t, str) for t in texts[0])
+
+
+def test_left_padding_gives_the_same_greedy_output_alone_or_batched(model, tokenizer):
+    alone = generate(model, tokenizer, [SHORT], do_sample=False, max_new_tokens=10, progress=False)[0][0]
+    batched = generate(model, tokenizer, [LONG, SHORT, LONG], do_sample=False, max_new_tokens=10, progress=False)
+    assert len(batched[0][0].prompt_ids) > len(alone.prompt_ids)  # SHORT really was padded
+    assert batched[1][0].token_ids == alone.token_ids
+    assert len(set(alone.token_ids)) > 1  # not a degenerate constant output
+
+
+def test_pad_token_is_not_eos_and_padding_is_on_the_left(tokenizer):
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_stops_at_the_first_eos_and_strips_it(model, tokenizer):
+    eos = tokenizer.eos_token_id
+    calls = []
+
+    def force_eos_on_fourth_token(module, inputs, output):
+        calls.append(1)
+        if len(calls) == 4:  # prefill gives token 1; the 4th forward picks token 4
+            output[..., eos] = 1e4
+        return output
+
+    handle = model.lm_head.register_forward_hook(force_eos_on_fourth_token)
+    try:
+        gens = generate(model, tokenizer, [SHORT, LONG], do_sample=False, max_new_tokens=12, progress=False)
+    finally:
+        handle.remove()
+    for row in gens:
+        g = row[0]
+        assert g.finished and len(g.token_ids) == 4 and g.token_ids[-1] == eos
+        assert g.text == tokenizer.decode(g.token_ids[:3], skip_special_tokens=True).strip()
+    assert split_at_stop([4, 2, 9, 2], [2]) == ([4, 2], True)
+    assert split_at_stop([4, 9], [2]) == ([4, 9], False)
+
+
+def test_seed_makes_sampling_repeatable(model, tokenizer):
+    run = lambda seed: generate_completions(model, tokenizer, [SHORT], num_return_sequences=2, max_new_tokens=6,
+                                            seed=seed, progress=False)
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+# --- duplicates (pure) ------------------------------------------------------------------------
+
+
+def test_duplicate_detection_ignores_case_and_spacing():
+    assert repeated_positions(["A cat.", "a  cat.", "Dog", ""]) == [1, 3]
+    assert duplicate_flags(["A cat.", "a  cat.", "Dog"]) == ["duplicate"]
+    assert duplicate_flags(["x", "", "y"]) == ["empty"]
+    assert duplicate_flags(["x", "y"]) == []
+
+
+def test_resample_redraws_only_the_repeats_and_gives_up_after_the_tries():
+    asked = []
+
+    def fresh(requests):
+        asked.append(list(requests))
+        return [f"new {r}-{i}-{len(asked)}" for r, i in requests]
+
+    fixed = resolve_duplicates([["a", "a", "b"], ["x", "y", ""]], fresh, tries=3)
+    assert asked == [[(0, 1), (1, 2)]]  # one batched call, then nothing left to redraw
+    assert fixed == [["a", "new 0-1-1", "b"], ["x", "y", "new 1-2-1"]]
+
+    calls = []
+    stuck = resolve_duplicates([["a", "a"]], lambda req: calls.append(req) or ["A"] * len(req), tries=2)
+    assert len(calls) == 2 and duplicate_flags(stuck[0]) == ["duplicate"]
+
+
+# --- the stage -------------------------------------------------------------------------------
+
+
+def test_sample_writes_valid_candidates_and_its_config(tmp_path, model_dir, prompts_file):
+    out = tmp_path / "cands.jsonl"
+    path = run_sample(SampleConfig(model=str(model_dir), prompts=str(prompts_file), output=str(out), k=3,
+                                   max_new_tokens=6, batch_size=4, seed=1))
+    assert path == out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[2]["prompt"] == "Say hi." and rows[2]["messages"][0]["role"] == "system"
+    assert all(len(r["completions"]) == 3 and r["model"] == str(model_dir) for r in rows)
+    assert [c["id"] for c in load_candidates(out)] == ["a", "b", "c"]
+    config = json.loads((tmp_path / "cands.jsonl.config.json").read_text())
+    assert config["k"] == 3 and config["prompts"] == str(prompts_file)
+
+
+def test_greedy_duplicates_are_flagged_or_resampled_then_flagged(tmp_path, model_dir, prompts_file):
+    for mode in ("flag", "resample"):
+        out = tmp_path / f"{mode}.jsonl"
+        run_sample(SampleConfig(model=str(model_dir), prompts=str(prompts_file), output=str(out), k=2,
+                                temperature=0, max_new_tokens=4, limit=2, duplicates=mode, resample_tries=1))
+        rows = load_candidates(out)
+        assert len(rows) == 2
+        for row in rows:  # greedy decoding gives k identical completions; resampling cannot fix that
+            assert row["completions"][0] == row["completions"][1] != ""
+            assert row["flags"] == ["duplicate"]
+
+
+def test_sample_into_a_labeling_database(tmp_path, model_dir, prompts_file):
+    from labeling_app.store import LabelStore
+
+    db = tmp_path / "labels.db"
+    assert run_sample(SampleConfig(model=str(model_dir), prompts=str(prompts_file), db=str(db), k=2,
+                                   max_new_tokens=4, limit=2)) is None
+    with LabelStore(db) as store:
+        assert store.item_count() == 2
+        item = store.next_item("alice")
+        assert item.item_id in ("a", "b") and len(item.completions) == 2
+    assert (tmp_path / "labels.sample.config.json").exists()
+
+
+def test_bad_k_and_bad_prompts_are_clear_errors(tmp_path, model_dir):
+    for k in (1, 10):
+        with pytest.raises(ValueError, match="--k must be between 2 and 9"):
+            SampleConfig(k=k)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{"prompt": 5}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl, row 2, field 'prompt'"):
+        run_sample(SampleConfig(model=str(model_dir), prompts=str(bad), output=str(tmp_path / "o.jsonl")))
