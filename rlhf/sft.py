@@ -1,0 +1,183 @@
+"""Stage 1, supervised fine-tuning: teach the base model the demonstrations' style through an adapter.
+
+Built on TRL's SFTTrainer. Demonstrations are normalised to conversational prompt/completion rows
+(`rlhf.data.load_demonstrations`), so the loss covers only the assistant's tokens.
+
+    from rlhf import SFTConfig, run_sft
+    out = run_sft(SFTConfig(adapter="lora", max_steps=60, output_dir="runs/sft"))
+
+The output folder holds the adapter (PEFT-loadable for PEFT methods), the tokenizer,
+`rlhf_config.json` (the resolved config), `metrics.json` and TensorBoard logs under `logs/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from rlhf.adapters import AdapterConfig
+
+# Adapters learn far less per step than a full model, so TRL's 2e-5 (a full fine-tune default)
+# barely moves them (FACTS.md). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
+DEFAULT_LR = {
+    "full": 2e-5,
+    "partial": 5e-5,
+    "prompt-tuning": 3e-3,
+    "prefix-tuning": 3e-3,
+    "ia3": 3e-3,
+}
+ADAPTER_LR = 2e-4
+
+
+@dataclass
+class SFTConfig(AdapterConfig):
+    """Supervised fine-tuning on demonstrations (chat `messages` rows or `prompt`/`completion` rows)."""
+
+    model: Optional[str] = field(default=None, metadata={"help": "Base model: local folder, hub id or .gguf file. Default: the embedded SmolLM2-135M-Instruct."})
+    data: Optional[str] = field(default=None, metadata={"help": "Demonstrations: JSONL, Parquet or a `datasets` folder. Default: the shipped demonstrations."})
+    eval_data: Optional[str] = field(default=None, metadata={"help": "Separate eval demonstrations; default: hold out --eval_fraction of --data."})
+    eval_fraction: float = field(default=0.1, metadata={"help": "Share of --data held out for eval loss and perplexity when --eval_data is not given."})
+    output_dir: str = field(default="runs/sft", metadata={"help": "Where the adapter, tokenizer, config, metrics and logs go."})
+    max_length: int = field(default=512, metadata={"help": "Maximum tokens per example (prompt + answer)."})
+    truncate: bool = field(default=True, metadata={"help": "Truncate long examples to --max_length; with --truncate false a longer row is an error before training."})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the training data (ignored when --max_steps > 0)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: run --epochs)."})
+    learning_rate: Optional[float] = field(default=None, metadata={"help": "Peak learning rate. Default by adapter: 2e-4 for LoRA-like and bottleneck adapters, 3e-3 for prompt/prefix tuning and IA3, 5e-5 partial, 2e-5 full."})
+    warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps."})
+    batch_size: int = field(default=8, metadata={"help": "Examples per device per step."})
+    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps (effective batch = batch_size x grad_accum x devices)."})
+    gradient_checkpointing: Optional[bool] = field(default=None, metadata={"help": "Trade compute for memory. Default: on for GPU runs where the adapter allows it (never prefix tuning), off on CPU."})
+    seed: int = field(default=42, metadata={"help": "Random seed for the split, initialisation and data order."})
+    logging_steps: int = field(default=5, metadata={"help": "Log train loss every N steps."})
+    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
+    save_steps: int = field(default=50, metadata={"help": "Checkpoint every N steps (for --resume)."})
+    resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in --output_dir."})
+    device: Optional[str] = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
+
+    def resolved_learning_rate(self) -> float:
+        return self.learning_rate or DEFAULT_LR.get(self.adapter, ADAPTER_LR)
+
+
+def run_sft(config: SFTConfig) -> Path:
+    """Fine-tune and save; returns the output folder. Steps:
+    1 validate the data, 2 load the base and attach the adapter, 3 train with SFTTrainer,
+    4 evaluate, 5 save adapter, tokenizer, config and metrics."""
+    from rlhf.adapters import adapter_summary, apply_adapter, load_base_for_adapter, save_adapter
+    from rlhf.models import load_tokenizer, pick_device
+
+    out = Path(config.output_dir)
+    device = pick_device(config.device)
+    tokenizer = load_tokenizer(config.model)
+
+    # 1. Validate every row before any model is loaded: a bad row 290 fails in a second, not an hour in.
+    train_ds, eval_ds = _datasets(config, tokenizer)
+
+    # 2. Base model + adapter.
+    model = load_base_for_adapter(config.model, config, device=device)
+    model = apply_adapter(model, config)
+    summary = adapter_summary(model)
+
+    # 3. Train.
+    trainer = _trainer(config, model, tokenizer, train_ds, eval_ds, device, out)
+    started = time.time()
+    resume = _last_checkpoint(out) if config.resume else None
+    train_result = trainer.train(resume_from_checkpoint=resume)
+
+    # 4. Evaluate.
+    eval_metrics = trainer.evaluate() if eval_ds is not None else {}
+
+    # 5. Save.
+    save_adapter(trainer.model, out)
+    tokenizer.save_pretrained(out)
+    metrics = {
+        "adapter": config.adapter,
+        "trainable_params": summary["trainable"],
+        "total_params": summary["total"],
+        "trainable_share": summary["share"],
+        "train_loss": train_result.training_loss,
+        "steps": train_result.global_step,
+        "train_seconds": round(time.time() - started, 2),
+        "seconds_per_step": round((time.time() - started) / max(train_result.global_step, 1), 3),
+        "train_rows": len(train_ds),
+        "eval_rows": len(eval_ds) if eval_ds is not None else 0,
+        "device": device,
+        "resumed_from": resume,
+        "log_history": trainer.state.log_history,
+    }
+    if "eval_loss" in eval_metrics:
+        metrics["eval_loss"] = eval_metrics["eval_loss"]
+        metrics["perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "rlhf_config.json").write_text(json.dumps({"stage": "sft", **asdict(config), "learning_rate": config.resolved_learning_rate()}, indent=2))
+    print(f"[rlhf sft] saved {config.adapter} adapter to {out} "
+          f"(eval loss {metrics.get('eval_loss', float('nan')):.3f}, perplexity {metrics.get('perplexity', float('nan')):.1f})")
+    return out
+
+
+def _datasets(config: SFTConfig, tokenizer):
+    from rlhf import data as rdata
+
+    source = config.data or str(rdata.builtin("demonstrations"))
+    ds = rdata.load_demonstrations(source, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
+    if config.eval_data:
+        return ds, rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
+    if config.eval_fraction <= 0 or len(ds) < 4:
+        return ds, None
+    split = ds.train_test_split(test_size=config.eval_fraction, seed=config.seed)
+    return split["train"], split["test"]
+
+
+def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):
+    import os
+
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    from rlhf.adapters import uses_gradient_checkpointing
+    from rlhf.models import pick_dtype
+
+    import torch
+
+    on_gpu = device.startswith("cuda")
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = on_gpu
+    checkpointing = checkpointing and uses_gradient_checkpointing(config)
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "logs"))
+    args = TRLSFTConfig(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.resolved_learning_rate(),
+        warmup_steps=config.warmup_steps,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        max_length=config.max_length,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        eval_strategy="steps" if (config.eval_steps and eval_ds is not None) else "no",
+        eval_steps=config.eval_steps or None,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        bf16=pick_dtype(device) == torch.bfloat16,
+        use_cpu=not on_gpu,
+        gradient_checkpointing=checkpointing,
+        completion_only_loss=True,
+        report_to=["tensorboard"],
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer)
+
+
+def _last_checkpoint(out: Path) -> Optional[str]:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
