@@ -1,0 +1,36 @@
+"""The reward-model stage: a scalar reward trained on K-way rankings (ties allowed) or pairs.
+
+    from rlhf.reward import RewardConfig, train_reward, RewardModel
+    train_reward(RewardConfig(data="rankings.jsonl", output_dir="runs/rm"))
+    RewardModel.load("runs/rm").score(prompts, completions, normalize=True)
+
+Modules: `config` (RewardConfig), `loss` (the ranking loss, pure functions), `data` (labeler
+consensus, split by prompt, agreement), `model` (building, scoring, RewardModel), `trainer`.
+`import rlhf.reward` stays light: each name loads its module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "RewardConfig": "rlhf.reward.config",
+    "train_reward": "rlhf.reward.trainer",
+    "RewardModel": "rlhf.reward.model",
+    "ranking_loss": "rlhf.reward.loss",
+    "ranking_index": "rlhf.reward.loss",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rlhf.reward' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

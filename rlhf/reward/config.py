@@ -1,0 +1,92 @@
+"""`RewardConfig`: every setting of `rlhf reward`, documented once (the help text is the CLI --help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+# Per-mode learning rates when none is given. LoRA and a fresh head need a larger step than full
+# fine-tuning; 1e-4 is TRL's RewardConfig default and works for LoRA on SmolLM2. Full fine-tuning
+# follows InstructGPT's reward model (9e-6 for 6B), rounded to 1e-5.
+DEFAULT_LEARNING_RATES = {"lora": 1e-4, "partial": 3e-5, "full": 1e-5}
+
+
+@dataclass
+class RewardConfig:
+    """Train a scalar reward model on K-way rankings (ties allowed) or chosen/rejected pairs.
+
+    Every completion of a ranking is scored in one forward pass and all ordered pairs are formed from
+    those scores (InstructGPT), so a ranking of K costs K sequences, not 2*C(K,2)."""
+
+    data: str = field(
+        default="",
+        metadata={"help": "Rankings JSONL (prompt, completions, ranking, labeler, ...) or TRL pairs "
+                  "(prompt, chosen, rejected, optional margin): a JSONL or Parquet file or a datasets folder."},
+    )
+    output_dir: str = field(default="runs/reward", metadata={"help": "Where the reward model, metrics and logs go."})
+    model: Optional[str] = field(
+        default=None,
+        metadata={"help": "Starting model: a causal LM folder, hub id, .gguf file, or an SFT output (a PEFT adapter "
+                  "folder is merged into its base). None = the embedded default SmolLM2-135M-Instruct."},
+    )
+    train: Literal["lora", "partial", "full"] = field(
+        default="lora",
+        metadata={"help": "What to train: 'lora' (LoRA on every linear layer of the transformer, the head in "
+                  "full), 'partial' (the last `partial_layers` blocks, final norm and head) or 'full'."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)."})
+    partial_layers: int = field(default=2, metadata={"help": "Blocks trained with train=partial (the last N)."})
+    learning_rate: Optional[float] = field(
+        default=None,
+        metadata={"help": "AdamW learning rate. None = 1e-4 for lora, 3e-5 for partial, 1e-5 for full."},
+    )
+    epochs: int = field(default=1, metadata={"help": "Passes over the training rankings (InstructGPT: 1, more overfits)."})
+    max_steps: Optional[int] = field(
+        default=None, metadata={"help": "Stop after this many optimizer steps (overrides epochs when set)."}
+    )
+    batch_size: int = field(
+        default=8,
+        metadata={"help": "Rankings per forward pass; all K completions of each are scored together."},
+    )
+    grad_accum: int = field(default=1, metadata={"help": "Forward passes per optimizer step."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with a linearly rising learning rate."})
+    max_length: int = field(
+        default=512,
+        metadata={"help": "Tokens per prompt+completion; longer texts lose tokens from the left (prompt side)."},
+    )
+    eval_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Share of prompts held out for evaluation (split by prompt: no prompt on both sides)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for the split, the head's initialisation and data order."})
+    merge_labelers: bool = field(
+        default=False,
+        metadata={"help": "Merge several labelers' rankings of one item into a consensus (mean fractional rank "
+                  "per completion; equal means form a tie). Default: each labeler's ranking is its own row."},
+    )
+    tie_loss: Literal["none", "davidson", "rao_kupper"] = field(
+        default="none",
+        metadata={"help": "'none': ties give no pair (Bradley-Terry on strict pairs). 'davidson' or 'rao_kupper': "
+                  "Bradley-Terry with ties, ties add a term (see rlhf/reward/loss.py for the formulas)."},
+    )
+    tie_strength: float = field(
+        default=1.0,
+        metadata={"help": "Tie parameter: nu for davidson (P(tie | equal scores) = nu/(2+nu)), alpha = log(theta) "
+                  "for rao_kupper."},
+    )
+    skip_bad_rows: bool = field(
+        default=False, metadata={"help": "Skip and count malformed rows (in metrics.json) instead of stopping."}
+    )
+    calibration_data: Optional[str] = field(
+        default=None,
+        metadata={"help": "Demonstrations whose completions get mean reward 0 after training (bias) and whose reward "
+                  "std is stored. None = the shipped demonstrations if present, else the training completions; "
+                  "'train' = the training completions; 'none' = no calibration."},
+    )
+    resume: bool = field(default=False, metadata={"help": "Continue from output_dir/checkpoint if it exists."})
+    save_steps: int = field(
+        default=0, metadata={"help": "Also checkpoint every N optimizer steps (0 = at the end of each epoch only)."}
+    )
+    logging_steps: int = field(default=5, metadata={"help": "Write TensorBoard scalars every N optimizer steps."})
+    device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = cuda if available."})

@@ -1,0 +1,357 @@
+"""`train_reward(config)`: the `rlhf reward` stage, in numbered steps.
+
+1. read rankings or pairs (bad rows raise, or are skipped and counted), merge labelers if asked,
+   split by prompt;
+2. build the seq-cls model from the base or SFT output, set what trains (LoRA / partial / full);
+3. tokenize every completion once;
+4. train: each batch scores all K completions of several rankings in one forward pass, the loss
+   forms every ordered pair from those scores (rlhf/reward/loss.py); checkpoint each epoch;
+5. evaluate pair accuracy, margin and loss on train and held-out prompts, per labeler too;
+6. merge LoRA, centre the rewards on the calibration completions, save a plain seq-cls folder.
+
+Outputs in `output_dir`: the model (config.json carries `rlhf_reward_bias` and `rlhf_reward_std`),
+tokenizer, config.yaml (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
+
+TensorBoard scalars:
+| name | meaning |
+|---|---|
+| reward/loss | ranking loss of the step (mean over rankings of the mean over their pairs) |
+| reward/accuracy | share of the step's pairs where r_better > r_worse |
+| reward/margin | mean r_better - r_worse over the step's pairs |
+| reward/lr | learning rate |
+| reward/eval_accuracy, reward/eval_margin, reward/eval_loss | the same on held-out prompts, per epoch |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
+from rlhf.reward.config import DEFAULT_LEARNING_RATES, RewardConfig
+from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
+from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
+from rlhf.reward.model import (autocast, build_reward_model, collate, encode, merged, prepare_for_training,
+                               save_reward_model, score_ids, sequence_scores)
+
+CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
+CHECKPOINT = "checkpoint/state.pt"
+# Settings that change what a checkpoint means; resuming with any of them changed is refused.
+RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers", "learning_rate", "batch_size",
+               "grad_accum", "max_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
+
+
+def train_reward(config: RewardConfig) -> dict:
+    """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
+    from rlhf.models import count_parameters, load_tokenizer, pick_device
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lr = config.learning_rate or DEFAULT_LEARNING_RATES[config.train]
+    resolved = dataclasses.replace(config, learning_rate=lr)
+    _write_config(resolved, out / "config.yaml")
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
+
+    # 1. data
+    train_set, eval_set, all_rankings, bad = _read_data(config)
+    # 2. model
+    tokenizer = load_tokenizer(config.model)
+    model = build_reward_model(config.model, tokenizer.pad_token_id, seed=config.seed)
+    model = prepare_for_training(model, config.train, config.lora_r, config.lora_alpha, config.partial_layers)
+    model.to(device)
+    trainable, total = count_parameters(model)
+    # 3. tokens
+    train_examples = encode_rankings(tokenizer, train_set, config.max_length)
+    eval_examples = encode_rankings(tokenizer, eval_set, config.max_length)
+    # 4. train
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "logs"))
+    started = time.perf_counter()
+    progress = fit(model, train_examples, eval_examples, resolved, tokenizer.pad_token_id, device, out, writer)
+    train_seconds = time.perf_counter() - started
+    # 5. evaluate the model that is saved (LoRA merged)
+    model = merged(model).eval()
+    metrics = {
+        "train": evaluate(model, train_examples, tokenizer.pad_token_id, config),
+        "eval": evaluate(model, eval_examples, tokenizer.pad_token_id, config) if eval_examples else None,
+        "labeler_agreement": labeler_agreement(all_rankings),
+        "skipped_bad_rows": len(bad), "bad_rows": [str(e) for e in bad[:20]],
+        "data": _data_summary(train_set, eval_set),
+        "steps": progress["step"], "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
+        "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
+        "train_seconds": train_seconds, "trainable_parameters": trainable, "total_parameters": total,
+        "learning_rate": lr, "device": str(device),
+    }
+    if metrics["eval"]:
+        _log_eval(writer, metrics["eval"], progress["step"])
+    writer.close()
+    # 6. calibrate and save
+    bias, std, calibration = calibrate(model, tokenizer, config, train_set)
+    metrics["calibration"] = calibration
+    model.to("cpu")
+    save_reward_model(model, tokenizer, out, bias, std, config.max_length, {"source": calibration["source"]})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _print_summary(metrics, out)
+    return metrics
+
+
+# --- 1. data ------------------------------------------------------------------------------------
+
+
+def _read_data(config: RewardConfig):
+    if not config.data:
+        raise DataError("--data", None, "data", "no rankings given: pass --data FILE (rankings JSONL or pairs)")
+    rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows)
+    if config.merge_labelers:
+        rankings = merge_labelers(rankings)
+    train_set, eval_set = split_by_prompt(rankings, config.eval_fraction, config.seed)
+    if not any(r.pairs() for r in train_set):
+        raise DataError(config.data, None, "ranking", "no training ranking orders two completions (all ties)")
+    return train_set, eval_set, rankings, bad
+
+
+def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
+    return {
+        "train_rankings": len(train_set), "eval_rankings": len(eval_set),
+        "train_prompts": len({r.prompt for r in train_set}), "eval_prompts": len({r.prompt for r in eval_set}),
+        "train_pairs": sum(len(r.pairs()) for r in train_set), "eval_pairs": sum(len(r.pairs()) for r in eval_set),
+        "completions_per_ranking": sorted({len(r.completions) for r in train_set + eval_set}),
+    }
+
+
+# --- 3. tokens ----------------------------------------------------------------------------------
+
+
+def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int) -> list[dict]:
+    """Per ranking: token ids of its K completions, its tiers, margin (0 if none) and labeler."""
+    prompts = [r.prompt for r in rankings for _ in r.completions]
+    completions = [c for r in rankings for c in r.completions]
+    ids = encode(tokenizer, prompts, completions, max_length)
+    out, start = [], 0
+    for r in rankings:
+        k = len(r.completions)
+        out.append({"ids": ids[start:start + k], "tiers": r.ranking, "labeler": r.labeler,
+                    "margin": float(getattr(r, "margin", None) or 0.0)})
+        start += k
+    return out
+
+
+def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
+    """All completions of the given rankings in one padded batch, plus the pair/tie index.
+    Returns input_ids (n, t), attention_mask (n, t), RankingIndex, margin (g,)."""
+    input_ids, mask = collate([x for e in examples for x in e["ids"]], pad_id, padding_side)
+    index = ranking_index([e["tiers"] for e in examples])
+    margin = torch.tensor([e["margin"] for e in examples], dtype=torch.float32)
+    return input_ids, mask, index, margin
+
+
+# --- 4. train -----------------------------------------------------------------------------------
+
+
+def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardConfig, pad_id: int, device,
+        out: Path, writer) -> dict:
+    """The training loop. Batch order depends only on (seed, epoch), so a resumed run replays it.
+    Held-out metrics go to TensorBoard after every epoch but the last (the caller logs the final
+    ones). Returns progress: step, epoch, epoch_seconds."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    micro = math.ceil(len(examples) / config.batch_size)
+    steps_per_epoch = math.ceil(micro / config.grad_accum)
+    total = config.max_steps or config.epochs * steps_per_epoch
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    progress = {"step": 0, "epoch": 0, "epoch_seconds": [], "epoch_cpu_seconds": []}
+    if config.resume and (out / CHECKPOINT).exists():
+        progress = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, config)
+    bar = tqdm(total=total, initial=progress["step"], desc="reward", unit="step")
+    while progress["step"] < total:
+        epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
+        order = _epoch_order(len(examples), config.seed, progress["epoch"])
+        groups = [order[i:i + config.batch_size * config.grad_accum]
+                  for i in range(0, len(order), config.batch_size * config.grad_accum)]
+        for group in groups[progress["step"] - progress["epoch"] * steps_per_epoch:]:
+            stats = train_step(model, [examples[i] for i in group], config, pad_id, device)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)  # TRL's default max_grad_norm
+            optimizer.step(), scheduler.step(), optimizer.zero_grad(set_to_none=True)
+            progress["step"] += 1
+            bar.update(1), bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.2f}")
+            if progress["step"] % config.logging_steps == 0:
+                _log(writer, stats, scheduler.get_last_lr()[0], progress["step"])
+            if config.save_steps and progress["step"] % config.save_steps == 0:
+                save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, progress, config)
+            if progress["step"] >= total:
+                break
+        if progress["step"] % steps_per_epoch == 0 or progress["step"] >= total:
+            progress["epoch_seconds"].append(time.perf_counter() - epoch_start)
+            progress["epoch_cpu_seconds"].append(time.process_time() - epoch_cpu)  # robust to other jobs' load
+            progress["epoch"] = math.ceil(progress["step"] / steps_per_epoch)
+            if progress["step"] < total and eval_examples:
+                _log_eval(writer, evaluate(model, eval_examples, pad_id, config), progress["step"])
+            save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, progress, config)
+    bar.close()
+    return progress
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    order = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, device) -> dict:
+    """Forward and backward over one optimizer step's rankings, `batch_size` rankings per pass.
+    Gradients accumulate in the parameters; returns the step's loss, accuracy and margin."""
+    model.train()
+    chunks = [group[i:i + config.batch_size] for i in range(0, len(group), config.batch_size)]
+    losses, correct, margins = [], [], []
+    for chunk in chunks:
+        input_ids, mask, index, margin = make_batch(chunk, pad_id)
+        with autocast(device):
+            scores = sequence_scores(model, input_ids.to(device), mask.to(device))  # (n,)
+        index, margin = index.to(device), margin.to(device)
+        loss = ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength)
+        (loss / len(chunks)).backward()
+        stats = pair_stats(scores.detach(), index)
+        losses.append(loss.item()), correct.append(stats["correct"]), margins.append(stats["margin"])
+    correct, margins = torch.cat(correct), torch.cat(margins)
+    return {"loss": sum(losses) / len(losses), "accuracy": _mean(correct), "margin": _mean(margins)}
+
+
+def _mean(values: torch.Tensor) -> float:
+    return values.float().mean().item() if values.numel() else float("nan")
+
+
+def _log(writer, stats: dict, lr: float, step: int) -> None:
+    writer.add_scalar("reward/loss", stats["loss"], step)
+    writer.add_scalar("reward/accuracy", stats["accuracy"], step)
+    writer.add_scalar("reward/margin", stats["margin"], step)
+    writer.add_scalar("reward/lr", lr, step)
+
+
+def _log_eval(writer, result: dict, step: int) -> None:
+    writer.add_scalar("reward/eval_accuracy", result["accuracy"], step)
+    writer.add_scalar("reward/eval_margin", result["mean_margin"], step)
+    writer.add_scalar("reward/eval_loss", result["loss"], step)
+    writer.flush()
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, config: RewardConfig) -> None:
+    """Trainable weights, optimizer, scheduler and progress, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "progress": dict(progress), "config": {k: getattr(config, k) for k in RESUME_KEYS},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfig) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    changed = [k for k in RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
+    if changed:
+        raise ValueError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
+                         "(use another output_dir, or resume=False to start over)")
+    missing = set(state["trainable"]) - {n for n, _ in model.named_parameters()}
+    if missing:
+        raise ValueError(f"cannot resume from {path}: the model has no parameters {sorted(missing)[:3]}")
+    model.load_state_dict(state["trainable"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
+    return dict(state["progress"])
+
+
+# --- 5. evaluate --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, batch_size: int = 32) -> dict:
+    """Pair accuracy, mean margin and ranking loss over all `examples`, and accuracy per labeler."""
+    was_training = model.training
+    model.eval()
+    scores = score_ids(model, [x for e in examples for x in e["ids"]], pad_id, batch_size).float()
+    model.train(was_training)
+    index = ranking_index([e["tiers"] for e in examples]).to(scores.device)
+    margin = torch.tensor([e["margin"] for e in examples], device=scores.device)
+    stats = {k: v.cpu() for k, v in pair_stats(scores, index).items()}
+    labelers = [examples[g]["labeler"] or "?" for g in index.pair_group.tolist()]
+    per_labeler = {}
+    for name in sorted(set(labelers)):
+        mine = torch.tensor([lab == name for lab in labelers])
+        per_labeler[name] = {"accuracy": _mean(stats["correct"][mine]), "pairs": int(mine.sum())}
+    return {
+        "accuracy": _mean(stats["correct"]), "mean_margin": _mean(stats["margin"]),
+        "loss": ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength).item(),
+        "pairs": int(index.better.numel()), "rankings": len(examples), "accuracy_per_labeler": per_labeler,
+    }
+
+
+# --- 6. calibrate -------------------------------------------------------------------------------
+
+
+def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[list[str], list[str], str]:
+    """(prompts, completions, source name) whose rewards are centred on 0."""
+    source = config.calibration_data
+    if source is None:
+        try:
+            source = str(builtin("demonstrations"))
+        except FileNotFoundError:
+            source = "train"
+    if source == "train":
+        seen = dict.fromkeys((r.prompt, c) for r in train_set for c in r.completions)
+        pairs = list(seen)
+        random.Random(0).shuffle(pairs)
+        pairs = pairs[:CALIBRATION_LIMIT]
+        return [p for p, _ in pairs], [c for _, c in pairs], "train"
+    rows = load_demonstrations(source)
+    rows = rows.select(range(min(CALIBRATION_LIMIT, len(rows))))
+    prompts = [next(m["content"] for m in reversed(row["prompt"]) if m["role"] == "user") for row in rows]
+    completions = ["".join(m["content"] for m in row["completion"]) for row in rows]
+    return prompts, completions, source
+
+
+def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) -> tuple[float, float, dict]:
+    """bias = -mean raw score and std of the scores on the calibration completions."""
+    if config.calibration_data == "none":
+        return 0.0, 1.0, {"source": "none", "bias": 0.0, "std": 1.0, "n": 0}
+    prompts, completions, source = calibration_pairs(config, train_set)
+    ids = encode(tokenizer, prompts, completions, config.max_length)
+    raw = score_ids(model.eval(), ids, tokenizer.pad_token_id, batch_size=32).float().cpu()
+    bias = -raw.mean().item()
+    std = max(raw.std().item() if raw.numel() > 1 else 1.0, 1e-6)
+    return bias, std, {"source": source, "bias": bias, "std": std, "n": int(raw.numel())}
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def _write_config(config: RewardConfig, path: Path) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def _print_summary(metrics: dict, out: Path) -> None:
+    train, held = metrics["train"], metrics["eval"]
+    line = f"[rlhf reward] train accuracy {train['accuracy']:.3f} ({train['pairs']} pairs)"
+    if held:
+        line += f", eval accuracy {held['accuracy']:.3f} ({held['pairs']} pairs)"
+    if metrics["labeler_agreement"]:
+        line += f", labeler agreement {metrics['labeler_agreement']['agreement']:.3f}"
+    print(f"{line}; saved to {out}")
