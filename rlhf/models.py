@@ -157,7 +157,11 @@ def load_tokenizer(name: str | os.PathLike | None = None, padding_side: str = "r
 def _adapter_base(path: Path) -> str:
     import json
 
-    return json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+    # A base named relative to the adapter folder (e.g. "base") keeps the folder movable.
+    if base and not Path(base).is_absolute() and (path / base).exists():
+        return str(path / base)
+    return base
 
 
 def pick_device(device: str | None = None) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,10 +83,19 @@ def run_sft(config: SFTConfig) -> Path:
     summary = adapter_summary(model)
 
     # 3. Train.
-    trainer = _trainer(config, model, tokenizer, train_ds, eval_ds, device, out)
-    started = time.time()
-    resume = _last_checkpoint(out) if config.resume else None
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    # transformers 5 reads the TensorBoard folder from the environment; set it for this run only.
+    previous_logdir = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")
+    try:
+        trainer = _trainer(config, model, tokenizer, train_ds, eval_ds, device, out)
+        started = time.time()
+        resume = _last_checkpoint(out) if config.resume else None
+        train_result = trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if previous_logdir is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous_logdir
 
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
@@ -132,8 +142,6 @@ def _datasets(config: SFTConfig, tokenizer):
 
 
 def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):
-    import os
-
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
@@ -147,7 +155,6 @@ def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str
     if checkpointing is None:
         checkpointing = on_gpu
     checkpointing = checkpointing and uses_gradient_checkpointing(config)
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "logs"))
     args = TRLSFTConfig(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
