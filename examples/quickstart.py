@@ -1,40 +1,36 @@
-"""Quickstart: LoRA SFT of the embedded default model (SmolLM2-135M-Instruct) on the shipped
-demonstrations, then load the adapter with plain PEFT and ask it a question.
+"""Quickstart: the whole loop on the embedded default model (SmolLM2-135M-Instruct), on CPU.
 
-    python examples/quickstart.py [--steps 60] [--out runs/quickstart]
+SFT (LoRA) -> 4 candidates per prompt -> simulated labelers rank them -> reward model -> PPO -> DPO
+-> evaluation on held-out prompts. Everything lands in one run folder with a report.md.
+
+    python examples/quickstart.py [--config examples/quickstart.yaml] [--run_dir runs/quickstart]
 """
 
 import argparse
+import json
+import time
+from pathlib import Path
 
-import torch
-from peft import PeftModel
-
-from rlhf import SFTConfig, load_causal_lm, load_tokenizer, run_sft
-
-
-def answer(model, tokenizer, question: str) -> str:
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=60, do_sample=False)
-    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+from rlhf import run_pipeline
 
 
 def main() -> None:
+    here = Path(__file__).parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=60, help="SFT optimizer steps")
-    parser.add_argument("--out", default="runs/quickstart", help="run folder")
+    parser.add_argument("--config", default=str(here / "quickstart.yaml"), help="pipeline YAML")
+    parser.add_argument("--run_dir", default=None, help="override the run folder of the config")
     args = parser.parse_args()
 
-    # Step 1: SFT with a LoRA adapter (the embedded default is used when no model is named).
-    sft_dir = run_sft(SFTConfig(adapter="lora", max_steps=args.steps, output_dir=f"{args.out}/sft", save_steps=1000))
+    started = time.time()
+    run = run_pipeline(args.config, {"run_dir": args.run_dir} if args.run_dir else None)
+    minutes = (time.time() - started) / 60
 
-    # Step 2: the adapter is a plain PEFT adapter: load it the way any PEFT user would.
-    base = load_causal_lm()
-    policy = PeftModel.from_pretrained(base, sft_dir).eval()
-    tokenizer = load_tokenizer(sft_dir)
-    question = "Give me two tips for staying focused while studying."
-    print(f"\nQ: {question}\nA: {answer(policy, tokenizer, question)}")
+    result = json.loads((run / "eval" / "eval.json").read_text())
+    reward = json.loads((run / "reward" / "metrics.json").read_text())
+    lo, hi = result["ci95"]
+    print(f"\nWhole loop in {minutes:.1f} min. Report: {run / 'report.md'}")
+    print(f"PPO vs SFT win rate ({result['judge']}): {result['win_rate']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]  n={result['n']}")
+    print(f"Reward model held-out pair accuracy: {reward.get('eval_accuracy')}")
 
 
 if __name__ == "__main__":

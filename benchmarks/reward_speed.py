@@ -1,0 +1,198 @@
+"""Grouped ranking loss (ours) against TRL's RewardTrainer on the expanded pairs, in one run.
+
+Both start from the same seq-cls model (same head initialisation, same LoRA or partial setup), see
+the same K=4 strict rankings (ours as rankings, TRL as the 2*C(K,2)/2 = 6 pairs per ranking), the
+same learning rate, schedule (linear, no warmup), gradient clipping and sequences per forward pass
+(`--batch-rankings` rankings x K = 2 x pairs per TRL batch). TRL's gradient checkpointing is off,
+as ours is. Held-out pair accuracy of both is measured by the same code on held-out prompts.
+
+    python benchmarks/reward_speed.py --tiny          # tiny random Llama, a quick check
+    python benchmarks/reward_speed.py                 # the embedded default SmolLM2-135M, LoRA
+
+Prints a table and writes benchmarks/results/reward_speed.json (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tiny", action="store_true", help="tiny random Llama instead of the embedded default")
+    p.add_argument("--rankings", type=int, default=64, help="training rankings")
+    p.add_argument("--eval-rankings", type=int, default=32, help="held-out rankings (other prompts)")
+    p.add_argument("--k", type=int, default=4, help="completions per ranking (strict rankings)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--ours-epochs", type=int, default=None,
+                   help="epochs for ours when it differs (time to equal accuracy); default --epochs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is faster on a machine other jobs share)")
+    p.add_argument("--train", choices=["lora", "partial"], default="lora")
+    p.add_argument("--batch-rankings", type=int, default=4, help="rankings per forward pass (TRL: 2x this in pairs)")
+    p.add_argument("--ours-batch-rankings", type=int, default=None,
+                   help="rankings per step for ours when it differs (1 ranking of K=4 = 6 pairs, about TRL's 8 "
+                        "pairs per step); default --batch-rankings")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 lora / 3e-5 partial; 3e-3 tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "reward_speed.json"))
+    return p.parse_args()
+
+
+def held_out_accuracy(model, tokenizer, rankings) -> float:
+    """Share of held-out strict pairs with r_better > r_worse, the same code for both trainers."""
+    from rlhf.reward.model import encode, score_ids
+
+    ids = encode(tokenizer, [r.prompt for r in rankings for _ in r.completions],
+                 [c for r in rankings for c in r.completions], 512)
+    scores = score_ids(model.eval(), ids, tokenizer.pad_token_id, batch_size=32).cpu()
+    correct, offset = [], 0
+    for r in rankings:
+        correct += [bool(scores[offset + b] > scores[offset + w]) for b, w, _ in r.pairs()]
+        offset += len(r.completions)
+    return sum(correct) / len(correct)
+
+
+def run_ours(model_name, train_file, tmp, args, lr):
+    from rlhf.models import load_tokenizer
+    from rlhf.reward import RewardConfig, train_reward
+    from rlhf.reward.model import RewardModel
+
+    config = RewardConfig(data=str(train_file), output_dir=str(tmp / "ours"), model=model_name, train=args.train,
+                          learning_rate=lr, epochs=args.ours_epochs or args.epochs, batch_size=args.ours_batch_rankings or args.batch_rankings,
+                          warmup_ratio=0.0,
+                          eval_fraction=0.0, calibration_data="none", seed=args.seed, max_length=512)
+    metrics = train_reward(config)
+    rm = RewardModel.load(tmp / "ours", device=None)
+    seconds = list(zip(metrics["epoch_seconds"], metrics["epoch_cpu_seconds"]))
+    return seconds, rm.model, load_tokenizer(str(tmp / "ours")), metrics["steps"]
+
+
+def run_trl(model_name, pairs, tmp, args, lr):
+    import datasets
+    import torch
+    import trl
+    from transformers import TrainerCallback
+
+    from rlhf.models import load_tokenizer
+    from rlhf.reward.model import build_reward_model, merged
+
+    tokenizer = load_tokenizer(model_name)
+    torch.manual_seed(args.seed)
+    model = build_reward_model(model_name, tokenizer.pad_token_id, seed=args.seed)  # same start as ours
+    peft_config = None
+    if args.train == "lora":
+        from peft import LoraConfig
+
+        backbone = model.model
+        targets = sorted({n.split(".")[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)})
+        peft_config = LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.0,
+                                 target_modules=targets, modules_to_save=["score"])
+    else:
+        from rlhf.reward.model import prepare_for_training
+
+        model = prepare_for_training(model, "partial", partial_layers=2)
+    rows = [{"prompt": [{"role": "user", "content": p["prompt"]}],
+             "chosen": [{"role": "assistant", "content": p["chosen"]}],
+             "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
+    cuda = torch.cuda.is_available()
+    trl_args = trl.RewardConfig(
+        output_dir=str(tmp / "trl"), report_to=[], use_cpu=not cuda, bf16=cuda, learning_rate=lr,
+        num_train_epochs=args.epochs, per_device_train_batch_size=2 * args.batch_rankings,
+        lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, weight_decay=0.0,
+        gradient_checkpointing=False, max_length=None, save_strategy="no", logging_steps=10_000,
+        seed=args.seed, disable_tqdm=False)
+    epoch_seconds = []
+
+    class EpochTimer(TrainerCallback):
+        def on_epoch_begin(self, *a, **k):
+            self.start, self.cpu = time.perf_counter(), time.process_time()
+
+        def on_epoch_end(self, *a, **k):
+            epoch_seconds.append((time.perf_counter() - self.start, time.process_time() - self.cpu))
+
+    trainer = trl.RewardTrainer(model=model, args=trl_args, train_dataset=datasets.Dataset.from_list(rows),
+                                processing_class=tokenizer, peft_config=peft_config, callbacks=[EpochTimer()])
+    trainer.train()
+    return epoch_seconds, merged(trainer.model), tokenizer, trainer.state.global_step
+
+
+def main():
+    args = parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from rlhf.data import write_jsonl
+    from rlhf.models import save_tiny_model
+    from rlhf.reward.synthetic import synthetic_rankings, to_pairs, to_rows
+
+    lr = args.lr or (3e-3 if args.tiny else {"lora": 1e-4, "partial": 3e-5}[args.train])
+    everything = synthetic_rankings(args.rankings + args.eval_rankings, k=args.k, seed=args.seed, kind="graded")
+    train, held_out = everything[:args.rankings], everything[args.rankings:]  # distinct prompts
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        model_name = str(save_tiny_model(tmp / "tiny")) if args.tiny else None
+        train_file = write_jsonl(tmp / "rankings.jsonl", to_rows(train))
+        pairs = to_pairs(train)
+        results = {}
+        for name, run in (("ours (grouped rankings)", lambda: run_ours(model_name, train_file, tmp, args, lr)),
+                          ("TRL RewardTrainer (pairs)", lambda: run_trl(model_name, pairs, tmp, args, lr))):
+            seconds, model, tokenizer, steps = run()
+            wall, cpu = [w for w, _ in seconds], [c for _, c in seconds]
+            results[name] = {"epochs": len(wall), "epoch_seconds": wall, "epoch_cpu_seconds": cpu,
+                             "seconds_per_epoch": sum(wall) / len(wall), "train_seconds": sum(wall),
+                             "cpu_seconds_per_epoch": sum(cpu) / len(cpu),
+                             "optimizer_steps": steps, "held_out_accuracy": held_out_accuracy(model, tokenizer, held_out)}
+            del model
+    ours, theirs = results.values()
+    speedup = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
+    total_speedup = theirs["train_seconds"] / ours["train_seconds"]
+    cpu_speedup = theirs["cpu_seconds_per_epoch"] / ours["cpu_seconds_per_epoch"]
+    report = {
+        "model": "tiny random Llama (hidden 64, 2 layers)" if args.tiny else "SmolLM2-135M-Instruct (embedded default)",
+        "train": args.train, "learning_rate": lr, "k": args.k,
+        "train_rankings": len(train), "train_pairs": len(pairs), "held_out_rankings": len(held_out),
+        "held_out_pairs": sum(len(r.pairs()) for r in held_out),
+        "sequences_per_epoch": {"ours": len(train) * args.k, "trl": 2 * len(pairs)},
+        "sequences_per_forward": {"ours": (args.ours_batch_rankings or args.batch_rankings) * args.k,
+                                  "trl": 2 * 2 * args.batch_rankings},
+        "pairs_per_step": {"ours": (args.ours_batch_rankings or args.batch_rankings) * math.comb(args.k, 2),
+                           "trl": 2 * args.batch_rankings},
+        "results": results, "speedup": speedup, "total_time_speedup": total_speedup,
+        "cpu_time_speedup_per_epoch": cpu_speedup,
+        "goal_met": speedup >= 2.5 and ours["held_out_accuracy"] >= theirs["held_out_accuracy"],
+        "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
+    _print_table(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"written to {args.out}")
+
+
+def _print_table(report: dict) -> None:
+    print(f"\n{report['model']}, train={report['train']}, lr={report['learning_rate']}, "
+          f"{report['train_rankings']} rankings of K={report['k']} = {report['train_pairs']} pairs, "
+          f"{report['held_out_pairs']} held-out pairs, {report['device']}")
+    print(f"{'trainer':<28}{'epochs':>7}{'s/epoch':>9}{'cpu s/epoch':>12}{'total s':>9}{'steps':>7}{'seqs/epoch':>12}"
+          f"{'held-out acc':>14}")
+    for (name, r), seqs in zip(report["results"].items(), report["sequences_per_epoch"].values()):
+        print(f"{name:<28}{r['epochs']:>7}{r['seconds_per_epoch']:>9.1f}{r['cpu_seconds_per_epoch']:>12.1f}{r['train_seconds']:>9.1f}"
+              f"{r['optimizer_steps']:>7}{seqs:>12}{r['held_out_accuracy']:>14.3f}")
+    print(f"speed-up per epoch: {report['speedup']:.2f}x wall, {report['cpu_time_speedup_per_epoch']:.2f}x CPU time; "
+          f"in total training time: {report['total_time_speedup']:.2f}x "
+          f"(goal >= 2.5x per epoch at equal or better accuracy: {'met' if report['goal_met'] else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

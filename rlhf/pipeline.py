@@ -1,0 +1,249 @@
+"""`rlhf pipeline CONFIG.yaml`: every stage in one run folder, resumable.
+
+The YAML names the base model and, per stage, the fields of that stage's dataclass (the same names
+as its CLI flags). The pipeline fills in the paths that chain the stages:
+
+    sft ──► sample ──► label (simulated | app) ──► reward ──► ppo ──► [dpo] ──► eval ──► report.md
+
+A stage whose folder holds `DONE.json` is skipped on a re-run, so a stopped pipeline resumes where
+it stopped. The run folder gets a copy of the config and `pipeline.log`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+STAGES = ("sft", "sample", "label", "reward", "ppo", "dpo", "eval")
+TOP_LEVEL = {"run_dir", "model", "seed", "device", "label_mode", *STAGES}
+
+
+def stage_config_class(stage: str, label_mode: str = "simulated"):
+    """The dataclass whose fields a stage's YAML section may name."""
+    import importlib
+
+    module, name = {
+        "sft": ("rlhf.sft", "SFTConfig"),
+        "sample": ("rlhf.sample", "SampleConfig"),
+        "label": ("rlhf.labelers", "SimulateConfig") if label_mode == "simulated" else ("labeling_app.cli", "LabelConfig"),
+        "reward": ("rlhf.reward", "RewardConfig"),
+        "ppo": ("rlhf.ppo", "PPOConfig"),
+        "dpo": ("rlhf.dpo", "DPOStageConfig"),
+        "eval": ("rlhf.eval", "EvalConfig"),
+    }[stage]
+    return getattr(importlib.import_module(module), name)
+
+
+class PipelineError(ValueError):
+    """A config problem: unknown stage, unknown field, wrong type."""
+
+
+def build_config(cls, stage: str, defaults: dict[str, Any], overrides: dict[str, Any]):
+    """`cls(**defaults | overrides)`, keeping only defaults the class has and refusing unknown keys."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; {cls.__name__} has: {sorted(names)}")
+    values = {k: v for k, v in defaults.items() if k in names}
+    values.update(overrides)
+    return cls(**values)
+
+
+def load_pipeline_config(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(config, dict):
+        raise PipelineError(f"{path}: the top level must be a mapping of stage names to settings")
+    unknown = sorted(set(config) - TOP_LEVEL)
+    if unknown:
+        raise PipelineError(f"{path}: unknown top-level key(s) {unknown}; known: {sorted(TOP_LEVEL)}")
+    for stage in STAGES:
+        if config.get(stage) is not None and not isinstance(config[stage], dict):
+            raise PipelineError(f"{path}: '{stage}' must be a mapping of {stage} settings")
+    return config
+
+
+class Pipeline:
+    """Runs the stages of one config into one run folder. Each `stage_*` method builds that stage's
+    config from the YAML plus the paths of earlier stages, and calls the stage's public function."""
+
+    def __init__(self, config: dict[str, Any], config_path: Path | None = None):
+        self.config = config
+        self.run = Path(config.get("run_dir") or "runs/pipeline")
+        self.run.mkdir(parents=True, exist_ok=True)
+        if config_path is not None:
+            shutil.copy(config_path, self.run / "pipeline.yaml")
+        self.log_path = self.run / "pipeline.log"
+
+    def section(self, stage: str) -> dict[str, Any]:
+        return dict(self.config.get(stage) or {})
+
+    def common(self) -> dict[str, Any]:
+        return {k: self.config[k] for k in ("seed", "device") if self.config.get(k) is not None}
+
+    def log(self, message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {message}"
+        print(f"[rlhf pipeline] {line}", flush=True)
+        with self.log_path.open("a") as fh:
+            fh.write(line + "\n")
+
+    # --- one method per stage ----------------------------------------------------------------
+
+    def stage_sft(self, out: Path):
+        from rlhf.sft import SFTConfig, run_sft
+
+        cfg = build_config(SFTConfig, "sft", {"model": self.config.get("model"), "output_dir": str(out), **self.common()}, self.section("sft"))
+        run_sft(cfg)
+
+    def stage_sample(self, out: Path):
+        from rlhf.sample import SampleConfig, run_sample
+
+        defaults = {"model": str(self.run / "sft"), "output": str(out / "candidates.jsonl"), **self.common()}
+        run_sample(build_config(SampleConfig, "sample", defaults, self.section("sample")))
+
+    def stage_label(self, out: Path):
+        mode = self.config.get("label_mode", "simulated")
+        candidates = str(self.run / "sample" / "candidates.jsonl")
+        if mode == "simulated":
+            from rlhf.labelers import SimulateConfig, run_simulate
+
+            defaults = {"candidates": candidates, "output": str(out / "rankings.jsonl"), **self.common()}
+            run_simulate(build_config(SimulateConfig, "label", defaults, self.section("label")))
+        elif mode == "app":
+            self._label_with_app(out, candidates)
+        else:
+            raise PipelineError(f"label_mode must be 'simulated' or 'app', not {mode!r}")
+
+    def _label_with_app(self, out: Path, candidates: str) -> None:
+        """Start the labeling app on the candidates and wait until the configured number of labels
+        is in (`label.target_labels`, default every item x labels_per_item), then export."""
+        from labeling_app.cli import LabelConfig
+        from labeling_app.store import LabelStore
+        from labeling_app import app as label_app
+        from rlhf.data import load_candidates
+
+        section = self.section("label")
+        target = section.pop("target_labels", None)
+        cfg = build_config(LabelConfig, "label", {"db": str(out / "labels.db"), "candidates": candidates}, section)
+        store = LabelStore(cfg.db, labels_per_item=cfg.labels_per_item, lease_seconds=cfg.lease_minutes * 60)
+        store.add_items(load_candidates(candidates))
+        if cfg.users:
+            store.load_users_file(cfg.users)
+        target = target or len(load_candidates(candidates)) * cfg.labels_per_item
+        label_app.launch(store, cfg, block=False)
+        self.log(f"labeling app at http://{cfg.host}:{cfg.port} — waiting for {target} labels")
+        while store.label_count() < target:
+            time.sleep(5)
+        store.export_rankings(out / "rankings.jsonl")
+
+    def stage_reward(self, out: Path):
+        from rlhf.reward import RewardConfig, train_reward
+
+        defaults = {"model": str(self.run / "sft"), "data": str(self.run / "label" / "rankings.jsonl"), "output_dir": str(out), **self.common()}
+        train_reward(build_config(RewardConfig, "reward", defaults, self.section("reward")))
+
+    def stage_ppo(self, out: Path):
+        from rlhf.ppo import PPOConfig, run_ppo
+
+        defaults = {"policy": str(self.run / "sft"), "reward_model": str(self.run / "reward"), "output_dir": str(out), **self.common()}
+        run_ppo(build_config(PPOConfig, "ppo", defaults, self.section("ppo")))
+
+    def stage_dpo(self, out: Path):
+        from rlhf.dpo import DPOStageConfig, run_dpo
+
+        section = self.section("dpo")
+        section.pop("enabled", None)
+        defaults = {"policy": str(self.run / "sft"), "data": str(self.run / "label" / "rankings.jsonl"), "output_dir": str(out), **self.common()}
+        run_dpo(build_config(DPOStageConfig, "dpo", defaults, section))
+
+    def stage_eval(self, out: Path):
+        from rlhf.eval import EvalConfig, run_eval
+
+        label = self.section("label")
+        defaults = {"policy_a": str(self.run / "ppo" / "policy"), "policy_b": str(self.run / "sft"), "reward_model": str(self.run / "reward"),
+                    "reference": str(self.run / "sft"), "output": str(out), **self.common()}
+        if "preference" in label:
+            defaults["preference"] = label["preference"]
+        if (self.run / "dpo" / "DONE.json").exists():
+            defaults["extra_policies"] = [str(self.run / "dpo")]
+        run_eval(build_config(EvalConfig, "eval", defaults, self.section("eval")))
+
+    # --- driver --------------------------------------------------------------------------------
+
+    def enabled(self, stage: str) -> bool:
+        if stage == "dpo":
+            return bool(self.section("dpo").get("enabled", False))
+        return True
+
+    def validate(self) -> None:
+        """Check every stage's section against its dataclass before the first stage runs, so a typo in
+        `eval:` fails in a second, not after half an hour of training."""
+        mode = self.config.get("label_mode", "simulated")
+        for stage in STAGES:
+            if not self.enabled(stage):
+                continue
+            section = self.section(stage)
+            section.pop("enabled", None)
+            section.pop("target_labels", None)
+            names = {f.name for f in dataclasses.fields(stage_config_class(stage, mode))}
+            unknown = sorted(set(section) - names)
+            if unknown:
+                raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; its fields are: {sorted(names)}")
+
+    def run_all(self) -> Path:
+        started = time.time()
+        self.validate()
+        for stage in STAGES:
+            out = self.run / stage
+            if not self.enabled(stage):
+                continue
+            if (out / "DONE.json").exists():
+                self.log(f"{stage}: done in an earlier run, skipped")
+                continue
+            self.log(f"{stage}: started")
+            t0 = time.time()
+            out.mkdir(parents=True, exist_ok=True)
+            step: Callable[[Path], Any] = getattr(self, f"stage_{stage}")
+            step(out)
+            seconds = round(time.time() - t0, 1)
+            (out / "DONE.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+            self.log(f"{stage}: finished in {seconds} s")
+        from rlhf.report import write_report
+
+        report = write_report(self.run)
+        self.log(f"all stages done in {time.time() - started:.0f} s; report: {report}")
+        return self.run
+
+
+def run_pipeline(config_path: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+    config = load_pipeline_config(config_path)
+    config.update(overrides or {})
+    return Pipeline(config, Path(config_path)).run_all()
+
+
+def pipeline_main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="rlhf pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="pipeline YAML (see examples/quickstart.yaml)")
+    parser.add_argument("--run_dir", help="override the run folder named in the config")
+    args = parser.parse_args(argv)
+    from rlhf.data import DataError
+    from rlhf.models import ModelNotFoundError
+
+    try:
+        run_pipeline(args.config, {"run_dir": args.run_dir} if args.run_dir else None)
+    except (PipelineError, DataError, ModelNotFoundError) as err:
+        print(f"rlhf pipeline: error: {err}", file=sys.stderr)
+        return 2
+    return 0

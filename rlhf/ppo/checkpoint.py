@@ -1,0 +1,99 @@
+"""Checkpoints that resume exactly: a run killed after step N and resumed ends with the same
+weights as one that never stopped (CPU, fixed seed).
+
+A checkpoint holds what changes during training and nothing else: the trainable tensors (LoRA,
+value head, critic; or all weights with full fine-tuning), the optimizer's state, the KL
+coefficient, the step, and each process's random generators (sampling draws from them). The
+frozen base and the reference are rebuilt from the config. Prompt order and minibatch order are
+functions of (seed, step), so they need no saving.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+PREFIX = "checkpoint-"
+
+
+def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a folder without `trainer.pt` was cut off mid-write)."""
+    root = Path(output_dir) / "checkpoints"
+    found = [p for p in root.glob(f"{PREFIX}*") if p.name[len(PREFIX):].isdigit() and (p / "trainer.pt").exists()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    dirs = checkpoint_dirs(output_dir)
+    return dirs[-1] if dirs else None
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy as np
+
+        state["numpy"] = np.random.get_state()
+    except ImportError:
+        pass
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        import numpy as np
+
+        np.random.set_state(state["numpy"])
+
+
+def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().cpu().clone() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(output_dir, step: int, module, optimizer, extra: dict, accelerator, keep: int) -> Path:
+    """Write checkpoint-{step}; every process writes its random state, the main one the rest.
+    `trainer.pt` is written last, so a checkpoint without it is incomplete and ignored."""
+    path = Path(output_dir) / "checkpoints" / f"{PREFIX}{step}"
+    if accelerator.is_main_process:
+        path.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    torch.save(rng_state(), path / f"rng_{accelerator.process_index}.pt")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        torch.save(trainable_state(module), path / "trainable.pt")
+        torch.save(optimizer.state_dict(), path / "optimizer.pt")
+        torch.save({"step": step, **extra}, path / "trainer.pt.tmp")
+        (path / "trainer.pt.tmp").replace(path / "trainer.pt")
+        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def load_checkpoint(path: Path, module, optimizer, accelerator) -> dict:
+    """Restore trainable tensors, optimizer and this process's random state. Returns trainer.pt."""
+    saved = torch.load(path / "trainable.pt", map_location="cpu")
+    expected = {name for name, p in module.named_parameters() if p.requires_grad}
+    if set(saved) != expected:
+        missing, extra = sorted(expected - set(saved))[:3], sorted(set(saved) - expected)[:3]
+        raise ValueError(f"{path} does not fit this run (different policy_train, critic or adapter?): "
+                         f"missing {missing}, unexpected {extra}")
+    params = dict(module.named_parameters())
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
+    rng_file = path / f"rng_{accelerator.process_index}.pt"
+    if not rng_file.exists():
+        raise ValueError(f"{path} was written by fewer processes (no {rng_file.name}): resume with the same number")
+    set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
+    return torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)

@@ -1,0 +1,153 @@
+"""`PPOConfig`: every setting of `rlhf ppo`, documented once (the help text is the CLI --help and
+the YAML key of `rlhf pipeline`).
+
+Defaults follow InstructGPT (Ouyang et al. 2022) and "The N+ Implementation Details of RLHF with
+PPO" (Huang et al. 2024, "N+" below); each field says where its default comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Optional
+
+# LoRA needs a larger step than full fine-tuning: 1e-4 moved SmolLM2-135M in tens of steps
+# (FACTS.md probe); full fine-tuning follows N+ (3e-6 at 1B), raised for a 135M model.
+DEFAULT_LEARNING_RATES = {"lora": 1e-4, "full": 1e-5}
+
+
+@dataclass
+class PPOConfig:
+    """PPO of the policy against a reward model (or any Python reward function).
+
+    Each step: generate `batch_size` completions -> score them -> reward = score at the last
+    token - kl_coef * KL per token -> GAE advantages -> `ppo_epochs` passes of clipped PPO."""
+
+    # --- what to train, against what -----------------------------------------------------------
+    policy: Optional[str] = field(
+        default=None,
+        metadata={"help": "The SFT policy: an SFT output folder (any adapter, or a full model), a model folder, hub "
+                  "id or .gguf file. It is also the KL reference. None = the embedded default SmolLM2-135M-Instruct."},
+    )
+    reward_model: Optional[str] = field(
+        default=None,
+        metadata={"help": "A reward model folder written by `rlhf reward` (its stored bias and std normalise the "
+                  "scores). Research code can pass reward_fn=... to PPOTrainer instead."},
+    )
+    prompts: Optional[str] = field(
+        default=None,
+        metadata={"help": "Prompts file (JSONL/Parquet/datasets folder, rows with `prompt` or `messages`). "
+                  "None = the built-in prompts_train set."},
+    )
+    output_dir: str = field(default="runs/ppo", metadata={"help": "Where the policy, checkpoints, metrics and plots go."})
+    policy_train: Literal["lora", "full"] = field(
+        default="lora",
+        metadata={"help": "'lora': a fresh LoRA on the SFT policy (an SFT LoRA/DoRA/IA3 is merged first; a series, "
+                  "parallel, prompt or prefix adapter is copied and the copy trained), so switching it off gives "
+                  "the reference and one base model stays in memory. 'full': every weight trains and the "
+                  "reference is a frozen copy."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "Rank of the policy's LoRA."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (update scaled by alpha / r)."})
+    lora_target_modules: Optional[list[str]] = field(
+        default=None, metadata={"help": "Linear layers that get LoRA. None = every linear layer of the blocks."}
+    )
+    critic: Literal["auto", "reward", "value-head"] = field(
+        default="auto",
+        metadata={"help": "'reward': the critic is a copy of the reward model (InstructGPT, N+); with "
+                  "policy_train=lora it is a LoRA on the reward model itself, so no second copy is held. "
+                  "'value-head': a linear head on the policy's own last hidden state, read detached so the value "
+                  "loss never moves the policy (memory-light; generation gives log-probs and values in one pass). "
+                  "'auto' = reward when a reward model is given, else value-head."},
+    )
+    value_warmup_steps: int = field(
+        default=0, metadata={"help": "First steps train only the critic (the policy update is skipped)."}
+    )
+
+    # --- rollout -------------------------------------------------------------------------------
+    steps: int = field(default=200, metadata={"help": "PPO steps (one batch of rollouts each)."})
+    batch_size: int = field(default=8, metadata={"help": "Completions generated per step, per process."})
+    generation_batch_size: Optional[int] = field(
+        default=None, metadata={"help": "Completions per generate() call (memory bound). None = batch_size."}
+    )
+    max_new_tokens: int = field(default=53, metadata={"help": "Longest completion, in tokens (N+: 53)."})
+    temperature: float = field(
+        default=0.7,
+        metadata={"help": "Sampling temperature; policy and reference log-probs use it too (N+: 0.7)."},
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling cut (1.0 = sample the full distribution)."})
+    missing_eos_penalty: Optional[float] = field(
+        default=None,
+        metadata={"help": "Score given to a completion that ends without a stop token (N+ uses -1). None = score it "
+                  "as it is; with short max_new_tokens most completions are cut, so this is opt-in."},
+    )
+    score_clip: Optional[float] = field(
+        default=None, metadata={"help": "Clip scores to [-score_clip, score_clip] after normalisation. None = no clip."}
+    )
+    reward_batch_size: int = field(default=16, metadata={"help": "Completions per reward-model forward pass."})
+
+    # --- PPO -----------------------------------------------------------------------------------
+    learning_rate: Optional[float] = field(
+        default=None, metadata={"help": "Adam learning rate. None = 1e-4 for lora, 1e-5 for full."}
+    )
+    ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts (N+: 4)."})
+    num_minibatches: int = field(default=1, metadata={"help": "Optimizer steps per PPO epoch."})
+    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per minibatch (gradient accumulation)."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Clip the gradient's global norm to this."})
+    kl_coef: float = field(default=0.05, metadata={"help": "beta, the KL penalty per token (N+: 0.05; InstructGPT: 0.02)."})
+    kl_estimator: Literal["k1", "k3"] = field(
+        default="k1", metadata={"help": "Per-token KL estimate: k1 = log p - log q (N+), k3 = never negative."}
+    )
+    adaptive_kl: bool = field(
+        default=False, metadata={"help": "Adapt beta toward target_kl (Ziegler et al. 2019) instead of keeping it fixed."}
+    )
+    target_kl: float = field(default=6.0, metadata={"help": "Adaptive KL target, nats per completion (Ziegler: 6)."})
+    kl_horizon: int = field(default=10000, metadata={"help": "Adaptive KL horizon, in completions (Ziegler: 10000)."})
+    gamma: float = field(default=1.0, metadata={"help": "GAE discount (N+: 1.0)."})
+    lam: float = field(default=0.95, metadata={"help": "GAE lambda (N+: 0.95)."})
+    cliprange: float = field(default=0.2, metadata={"help": "PPO ratio clip epsilon (N+: 0.2)."})
+    cliprange_value: float = field(default=0.2, metadata={"help": "Value clip around the rollout values (N+: 0.2)."})
+    vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss (N+: 0.1)."})
+    whiten_rewards: bool = field(default=False, metadata={"help": "Whiten rewards before GAE, keeping their mean (N+: off)."})
+    min_reward_std: float = field(
+        default=1e-4,
+        metadata={"help": "Skip the policy update of a step whose completions' total rewards (score - beta*KL) spread "
+                  "less than this: the advantages would be the critic's noise whitened to unit size, and Adam "
+                  "would follow it at full step."},
+    )
+
+    # --- run -----------------------------------------------------------------------------------
+    save_steps: int = field(default=50, metadata={"help": "Write a resumable checkpoint every N steps (0 = never)."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (oldest deleted first)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
+    seed: int = field(default=0, metadata={"help": "Seed for prompt order, sampling and initialisation."})
+    device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = a GPU when present."})
+    bf16: Optional[bool] = field(
+        default=None, metadata={"help": "Load the models in bf16. None = on a bf16-capable GPU, never on CPU."}
+    )
+    logprobs_from_generate: bool = field(
+        default=True,
+        metadata={"help": "Take the rollout log-probs (and value-head values) from generate() instead of a second "
+                  "forward pass (they agree within ~2e-5)."},
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+    def __post_init__(self):
+        problems = []
+        if self.batch_size % (self.num_minibatches * self.grad_accum):
+            problems.append(f"batch_size={self.batch_size} must be divisible by num_minibatches*grad_accum="
+                            f"{self.num_minibatches * self.grad_accum}")
+        if self.temperature <= 0:
+            problems.append("temperature must be > 0 (PPO samples)")
+        for name in ("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches", "grad_accum"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.adaptive_kl and self.target_kl <= 0:
+            problems.append("target_kl must be > 0")
+        if problems:
+            raise ValueError("PPOConfig: " + "; ".join(problems))
+
+    def resolved_learning_rate(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.policy_train]
+
+    def to_dict(self) -> dict:
+        return asdict(self)

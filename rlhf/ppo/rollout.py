@@ -1,0 +1,232 @@
+"""Rollouts: prompts -> completions with their log-probs (and values), cut at the first stop token,
+then scored by a reward model or any Python function.
+
+Generation uses the KV cache and returns the raw logits of every sampled step, so the log-probs of
+the sampled tokens come with the sample: no second "old log-prob" forward pass (they match a full
+forward within ~2e-5, FACTS.md). With a value head on the policy, a hook on the LM head's input
+collects the last hidden state of every step too, so the values come for free as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Callable, Sequence
+
+import torch
+
+from rlhf.ppo.core import logprobs_from_logits
+
+RewardFn = Callable[[list[str], list[str]], "torch.Tensor | Sequence[float]"]
+
+
+@dataclass
+class Rollout:
+    """One batch of experience. Shapes: b rollouts, p prompt tokens (left-padded), t response tokens
+    (right-padded). Fields after `finished` are filled step by step by the trainer."""
+
+    prompts: list[str]  # the user message of each prompt (what reward functions see)
+    completions: list[str]  # decoded responses, special tokens removed
+    query_ids: torch.Tensor  # (b, p)
+    query_mask: torch.Tensor  # (b, p)
+    response_ids: torch.Tensor  # (b, t), pad after the stop token
+    response_mask: torch.Tensor  # (b, t) bool, True = real token (stop token included)
+    finished: torch.Tensor  # (b,) bool, a stop token ended the response
+    logprobs: torch.Tensor | None = None  # (b, t) policy at sampling time ("old")
+    values: torch.Tensor | None = None  # (b, t) critic at sampling time
+    ref_logprobs: torch.Tensor | None = None  # (b, t)
+    scores: torch.Tensor | None = None  # (b,)
+    prefix_len: int = 0  # leading tokens all queries share (see encode_queries)
+
+    @property
+    def input_ids(self) -> torch.Tensor:  # (b, p + t)
+        return torch.cat([self.query_ids, self.response_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:  # (b, p + t)
+        return torch.cat([self.query_mask, self.response_mask.long()], dim=1)
+
+    def __len__(self) -> int:
+        return self.query_ids.shape[0]
+
+
+def select(rollout_tensors: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The rows `index` of every (b, ...) tensor in a dict."""
+    return {k: v[index] for k, v in rollout_tensors.items()}
+
+
+# --- prompts -> token ids ----------------------------------------------------------------------
+
+
+MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a second forward call
+
+
+def encode_queries(tokenizer, conversations: list[list[dict]], device, share_prefix: bool = False):
+    """Chat-template each conversation for the assistant's turn and pad with the pad token (never
+    EOS: SmolLM2's EOS <|im_end|> occurs inside templated prompts).
+
+    With `share_prefix`, the tokens every query starts with (system prompt, turn header: ~20 of
+    SmolLM2's ~39 prompt tokens) stay first, unpadded, and the padding sits between them and the
+    rest, so forward passes can run that prefix once per batch (`policy.prefix_cache`). Position
+    ids count real tokens, so both layouts compute the same thing.
+    -> input_ids (b, p), attention_mask (b, p), prefix_len"""
+    from rlhf.generation import encode_prompt
+
+    ids = [encode_prompt(tokenizer, messages) for messages in conversations]
+    input_ids, mask, prefix_len = pad_with_shared_prefix(ids, tokenizer.pad_token_id, share_prefix)
+    return input_ids.to(device), mask.to(device), prefix_len
+
+
+def pad_with_shared_prefix(ids: list[list[int]], pad_id: int, share_prefix: bool = True):
+    """Token lists -> (b, s) ids and mask: [common prefix][left padding][rest of the row], or plain
+    left padding when the rows share fewer than MIN_SHARED_PREFIX leading tokens.
+    -> input_ids (b, s), attention_mask (b, s), prefix_len"""
+    from rlhf.generation import left_pad
+
+    prefix_len = _common_prefix(ids) if share_prefix and len(ids) > 1 else 0
+    prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every row keeps a token after it
+    if prefix_len < MIN_SHARED_PREFIX:
+        prefix_len = 0
+    rest, rest_mask = left_pad([x[prefix_len:] for x in ids], pad_id)
+    prefix = torch.tensor(ids[0][:prefix_len], dtype=torch.long).expand(len(ids), -1)
+    return torch.cat([prefix, rest], dim=1), torch.cat([torch.ones_like(prefix), rest_mask], dim=1), prefix_len
+
+
+def _common_prefix(rows: list[list[int]]) -> int:
+    n = min(len(r) for r in rows)
+    for i in range(n):
+        if any(r[i] != rows[0][i] for r in rows):
+            return i
+    return n
+
+
+def truncate_after_stop(response_ids: torch.Tensor, stop_ids: Sequence[int], pad_id: int):
+    """Keep each response up to and including its first stop token; pad the rest.
+
+    (b, t) -> response_ids (b, t), response_mask (b, t) bool, finished (b,) bool"""
+    is_stop = torch.isin(response_ids, torch.tensor(list(stop_ids), device=response_ids.device))
+    stops_before = torch.cumsum(is_stop.long(), dim=1) - is_stop.long()  # stop tokens strictly earlier
+    response_mask = stops_before == 0
+    response_ids = torch.where(response_mask, response_ids, torch.full_like(response_ids, pad_id))
+    return response_ids, response_mask, is_stop.any(dim=1)
+
+
+# --- generation --------------------------------------------------------------------------------
+
+
+def generation_config(max_new_tokens: int, temperature: float, top_p: float, pad_id: int, stop_ids: list[int]):
+    """Sampling from the model's own distribution at `temperature`: no top-k (transformers'
+    default cuts to 50), no repetition penalty, whatever the model's saved generation config says."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+        pad_token_id=pad_id, eos_token_id=list(stop_ids), output_logits=True, return_dict_in_generate=True,
+    )
+
+
+@torch.no_grad()
+def generate(model, query_ids, query_mask, gen_config, temperature: float, value_head=None, prefix_len: int = 0):
+    """Sample one response per query with the KV cache (started from the shared prefix's cache
+    when `prefix_len` > 0).
+
+    Returns response_ids (b, t), their log-probs (b, t) under softmax(logits / temperature), and,
+    when `value_head` is given, its values on the hidden state before each token (b, t)."""
+    from rlhf.ppo.policy import prefix_cache
+
+    extra = {"past_key_values": prefix_cache(model, query_ids, prefix_len)} if prefix_len else {}
+    hidden_steps: list[torch.Tensor] = []
+    hook = None
+    if value_head is not None:
+        head = model.get_output_embeddings()
+        hook = head.register_forward_hook(lambda mod, args, out: hidden_steps.append(args[0][:, -1]))
+    try:
+        out = model.generate(input_ids=query_ids, attention_mask=query_mask, generation_config=gen_config, **extra)
+    finally:
+        if hook is not None:
+            hook.remove()
+    response_ids = out.sequences[:, query_ids.shape[1]:]  # (b, t)
+    logits = torch.stack(out.logits, dim=1)  # (b, t, v)
+    logprobs = logprobs_from_logits(logits, response_ids, temperature)
+    values = None
+    if value_head is not None:
+        values = value_head(torch.stack(hidden_steps[: response_ids.shape[1]], dim=1))  # (b, t)
+    return response_ids, logprobs, values
+
+
+def pad_right(tensors: list[torch.Tensor], value) -> torch.Tensor:
+    """Concatenate (b_i, t_i) tensors along the batch, right-padding to the longest t."""
+    width = max(t.shape[1] for t in tensors)
+    return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value) for t in tensors], dim=0)
+
+
+def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list[str], *, gen_config,
+            temperature: float, stop_ids: list[int], chunk_size: int, value_head=None,
+            share_prefix: bool = True) -> Rollout:
+    """Generate responses for a batch of conversations, `chunk_size` per generate() call."""
+    device = next(model.parameters()).device
+    query_ids, query_mask, prefix_len = encode_queries(tokenizer, conversations, device, share_prefix)
+    parts = [generate(model, query_ids[i:i + chunk_size], query_mask[i:i + chunk_size], gen_config, temperature,
+                      value_head, prefix_len) for i in range(0, len(conversations), chunk_size)]
+    response_ids = pad_right([p[0] for p in parts], tokenizer.pad_token_id)
+    response_ids, response_mask, finished = truncate_after_stop(response_ids, stop_ids, tokenizer.pad_token_id)
+    logprobs = pad_right([p[1] for p in parts], 0.0) * response_mask
+    values = pad_right([p[2] for p in parts], 0.0) * response_mask if value_head is not None else None
+    completions = [text.strip() for text in tokenizer.batch_decode(response_ids, skip_special_tokens=True)]
+    return Rollout(prompt_texts, completions, query_ids, query_mask, response_ids, response_mask, finished,
+                   logprobs=logprobs, values=values, prefix_len=prefix_len)
+
+
+# --- scores ------------------------------------------------------------------------------------
+
+
+def score(prompts: list[str], completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
+          batch_size: int = 16) -> torch.Tensor:
+    """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`
+    (normalised by its stored bias and std, so scores are on a unit scale). -> (b,) float32, CPU"""
+    if reward_fn is not None:
+        raw = reward_fn(list(prompts), list(completions))
+        scores = torch.as_tensor(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw, dtype=torch.float32)
+        if scores.shape != (len(completions),):
+            raise ValueError(f"reward_fn returned shape {tuple(scores.shape)}; it must return one number per "
+                             f"completion, shape ({len(completions)},)")
+        return scores
+    return reward_model_scores(reward_model, prompts, completions, batch_size)
+
+
+@torch.no_grad()
+def reward_model_scores(reward_model, prompts: list[str], completions: list[str], batch_size: int = 16) -> torch.Tensor:
+    """`RewardModel.score(..., normalize=True)`, computed with the chat template's shared prefix run
+    once per batch (the reward model's input starts with the same system prompt as the policy's).
+    Same tokens, same pooling at the last real token, same bias and std. -> (b,) float32, CPU"""
+    from rlhf.ppo.policy import _forward
+    from rlhf.reward.model import encode, unwrap
+
+    seq = unwrap(reward_model.model)
+    backbone = getattr(seq, seq.base_model_prefix)
+    ids = encode(reward_model.tokenizer, prompts, completions, reward_model.max_length)
+    raw = []
+    for start in range(0, len(ids), batch_size):
+        input_ids, mask, prefix_len = pad_with_shared_prefix(ids[start:start + batch_size],
+                                                             reward_model.tokenizer.pad_token_id)
+        device = reward_model.device
+        hidden = _forward(backbone, input_ids.to(device), mask.to(device), prefix_len).last_hidden_state
+        raw.append(seq.score(hidden[:, -1]).squeeze(-1).float())  # left-padded: the last position is real
+    return ((torch.cat(raw) + reward_model.bias) / reward_model.std).cpu()
+
+
+def shape_scores(scores: torch.Tensor, finished: torch.Tensor, missing_eos_penalty: float | None,
+                 score_clip: float | None) -> torch.Tensor:
+    """A completion cut off before its stop token gets the fixed `missing_eos_penalty` score (N+);
+    then scores are clipped to +-score_clip. (b,), (b,) -> (b,)"""
+    if missing_eos_penalty is not None:
+        scores = torch.where(finished, scores, torch.full_like(scores, float(missing_eos_penalty)))
+    if score_clip is not None:
+        scores = scores.clamp(-score_clip, score_clip)
+    return scores
+
+
+def rollout_tensors(r: Rollout) -> dict[str, torch.Tensor]:
+    """The per-row tensors of a rollout, by name, for minibatching."""
+    out = {f.name: getattr(r, f.name) for f in fields(r) if isinstance(getattr(r, f.name), torch.Tensor)}
+    out["input_ids"], out["attention_mask"] = r.input_ids, r.attention_mask
+    return out

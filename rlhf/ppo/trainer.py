@@ -1,0 +1,513 @@
+"""`PPOTrainer`: orchestration only. Each step reads as the algorithm does:
+
+    1. rollout      generate completions with the policy (log-probs, values from the same pass)
+    2. reference    log-probs of the same tokens under the SFT policy
+    3. score        reward model or reward_fn; fixed score for a missing stop token; clip
+    4. advantages   reward = score at the end - beta * KL per token; GAE; whiten
+    5. PPO epochs   clipped policy + value loss over minibatches, gradient accumulation, clipping
+    6. bookkeeping  KL controller, metrics
+
+The math lives in `rlhf.ppo.core`, models in `policy.py`, generation in `rollout.py`.
+
+    from rlhf import PPOConfig, PPOTrainer
+    trainer = PPOTrainer(PPOConfig(steps=50), reward_fn=lambda prompts, completions: [c.count("!") for c in completions])
+    trainer.train()
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlhf.ppo import core
+from rlhf.ppo.config import PPOConfig
+from rlhf.ppo.rollout import Rollout, RewardFn
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or inf in a loss, reward or advantage: the run stops before it touches the weights."""
+
+
+class PPOTrainer:
+    """PPO of `policy` against `reward_model` or `reward_fn(prompts, completions) -> (b,) scores`.
+
+    policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
+    mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
+    prompts: None (config.prompts, else the built-in set), a path, strings, message lists or
+    `rlhf.data.Prompt`s."""
+
+    def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
+                 reward_model=None, prompts=None):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        from rlhf.models import pick_device
+
+        if reward_fn is None and reward_model is None and config.reward_model is None:
+            raise ValueError("PPO needs a reward: set reward_model (a `rlhf reward` output) or pass reward_fn")
+        self.config = config
+        device = pick_device(config.device)
+        self.accelerator = Accelerator(cpu=not str(device).startswith("cuda"))
+        set_seed(config.seed)  # same initialisation on every process
+        self.output_dir = Path(config.output_dir)
+        self.reward_fn = reward_fn
+        self.step_count = 0
+        self._setup_policy(policy, tokenizer, prompts)
+        self._setup_reward_and_critic(reward_model)
+        self._setup_optimizer()
+        torch.manual_seed(config.seed + 1 + self.accelerator.process_index)  # sampling differs per process
+        self.kl_ctl = (core.AdaptiveKLController(config.kl_coef, config.target_kl, config.kl_horizon)
+                       if config.adaptive_kl else core.FixedKLController(config.kl_coef))
+        self.history: list[dict] = []
+
+    # --- setup ------------------------------------------------------------------------------
+
+    def _setup_policy(self, policy, tokenizer, prompts) -> None:
+        """Tokenizer and prompts, then the policy and its reference (checked against the SFT model)."""
+        from rlhf.generation import stop_token_ids
+        from rlhf.models import load_tokenizer, pick_dtype
+        from rlhf.ppo.policy import build_policy_pair, load_sft
+
+        cfg, device = self.config, self.accelerator.device
+        self.dtype = torch.bfloat16 if cfg.bf16 else (pick_dtype(str(device)) if cfg.bf16 is None else torch.float32)
+        source = policy if isinstance(policy, (str, Path)) or policy is None else None
+        source = str(source) if source is not None else cfg.policy
+        self.tokenizer = tokenizer or load_tokenizer(source, padding_side="left")
+        self.tokenizer.padding_side = "left"
+        self.prompts = _as_prompts(prompts if prompts is not None else cfg.prompts)
+        if policy is None or isinstance(policy, (str, Path)):
+            model, kind = load_sft(source, device=device, dtype=self.dtype)
+        else:
+            model, kind = _adopt_model(policy), "mergeable" if hasattr(policy, "merge_and_unload") else "plain"
+            model.to(device)
+        probe = self._encode([p.messages for p in self.prompts[:4]])
+        self.pair = build_policy_pair(model, kind, source, cfg.policy_train, cfg.lora_r, cfg.lora_alpha,
+                                      cfg.lora_target_modules, probe)
+        self.sft_source = source
+        self.stop_ids = stop_token_ids(self.pair.model, self.tokenizer)
+        # Prompt/prefix tuning prepends virtual tokens generate() and forward() place differently.
+        peft_config = getattr(self.pair.model, "active_peft_config", None)
+        prompt_learning = getattr(peft_config, "is_prompt_learning", False)
+        self.logprobs_from_generate = cfg.logprobs_from_generate and not prompt_learning
+        self.share_prefix = not prompt_learning  # virtual tokens would sit before the shared prefix
+
+    def _setup_reward_and_critic(self, reward_model) -> None:
+        from rlhf.ppo.policy import ActorCritic, build_reward_critic, build_value_head
+
+        cfg = self.config
+        if reward_model is None and cfg.reward_model is not None:
+            reward_model = cfg.reward_model
+        if isinstance(reward_model, (str, Path)):
+            from rlhf.reward import RewardModel
+
+            reward_model = RewardModel.load(reward_model, device=str(self.accelerator.device), dtype=self.dtype)
+        if reward_model is not None:
+            reward_model.model.requires_grad_(False).eval()
+        self.reward_model = reward_model
+        self.critic_kind = cfg.critic if cfg.critic != "auto" else ("reward" if reward_model is not None else "value-head")
+        if self.critic_kind == "reward":
+            if reward_model is None:
+                raise ValueError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
+            critic = build_reward_critic(reward_model, self.tokenizer, cfg.policy_train, cfg.lora_r, cfg.lora_alpha)
+            self.actor_critic = ActorCritic(self.pair.model, critic=critic)
+        else:
+            self.actor_critic = ActorCritic(self.pair.model, value_head=build_value_head(self.pair.model))
+
+    def _setup_optimizer(self) -> None:
+        """Adam with eps=1e-5 (N+), prepared by accelerate (DDP across processes)."""
+        params = [p for p in self.actor_critic.parameters() if p.requires_grad]
+        self.lr = self.config.resolved_learning_rate()
+        optimizer = torch.optim.Adam(params, lr=self.lr, eps=1e-5)
+        self.model, self.optimizer = self.accelerator.prepare(self.actor_critic, optimizer)
+        self.params = params
+
+    @property
+    def policy(self):
+        """The trainable policy (a PeftModel with a LoRA, or the full model)."""
+        return self.pair.model
+
+    def _encode(self, conversations):
+        from rlhf.ppo.rollout import encode_queries
+
+        ids, mask, _ = encode_queries(self.tokenizer, conversations, self.accelerator.device)
+        return ids, mask
+
+    # --- one PPO step -----------------------------------------------------------------------
+
+    def step(self, prompts=None) -> dict[str, float]:
+        """One PPO step on `prompts` (default: the next batch of the prompt set). Returns metrics."""
+        cfg, timer = self.config, _Timer()
+        batch = _as_prompts(prompts) if prompts is not None else self._next_prompts()
+        self.pair.model.eval()  # dropout off everywhere (N+)
+        # Step 1: rollout.
+        with timer("generate"):
+            r = self._rollout(batch)
+        # Step 2: reference log-probs (and old log-probs / values if generation did not give them).
+        with timer("forward"):
+            self._forward_passes(r)
+        # Step 3: scores.
+        with timer("score"):
+            r.scores = self._score(r)
+        self._check_finite("reward", r.scores)
+        # Step 4: per-token rewards, advantages and returns.
+        kl = core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator) * r.response_mask
+        rewards = core.shaped_rewards(r.scores.to(kl.device), kl, r.response_mask, self.kl_ctl.value)
+        signal_std = rewards.sum(1).std(unbiased=False)  # spread of the total reward per completion
+        if cfg.whiten_rewards:
+            rewards = core.masked_whiten(rewards, r.response_mask, shift_mean=False)
+        advantages, returns = core.gae(rewards, r.values, r.response_mask, cfg.gamma, cfg.lam)
+        advantages = core.masked_whiten(advantages, r.response_mask)
+        self._check_finite("advantages", advantages)
+        # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
+        # equal, KL ~ 0), the advantages are the critic's noise whitened to unit size, and Adam
+        # would take a full step on it (FACTS.md): skip the policy update then.
+        policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
+        with timer("train"):
+            train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
+        # Step 6: KL controller and metrics.
+        metrics = self._metrics(r, kl, rewards, returns, signal_std, train_stats, timer)
+        self.kl_ctl.update(metrics["kl/mean"], cfg.batch_size * self.accelerator.num_processes)
+        self.step_count += 1
+        return metrics
+
+    def _rollout(self, prompts) -> Rollout:
+        from rlhf.ppo.policy import merged_lora
+        from rlhf.ppo.rollout import generation_config, rollout
+
+        cfg = self.config
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        gen_config = generation_config(cfg.max_new_tokens, cfg.temperature, cfg.top_p, self.tokenizer.pad_token_id,
+                                       self.stop_ids)
+        value_head = unwrapped.value_head if self.logprobs_from_generate else None
+        with merged_lora(unwrapped.policy) if self.pair.layout == "lora" else nullcontext(unwrapped.policy) as policy:
+            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.text for p in prompts],
+                        gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
+                        chunk_size=cfg.generation_batch_size or cfg.batch_size, value_head=value_head,
+                        share_prefix=self.share_prefix)
+        if not self.logprobs_from_generate:
+            r.logprobs = None
+        return r
+
+    @torch.no_grad()
+    def _forward_passes(self, r: Rollout) -> None:
+        """Reference log-probs; the policy's own forward only for what generation did not give."""
+        from rlhf.ppo.policy import critic_values, response_forward
+
+        cfg, t, pre = self.config, r.response_ids.shape[1], r.prefix_len
+        chunk = cfg.generation_batch_size or cfg.batch_size
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        ids, mask = r.input_ids, r.attention_mask
+        ref, old, values = [], [], []
+        for i in range(0, len(r), chunk):
+            rows = slice(i, i + chunk)
+            with self.pair.reference() as reference:
+                logits, _ = response_forward(reference, ids[rows], mask[rows], t, prefix_len=pre)
+            ref.append(core.logprobs_from_logits(logits, r.response_ids[rows], cfg.temperature))
+            if r.logprobs is None:
+                logits, vals = unwrapped(ids[rows], mask[rows], t, pre)
+                old.append(core.logprobs_from_logits(logits, r.response_ids[rows], cfg.temperature))
+                values.append(vals)
+            elif r.values is None:
+                values.append(critic_values(unwrapped.critic, ids[rows], mask[rows], t, pre))
+        m = r.response_mask
+        r.ref_logprobs = torch.cat(ref) * m
+        if old:
+            r.logprobs = torch.cat(old) * m
+        if values:
+            r.values = torch.cat(values).float() * m
+
+    def _score(self, r: Rollout) -> torch.Tensor:
+        from rlhf.ppo.rollout import score, shape_scores
+
+        cfg = self.config
+        # A LoRA critic lives on the reward model's own weights: switch it off to score.
+        critic = self.accelerator.unwrap_model(self.model).critic
+        with critic.disable_adapter() if hasattr(critic, "disable_adapter") else nullcontext():
+            scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size)
+        self._check_finite("reward", scores)
+        return shape_scores(scores, r.finished.cpu(), cfg.missing_eos_penalty, cfg.score_clip).to(r.response_ids.device)
+
+    def _ppo_epochs(self, r: Rollout, advantages, returns, policy_on: bool) -> dict[str, float]:
+        """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
+        minibatch is `grad_accum` micro-batches whose gradients add up before the step."""
+        from rlhf.ppo.rollout import rollout_tensors, select
+
+        cfg = self.config
+        data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
+        b = len(r)
+        mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // cfg.grad_accum
+        order = torch.Generator().manual_seed(cfg.seed * 100003 + self.step_count)  # resumable, no global RNG
+        self._set_lr()
+        sums: dict[str, float] = {}
+        n = 0
+        for _ in range(cfg.ppo_epochs):
+            perm = torch.randperm(b, generator=order)
+            for start in range(0, b, mb):
+                micro_batches = perm[start:start + mb].split(micro)
+                for k, idx in enumerate(micro_batches):
+                    last = k == len(micro_batches) - 1
+                    with nullcontext() if last else self.accelerator.no_sync(self.model):
+                        loss, stats = self._loss(select(data, idx.to(advantages.device)), r.prefix_len, policy_on)
+                        self.accelerator.backward(loss / cfg.grad_accum)
+                    for key, value in stats.items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    n += 1
+                grad_norm = self.accelerator.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self._check_finite("grad_norm", torch.as_tensor(grad_norm))
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm) * len(micro_batches)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+        return {**{key: value / n for key, value in sums.items()}, "policy_updated": float(policy_on)}
+
+    def _loss(self, mb: dict[str, torch.Tensor], prefix_len: int, policy_on: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """The clipped PPO loss of one micro-batch: policy loss + vf_coef * value loss."""
+        cfg = self.config
+        t = mb["response_ids"].shape[1]
+        logits, values = self.model(mb["input_ids"], mb["attention_mask"], t, prefix_len)
+        mask = mb["response_mask"]
+        logprobs, entropy = core.logprobs_and_entropy(logits, mb["response_ids"], cfg.temperature)
+        pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange)
+        vf_loss, vf_stats = core.value_loss(values.float(), mb["values"], mb["returns"], mask, cfg.cliprange_value)
+        self._check_finite("policy_loss", pg_loss)
+        self._check_finite("value_loss", vf_loss)
+        # During value warm-up the policy term stays in the graph with weight 0, so every process
+        # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
+        loss = (1.0 if policy_on else 0.0) * pg_loss + cfg.vf_coef * vf_loss
+        stats = {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
+                 "entropy": core.masked_mean(entropy, mask).item(),
+                 "approx_kl": pg_stats["approx_kl"].item(), "clipfrac": pg_stats["clipfrac"].item(),
+                 "ratio": pg_stats["ratio"].item(), "value_clipfrac": vf_stats["clipfrac"].item()}
+        return loss, stats
+
+    def _set_lr(self) -> None:
+        """Linear decay to 0 over the run (N+), from the step number alone so a resume matches."""
+        lr = self.lr * max(0.0, 1.0 - self.step_count / self.config.steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _check_finite(self, name: str, value: torch.Tensor) -> None:
+        """Stop on NaN/inf, on every process at once (one process raising alone would leave the
+        others waiting in the next all-reduce)."""
+        ok = torch.isfinite(torch.as_tensor(value)).all().float().to(self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if ok.item() > 0:
+            return
+        from rlhf.ppo.checkpoint import latest_checkpoint
+
+        last = latest_checkpoint(self.output_dir)
+        kept = f"the last good checkpoint is kept at {last} (resume=True continues from it)" if last else \
+            "no checkpoint had been written yet"
+        raise NonFiniteError(f"PPO step {self.step_count + 1}: {name} is not finite (NaN or inf); the run stopped "
+                             f"before updating the weights with it, and {kept}.")
+
+    def _metrics(self, r, kl, rewards, returns, signal_std, train, timer) -> dict[str, float]:
+        mask = r.response_mask
+        kl_seq = kl.sum(1)  # (b,) nats per completion
+        lengths = mask.sum(1).float()
+        local = {
+            "reward/score": r.scores.float().mean(), "reward/score_std": r.scores.float().std(unbiased=False),
+            "reward/non_score": (-self.kl_ctl.value * kl_seq).mean(),
+            "reward/rlhf": (r.scores.float() - self.kl_ctl.value * kl_seq).mean(),
+            "reward/missing_eos": (~r.finished).float().mean(),
+            "kl/mean": kl_seq.mean(), "response/length": lengths.mean(),
+            "ppo/explained_variance": core.explained_variance(r.values, returns, mask),
+            "ppo/values_mean": core.masked_mean(r.values, mask), "ppo/returns_mean": core.masked_mean(returns, mask),
+            "reward/rlhf_std": signal_std,
+            **{f"ppo/{k}": torch.tensor(v) for k, v in train.items()},
+        }
+        keys = sorted(local)
+        stacked = torch.stack([torch.as_tensor(local[k], dtype=torch.float32).to(self.accelerator.device) for k in keys])
+        reduced = self.accelerator.reduce(stacked, reduction="mean")  # averaged over processes
+        metrics = {k: float(v) for k, v in zip(keys, reduced.tolist())}
+        generated = float(self.accelerator.reduce(lengths.sum().to(self.accelerator.device), reduction="sum"))
+        metrics.update({
+            "kl/coef": self.kl_ctl.value, "lr": self.optimizer.param_groups[0]["lr"],
+            "episodes": (self.step_count + 1) * self.config.batch_size * self.accelerator.num_processes,
+            "perf/tokens_per_s": generated / self.accelerator.num_processes / max(timer["generate"], 1e-9),
+            "perf/peak_rss_gb": _peak_rss_gb(),
+            **({"perf/peak_gpu_gb": torch.cuda.max_memory_allocated() / 1024**3} if torch.cuda.is_available() else {}),
+            **{f"time/{k}": v for k, v in timer.items()},
+        })
+        metrics["time/step"] = sum(timer.values())
+        metrics["time/generate_share"] = timer["generate"] / max(metrics["time/step"], 1e-9)
+        return metrics
+
+    def _next_prompts(self):
+        """The next batch: a fresh permutation of the prompt set per pass, a function of
+        (seed, step) only; each process takes its own slice."""
+        cfg, acc = self.config, self.accelerator
+        n, per_step = len(self.prompts), cfg.batch_size * acc.num_processes
+        start = self.step_count * per_step + acc.process_index * cfg.batch_size
+        out = []
+        for pos in range(start, start + cfg.batch_size):
+            epoch, i = divmod(pos, n)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+            out.append(self.prompts[int(perm[i])])
+        return out
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def train(self) -> list[dict]:
+        """Run `config.steps` PPO steps (resuming from the newest checkpoint when config.resume),
+        with checkpoints, logs and plots. Writes the trained policy to output_dir/policy."""
+        from tqdm.auto import tqdm
+
+        from rlhf.ppo.metrics import MetricsLog
+
+        cfg, acc = self.config, self.accelerator
+        self._maybe_resume()
+        self._write_config()
+        log = MetricsLog(self.output_dir, self.step_count, enabled=acc.is_main_process)
+        bar = tqdm(total=cfg.steps, initial=self.step_count, desc="ppo", unit="step",
+                   disable=not (cfg.progress and acc.is_main_process))
+        try:
+            while self.step_count < cfg.steps:
+                metrics = self.step()
+                log.log(self.step_count, metrics)
+                self.history.append({"step": self.step_count, **metrics})
+                bar.set_postfix(reward=f"{metrics['reward/score']:.3f}", kl=f"{metrics['kl/mean']:.3f}")
+                bar.update(1)
+                if cfg.save_steps and self.step_count % cfg.save_steps == 0 and self.step_count < cfg.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            log.close()
+        self.save(self.output_dir / "policy")
+        if acc.is_main_process:
+            self._write_summary(log.rows)
+        return self.history
+
+    def save_checkpoint(self) -> Path:
+        from rlhf.ppo.checkpoint import save_checkpoint
+
+        extra = {"kl_coef": self.kl_ctl.value}
+        return save_checkpoint(self.output_dir, self.step_count, self.accelerator.unwrap_model(self.model),
+                               self.optimizer, extra, self.accelerator, self.config.save_total_limit)
+
+    def _maybe_resume(self) -> None:
+        from rlhf.ppo.checkpoint import latest_checkpoint, load_checkpoint
+
+        if not self.config.resume:
+            return
+        path = latest_checkpoint(self.output_dir)
+        if path is None:
+            print(f"[rlhf ppo] resume: no checkpoint in {self.output_dir / 'checkpoints'}; starting at step 0")
+            return
+        state = load_checkpoint(path, self.accelerator.unwrap_model(self.model), self.optimizer, self.accelerator)
+        self.step_count, self.kl_ctl.value = int(state["step"]), float(state["kl_coef"])
+        if self.accelerator.is_main_process:
+            print(f"[rlhf ppo] resumed from {path} at step {self.step_count}")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the policy and tokenizer: a LoRA adapter folder (loadable by
+        `rlhf.models.load_causal_lm`) or, with full fine-tuning or a merged SFT adapter under the
+        LoRA, the full model."""
+        from rlhf.ppo.policy import save_policy
+
+        path = Path(path)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_policy(self.pair, self.sft_source, path)
+            self.tokenizer.save_pretrained(path)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def resolved_config(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"stage": "ppo", **cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
+                "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
+                "num_processes": self.accelerator.num_processes, "reference": self.pair.layout,
+                "logprobs_from_generate": self.logprobs_from_generate}
+
+    def _write_config(self) -> None:
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "rlhf_config.json").write_text(json.dumps(self.resolved_config(), indent=2))
+
+    def _write_summary(self, rows: list[dict]) -> None:
+        from rlhf.ppo.metrics import plot_metrics
+
+        plot_metrics(rows, self.output_dir / "plots")
+        scores = [r["reward/score"] for r in rows if "reward/score" in r]
+        tenth = max(1, len(scores) // 10)
+        summary = {"steps": len(rows), "final": rows[-1] if rows else {},
+                   "score_first_tenth": sum(scores[:tenth]) / tenth if scores else None,
+                   "score_last_tenth": sum(scores[-tenth:]) / tenth if scores else None}
+        (self.output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+
+
+def run_ppo(config: PPOConfig) -> Path:
+    """The `rlhf ppo` entry point: train, then return the folder holding the trained policy."""
+    trainer = PPOTrainer(config)
+    trainer.train()
+    return Path(config.output_dir) / "policy"
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _as_prompts(source) -> list:
+    """Prompts from a path (None = built-in prompts_train), strings, message lists or Prompts."""
+    from rlhf.data import Prompt, builtin, load_prompts
+
+    if source is None:
+        source = builtin("prompts_train")
+    if isinstance(source, (str, Path)):
+        return load_prompts(source)
+    out = []
+    for i, item in enumerate(source):
+        if isinstance(item, Prompt):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(Prompt(id=str(i), messages=[{"role": "user", "content": item}]))
+        else:
+            out.append(Prompt(id=str(i), messages=list(item)))
+    if not out:
+        raise ValueError("no prompts given")
+    return out
+
+
+def _adopt_model(model):
+    """A model object passed by research code: plain causal LMs and PeftModels with a mergeable
+    adapter are taken as they are; other adapters need their folder (to load a trainable copy)."""
+    from rlhf.adapters import adapter_kind
+
+    kind = adapter_kind(model)
+    if kind in ("series", "parallel") or (kind == "peft" and model.active_peft_config.is_prompt_learning):
+        raise ValueError(f"a model object with a {kind} adapter cannot be copied into policy + reference here: "
+                         "pass its SFT output folder as policy=... instead")
+    return model
+
+
+def _peak_rss_gb() -> float:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024**3 if sys.platform == "darwin" else 1024**2)
+
+
+class _Timer(dict):
+    """Seconds per named phase: `with timer("generate"): ...`."""
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Phase:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                timer[name] = timer.get(name, 0.0) + time.perf_counter() - self.start
+
+        return _Phase()

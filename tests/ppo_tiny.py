@@ -1,0 +1,104 @@
+"""A tiny SFT policy for the PPO tests, and the script `tests/test_ppo_distributed.py` runs under
+`torchrun --nproc_per_node 2`.
+
+A randomly initialised model spreads its mass over 49k tokens, so no particular token ever
+appears and a "+1 per chosen token" reward gives PPO nothing to learn from. A few seconds of
+next-token training on answers made of WORDS gives a policy that says those words, each at a few
+percent per position: a small SFT model whose behaviour PPO can move within a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+WORDS = ["sun", "tree", "river", "stone", "bird", "cloud", "happy", "green", "road", "light", "wind", "blue"]
+CHOSEN = "happy"
+PROMPTS = [f"Tell me something about {w}." for w in WORDS] + [f"Describe the {w}." for w in WORDS]
+
+
+def token_reward(prompts, completions):
+    """+1 for each occurrence of the chosen word."""
+    return [float(c.split().count(CHOSEN)) for c in completions]
+
+
+def make_tiny_sft(tokenizer, steps: int = 60, seed: int = 0, hidden_size: int = 64):
+    """A tiny Llama trained for `steps` Adam steps on chat rows whose answers are 6-10 random WORDS."""
+    import torch
+
+    from rlhf.models import tiny_causal_lm
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = tiny_causal_lm(tokenizer, hidden_size=hidden_size, num_layers=2, seed=seed)
+    rows = []
+    for _ in range(64):
+        prompt = rng.choice(PROMPTS)
+        answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 10)))
+        prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                   tokenize=True, return_dict=False)
+        full = tokenizer.apply_chat_template([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                                             tokenize=True, return_dict=False)
+        rows.append((list(full), len(prompt_ids)))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for step in range(steps):
+        batch = rng.sample(rows, 16)
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((16, width), tokenizer.pad_token_id)
+        labels = torch.full((16, width), -100)
+        mask = torch.zeros((16, width), dtype=torch.long)
+        for i, (seq, n_prompt) in enumerate(batch):
+            ids[i, :len(seq)] = torch.tensor(seq)
+            labels[i, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
+            mask[i, :len(seq)] = 1
+        # The LM head only where answers are (a third of the tokens): the 49k-way softmax is the cost.
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
+        keep = targets != -100
+        loss = torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]), targets[keep])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    return model
+
+
+def save_tiny_sft(path, steps: int = 60, seed: int = 0) -> Path:
+    from rlhf.models import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    model = make_tiny_sft(tokenizer, steps=steps, seed=seed)
+    path = Path(path)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def distributed_main(model_dir: str, output_dir: str, steps: int) -> None:
+    """Run under torchrun: PPO on the tiny SFT model over gloo; rank 0 writes metrics, every rank
+    writes a digest of its trained weights for the test to compare."""
+    import json
+
+    import torch
+
+    torch.set_num_threads(1)
+    from rlhf.ppo import PPOConfig, PPOTrainer
+
+    config = PPOConfig(policy=model_dir, output_dir=output_dir, steps=steps, batch_size=8, max_new_tokens=12,
+                       learning_rate=3e-3, ppo_epochs=2, num_minibatches=2, save_steps=0, progress=False, device="cpu")
+    trainer = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS)
+    history = trainer.train()
+    rank = trainer.accelerator.process_index
+    weights = {n: p.detach().double() for n, p in trainer.accelerator.unwrap_model(trainer.model).named_parameters()
+               if p.requires_grad}
+    digest = {"world": trainer.accelerator.num_processes, "sum": sum(float(w.sum()) for w in weights.values()),
+              "abs": sum(float(w.abs().sum()) for w in weights.values()),
+              "scores": [h["reward/score"] for h in history], "kl": [h["kl/mean"] for h in history]}
+    torch.save(weights, Path(output_dir) / f"weights_rank{rank}.pt")
+    (Path(output_dir) / f"digest_rank{rank}.json").write_text(json.dumps(digest))
+
+
+if __name__ == "__main__":
+    distributed_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,31 @@
+"""Tier (c): every stage example runs in a subprocess at tiny size, in order, sharing a run folder."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SCRIPTS = ["01_sft.py", "02_sample.py", "03_label.py", "04_reward.py", "05_ppo.py", "06_eval.py"]
+
+
+@pytest.mark.slow
+def test_stage_examples_run_in_order_at_tiny_size(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for script in SCRIPTS:
+        proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--tiny", "--run_dir", str(tmp_path)],
+                              cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert (tmp_path / "sft" / "adapter_config.json").exists()
+    assert (tmp_path / "candidates.jsonl").exists() and (tmp_path / "rankings.jsonl").exists()
+    assert (tmp_path / "reward" / "config.json").exists()
+    assert (tmp_path / "eval" / "eval.md").exists()
+
+
+def test_rlhf_help_lists_every_stage():
+    proc = subprocess.run([sys.executable, "-m", "rlhf.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for command in ("sft", "sample", "label", "export", "simulate", "reward", "ppo", "dpo", "eval", "pipeline"):
+        assert f"  {command} " in proc.stdout, command

@@ -1,0 +1,358 @@
+"""PPOTrainer on tiny models (tier b): it learns, resumes exactly, stops on NaN, keeps the SFT
+policy as its reference, and writes what it promises."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ppo_tiny import CHOSEN, PROMPTS, save_tiny_sft, token_reward  # noqa: E402
+
+from rlhf.ppo import NonFiniteError, PPOConfig, PPOTrainer, ReferenceMismatchError  # noqa: E402
+
+
+def length_reward(prompts, completions):
+    """Varied, deterministic scores for a random tiny model (which never says a chosen word)."""
+    return [len(c) / 20.0 for c in completions]
+
+
+def tiny_config(tmp_path, policy, **overrides):
+    settings = dict(policy=str(policy), output_dir=str(tmp_path / "run"), steps=4, batch_size=4, max_new_tokens=8,
+                    learning_rate=3e-3, ppo_epochs=2, num_minibatches=2, save_steps=0, progress=False, device="cpu")
+    return PPOConfig(**{**settings, **overrides})
+
+
+def trainable(trainer):
+    return {n: p.detach().clone() for n, p in trainer.accelerator.unwrap_model(trainer.model).named_parameters()
+            if p.requires_grad}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models are all small ops: on a shared 2-core machine a second OpenMP thread waiting
+    for a busy core makes them several times slower, not faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_sft_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_tiny_sft(tmp_path_factory.mktemp("tiny-sft"))
+
+
+# --- learning -------------------------------------------------------------------------------------
+
+
+def test_learns_chosen_token_reward_with_bounded_kl(tiny_sft_dir, tmp_path):
+    """+1 per occurrence of a chosen word: the mean score must rise clearly within 25 steps while
+    the KL to the SFT reference stays below 25 nats per completion."""
+    config = tiny_config(tmp_path, tiny_sft_dir, steps=25, batch_size=8, max_new_tokens=12, kl_coef=0.1)
+    history = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS).train()
+    scores = [h["reward/score"] for h in history]
+    kls = [h["kl/mean"] for h in history]
+    first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
+    assert last > first + 1.5, f"the chosen word was not learned: first 5 steps {first:.2f}, last 5 {last:.2f}"
+    assert max(kls[-5:]) < 25.0, f"KL ran away: {kls[-5:]}"
+    assert all(math.isfinite(h["ppo/value_loss"]) and math.isfinite(h["ppo/policy_loss"]) for h in history)
+    assert history[-1]["ppo/policy_updated"] == 1.0 and CHOSEN == "happy"
+
+
+def test_equal_scores_skip_the_policy_update(tiny_model_dir, tmp_path):
+    """FACTS trap: all scores equal and KL ~ 0 -> advantages are noise -> the policy must not move."""
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=2), reward_fn=lambda p, c: [1.0] * len(c),
+                         prompts=PROMPTS)
+    policy_before = {n: p for n, p in trainable(trainer).items() if "value_head" not in n}
+    metrics = trainer.step()
+    assert metrics["ppo/policy_updated"] == 0.0
+    after = trainable(trainer)
+    assert all(torch.equal(policy_before[n], after[n]) for n in policy_before)
+    assert not torch.equal(after["value_head.linear.bias"], torch.zeros(1))  # the critic still learns
+
+
+# --- resume, NaN --------------------------------------------------------------------------------
+
+
+class KillAt:
+    """A reward function that dies at a given call, like a killed process."""
+
+    def __init__(self, call: int):
+        self.call, self.calls = call, 0
+
+    def __call__(self, prompts, completions):
+        self.calls += 1
+        if self.calls == self.call:
+            raise KeyboardInterrupt("killed")
+        return length_reward(prompts, completions)
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_model_dir, tmp_path):
+    config = tiny_config(tmp_path / "a", tiny_model_dir, steps=4, save_steps=2)
+    straight = PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS)
+    straight.train()
+    expected = trainable(straight)
+
+    config_b = tiny_config(tmp_path / "b", tiny_model_dir, steps=4, save_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        PPOTrainer(config_b, reward_fn=KillAt(3), prompts=PROMPTS).train()  # dies in step 3
+    assert (tmp_path / "b" / "run" / "checkpoints" / "checkpoint-2" / "trainer.pt").exists()
+    resumed = PPOTrainer(PPOConfig(**{**config_b.to_dict(), "resume": True}), reward_fn=length_reward, prompts=PROMPTS)
+    resumed.train()
+    got = trainable(resumed)
+    assert set(got) == set(expected)
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), f"{name} differs after resume"
+    rows_a = [json.loads(x) for x in (tmp_path / "a" / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(x) for x in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows_b] == [1, 2, 3, 4]
+    assert [r["reward/score"] for r in rows_b] == [r["reward/score"] for r in rows_a]
+    # changed at all (else equality would prove nothing)
+    assert any(not torch.equal(expected[n], trainable(PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS))[n])
+               for n in expected)
+
+
+def test_nan_reward_stops_naming_step_and_quantity(tiny_model_dir, tmp_path):
+    calls = {"n": 0}
+
+    def nan_at_third(prompts, completions):
+        calls["n"] += 1
+        scores = length_reward(prompts, completions)
+        return [float("nan")] + scores[1:] if calls["n"] == 3 else scores
+
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=5, save_steps=2), reward_fn=nan_at_third,
+                         prompts=PROMPTS)
+    with pytest.raises(NonFiniteError, match=r"step 3: reward is not finite") as err:
+        trainer.train()
+    assert "checkpoint-2" in str(err.value)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "checkpoint-2" / "trainable.pt")
+    now = trainable(trainer)
+    assert all(torch.equal(saved[n], now[n]) for n in saved), "weights changed after the last good checkpoint"
+
+
+def test_nan_in_loss_is_caught_before_the_update(tiny_model_dir, tmp_path):
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward, prompts=PROMPTS)
+    trainer.step()
+    before = trainable(trainer)
+    with torch.no_grad():
+        trainer.accelerator.unwrap_model(trainer.model).value_head.linear.bias.fill_(float("inf"))
+    with pytest.raises(NonFiniteError, match=r"step 2: (value_loss|advantages) is not finite"):
+        trainer.step()
+    after = trainable(trainer)
+    assert all(torch.equal(before[n], after[n]) for n in before if "value_head" not in n)
+
+
+# --- the reference is the SFT policy -----------------------------------------------------------------
+
+
+def make_sft_adapter(base_dir, kind, path):
+    from rlhf.adapters import AdapterConfig, apply_adapter, save_adapter
+    from rlhf.models import load_causal_lm
+
+    model = apply_adapter(load_causal_lm(str(base_dir), device="cpu"), AdapterConfig(adapter=kind))
+    torch.manual_seed(1)
+    with torch.no_grad():  # a real SFT adapter moves the model: give it weights far from identity
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.5)
+    save_adapter(model, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["lora", "series", "prompt-tuning"])
+def test_reference_is_the_sft_policy_not_the_base(tiny_model_dir, tmp_path, kind):
+    from rlhf.models import load_causal_lm
+    from rlhf.ppo.policy import probe_logits
+
+    sft_dir = make_sft_adapter(tiny_model_dir, kind, tmp_path / f"sft-{kind}")
+    trainer = PPOTrainer(tiny_config(tmp_path, sft_dir, steps=1), reward_fn=length_reward, prompts=PROMPTS)
+    ids, mask = trainer._encode([p.messages for p in trainer.prompts[:3]])
+    sft = probe_logits(load_causal_lm(str(sft_dir), device="cpu").eval(), ids, mask)
+    base = probe_logits(load_causal_lm(str(tiny_model_dir), device="cpu").eval(), ids, mask)
+    with trainer.pair.reference() as reference:
+        ref = probe_logits(reference, ids, mask)
+    real = mask.bool()
+    assert (sft - base).abs()[real].max() > 0.1, "the SFT adapter must change the model for this test to mean anything"
+    assert (ref - sft).abs()[real].max() < 1e-3
+    assert (probe_logits(trainer.policy, ids, mask) - sft).abs()[real].max() < 1e-3  # the policy starts as the SFT too
+
+
+def test_check_reference_refuses_the_pre_sft_base(tiny_model_dir, tmp_path):
+    """The trap the check exists for: a fresh LoRA stacked on an unmerged SFT LoRA; switching the
+    adapters off gives the pre-SFT base, not the SFT policy."""
+    from rlhf.adapters import AdapterConfig, apply_adapter
+    from rlhf.models import load_causal_lm
+    from rlhf.ppo.policy import check_reference, probe_logits
+
+    sft_dir = make_sft_adapter(tiny_model_dir, "lora", tmp_path / "sft")
+    from rlhf.models import load_tokenizer
+    from rlhf.ppo.rollout import encode_queries
+
+    sft = load_causal_lm(str(sft_dir), device="cpu").eval()
+    ids, mask, _ = encode_queries(load_tokenizer(str(tiny_model_dir)), [[{"role": "user", "content": p}] for p in PROMPTS[:3]],
+                                  "cpu")
+    sft_logits = probe_logits(sft, ids, mask)
+    wrong = apply_adapter(sft, AdapterConfig(adapter="lora", lora_dropout=0.0), adapter_name="policy")
+    with wrong.disable_adapter():
+        wrong_ref = probe_logits(wrong, ids, mask)
+    with pytest.raises(ReferenceMismatchError, match="not the pre-SFT base"):
+        check_reference(sft_logits, wrong_ref, mask)
+    assert check_reference(sft_logits, sft_logits.clone(), mask) == 0.0
+
+
+# --- reward models and critics ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_dir(tiny_model_dir, tmp_path_factory):
+    from rlhf.models import load_tokenizer
+    from rlhf.reward.model import build_reward_model, save_reward_model
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    model = build_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, seed=0)
+    return save_reward_model(model, tokenizer, tmp_path_factory.mktemp("rm"), bias=0.5, std=2.0, max_length=128)
+
+
+@pytest.mark.parametrize("policy_train", ["lora", "full"])
+def test_critic_from_reward_model_leaves_scores_untouched(tiny_model_dir, tiny_reward_dir, tmp_path, policy_train):
+    from rlhf.reward import RewardModel
+
+    config = tiny_config(tmp_path, tiny_model_dir, steps=2, reward_model=str(tiny_reward_dir), policy_train=policy_train,
+                         learning_rate=1e-3)
+    trainer = PPOTrainer(config, prompts=PROMPTS)
+    assert trainer.critic_kind == "reward"
+    texts = (["Tell me about trees."] * 2, ["Trees are tall.", "green green"])
+    fresh = RewardModel.load(tiny_reward_dir, device="cpu")
+    critic = trainer.accelerator.unwrap_model(trainer.model).critic
+    critic_before = {n: p.detach().clone() for n, p in critic.named_parameters() if p.requires_grad}
+    history = trainer.train()
+    assert len(history) == 2 and all(math.isfinite(h["ppo/value_loss"]) for h in history)
+    assert any(not torch.equal(critic_before[n], p) for n, p in critic.named_parameters() if p.requires_grad)
+    with critic.disable_adapter() if hasattr(critic, "disable_adapter") else torch.no_grad():
+        got = trainer.reward_model.score(*texts, normalize=True)
+    assert torch.allclose(got, fresh.score(*texts, normalize=True), atol=1e-5)
+
+
+# --- outputs ------------------------------------------------------------------------------------------
+
+
+def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
+    from rlhf.models import load_causal_lm
+    from rlhf.ppo.metrics import PLOTS
+    from rlhf.ppo.policy import probe_logits
+
+    config = tiny_config(tmp_path, tiny_model_dir, steps=3, value_warmup_steps=1)
+    trainer = PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS)
+    history = trainer.train()
+    out = tmp_path / "run"
+    assert history[0]["ppo/policy_updated"] == 0.0  # value warm-up
+    for name in ("rlhf_config.json", "metrics.jsonl", "metrics.json", "policy/adapter_config.json",
+                 "policy/tokenizer_config.json"):
+        assert (out / name).exists(), name
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(name for _, _, name in PLOTS)
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    resolved = json.loads((out / "rlhf_config.json").read_text())
+    assert resolved["critic"] == "value-head" and resolved["reference"] == "lora" and resolved["stage"] == "ppo"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    documented = (Path(__file__).parents[1] / "docs" / "ppo_metrics.md").read_text()
+    for key in rows[-1]:
+        assert f"`{key}`" in documented, f"metric {key} is not in docs/ppo_metrics.md"
+    ids, mask = trainer._encode([p.messages for p in trainer.prompts[:3]])
+    reloaded = load_causal_lm(str(out / "policy"), device="cpu").eval()
+    policy = probe_logits(trainer.policy, ids, mask)
+    assert (probe_logits(reloaded, ids, mask) - policy).abs().max() < 1e-4
+    with trainer.pair.reference() as ref:
+        assert (probe_logits(ref, ids, mask) - policy).abs().max() > 1e-4  # it trained
+
+
+def test_full_fine_tuning_keeps_a_frozen_reference(tiny_model_dir, tmp_path):
+    from rlhf.models import load_causal_lm
+    from rlhf.ppo.policy import probe_logits
+
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=2, policy_train="full", learning_rate=1e-3),
+                         reward_fn=length_reward, prompts=PROMPTS)
+    trainer.train()
+    ids, mask = trainer._encode([p.messages for p in trainer.prompts[:2]])
+    base = probe_logits(load_causal_lm(str(tiny_model_dir), device="cpu").eval(), ids, mask)
+    with trainer.pair.reference() as ref:
+        assert torch.equal(probe_logits(ref, ids, mask), base)
+    saved = probe_logits(load_causal_lm(str(tmp_path / "run" / "policy"), device="cpu").eval(), ids, mask)
+    assert (saved - base).abs().max() > 1e-4
+
+
+def test_config_is_the_cli(tmp_path):
+    from rlhf.cli import parse_config
+
+    config = parse_config(PPOConfig, ["--steps", "3", "--critic", "value-head", "--kl_estimator", "k3",
+                                      "--missing_eos_penalty", "-1"], prog="rlhf ppo", description="")
+    assert (config.steps, config.critic, config.kl_estimator, config.missing_eos_penalty) == (3, "value-head", "k3", -1.0)
+    with pytest.raises(ValueError, match="divisible"):
+        PPOConfig(batch_size=6, num_minibatches=4)
+    with pytest.raises(ValueError, match="needs a reward"):
+        PPOTrainer(PPOConfig(output_dir=str(tmp_path)), policy=None, prompts=PROMPTS)
+
+
+@pytest.mark.slow
+def test_embedded_default_runs_a_few_steps(tmp_path):
+    config = PPOConfig(output_dir=str(tmp_path / "run"), steps=2, batch_size=4, max_new_tokens=16, ppo_epochs=1,
+                       save_steps=0, progress=False, device="cpu")
+    history = PPOTrainer(config, reward_fn=lambda p, c: [float(x.count("!")) + len(x) / 100 for x in c],
+                         prompts=PROMPTS[:8]).train()
+    assert len(history) == 2 and all(math.isfinite(h["ppo/value_loss"]) for h in history)
+    assert history[-1]["kl/mean"] < 5.0
+
+
+# --- fast paths are exact ---------------------------------------------------------------------------
+
+
+def test_shared_prefix_and_merged_lora_change_nothing(tiny_model_dir):
+    """Generation with the shared prefix's cache and the LoRA merged samples the same tokens with
+    the same log-probs, a training forward gives the same log-probs, and the base weights come
+    back bit for bit (the reference must never drift)."""
+    from rlhf.adapters import AdapterConfig, apply_adapter
+    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.ppo.core import logprobs_from_logits
+    from rlhf.ppo.policy import merged_lora, response_forward
+    from rlhf.ppo.rollout import encode_queries, generate, generation_config
+
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    model = load_causal_lm(str(tiny_model_dir), device="cpu")
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    policy = apply_adapter(model, AdapterConfig(adapter="lora", lora_dropout=0.0), adapter_name="policy").eval()
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    conversations = [[{"role": "user", "content": p}] for p in PROMPTS[:4]]
+    plain_ids, plain_mask, none = encode_queries(tok, conversations, "cpu", share_prefix=False)
+    ids, mask, prefix = encode_queries(tok, conversations, "cpu", share_prefix=True)
+    assert none == 0 and prefix >= 8 and (ids[:, :prefix] == ids[:1, :prefix]).all()
+    config = generation_config(8, 0.7, 1.0, tok.pad_token_id, [tok.eos_token_id])
+    torch.manual_seed(0)
+    slow_ids, slow_lp, _ = generate(policy, plain_ids, plain_mask, config, 0.7)
+    torch.manual_seed(0)
+    with merged_lora(policy) as merged:
+        fast_ids, fast_lp, _ = generate(merged, ids, mask, config, 0.7, prefix_len=prefix)
+    assert torch.equal(slow_ids, fast_ids)
+    assert (slow_lp - fast_lp).abs().max() < 1e-4
+    full, full_mask = torch.cat([ids, fast_ids], 1), torch.cat([mask, torch.ones_like(fast_ids)], 1)
+    logits, _ = response_forward(policy, full, full_mask, fast_ids.shape[1], prefix_len=prefix)
+    assert (logprobs_from_logits(logits, fast_ids, 0.7) - fast_lp).abs().max() < 1e-4
+    now = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in policy.named_parameters()
+           if "lora_" not in n}
+    assert all(torch.equal(now[n], base[n]) for n in base)
+
+
+def test_reward_scores_match_the_reward_model(tiny_reward_dir):
+    from rlhf.reward import RewardModel
+    from rlhf.ppo.rollout import reward_model_scores
+
+    rm = RewardModel.load(tiny_reward_dir, device="cpu")
+    prompts, completions = PROMPTS[:5], ["yes", "a much longer answer here", "no", "sun tree", "ok then"]
+    expected = rm.score(prompts, completions, normalize=True)
+    assert torch.allclose(reward_model_scores(rm, prompts, completions, batch_size=2), expected, atol=1e-5)
