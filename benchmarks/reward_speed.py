@@ -1,15 +1,19 @@
 """Grouped ranking loss (ours) against TRL's RewardTrainer on the expanded pairs, in one run.
 
 Both start from the same seq-cls model (same head initialisation, same LoRA or partial setup), see
-the same K=4 strict rankings (ours as rankings, TRL as the 2*C(K,2)/2 = 6 pairs per ranking), the
-same learning rate, schedule (linear, no warmup), gradient clipping and sequences per forward pass
-(`--batch-rankings` rankings x K = 2 x pairs per TRL batch). TRL's gradient checkpointing is off,
-as ours is. Held-out pair accuracy of both is measured by the same code on held-out prompts.
+the same K=4 strict rankings (ours as rankings, TRL as the C(K,2) = 6 pairs of each), the same
+learning rate and schedule (linear, no warmup), gradient clipping and epochs; TRL's gradient
+checkpointing is off, as ours is. Batches: TRL at its default 8 pairs per step (16 sequences per
+forward pass), ours at 1 ranking per step (4 sequences, 6 pairs: about as many pairs per optimizer
+step). `--ours-batch-rankings 4` gives ours the same 16 sequences per forward pass instead (3x
+fewer optimizer steps per epoch than TRL). Held-out pair accuracy of both is measured by the same
+code on prompts neither saw. Epoch time is wall clock and process CPU time (the CPU time is the
+fairer figure on a machine other jobs share).
 
     python benchmarks/reward_speed.py --tiny          # tiny random Llama, a quick check
-    python benchmarks/reward_speed.py                 # the embedded default SmolLM2-135M, LoRA
+    python benchmarks/reward_speed.py --threads 1     # the embedded default SmolLM2-135M, LoRA
 
-Prints a table and writes benchmarks/results/reward_speed.json (or --out).
+Prints a table and writes benchmarks/results/reward_speed.json (reward_speed_tiny.json with --tiny).
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ def parse_args():
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is faster on a machine other jobs share)")
     p.add_argument("--train", choices=["lora", "partial"], default="lora")
-    p.add_argument("--batch-rankings", type=int, default=4, help="rankings per forward pass (TRL: 2x this in pairs)")
-    p.add_argument("--ours-batch-rankings", type=int, default=None,
-                   help="rankings per step for ours when it differs (1 ranking of K=4 = 6 pairs, about TRL's 8 "
-                        "pairs per step); default --batch-rankings")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 lora / 3e-5 partial; 3e-3 tiny)")
+    p.add_argument("--batch-rankings", type=int, default=4, help="TRL's batch is 2x this in pairs (default 8 pairs)")
+    p.add_argument("--ours-batch-rankings", type=int, default=1,
+                   help="rankings per step for ours (1 ranking of K=4 = 6 pairs, about TRL's 8 pairs per step)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of both (default: RewardConfig's for the mode, 3e-4 lora; 3e-3 with --tiny)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "reward_speed.json"))
+    p.add_argument("--out", default=None,
+                   help="result file (default benchmarks/results/reward_speed.json, reward_speed_tiny.json with --tiny)")
     return p.parse_args()
 
 
@@ -68,7 +73,7 @@ def run_ours(model_name, train_file, tmp, args, lr):
     from rlhf.reward.model import RewardModel
 
     config = RewardConfig(data=str(train_file), output_dir=str(tmp / "ours"), model=model_name, train=args.train,
-                          learning_rate=lr, epochs=args.ours_epochs or args.epochs, batch_size=args.ours_batch_rankings or args.batch_rankings,
+                          learning_rate=lr, epochs=args.ours_epochs or args.epochs, batch_size=args.ours_batch_rankings,
                           warmup_ratio=0.0,
                           eval_fraction=0.0, calibration_data="none", seed=args.seed, max_length=512)
     metrics = train_reward(config)
@@ -130,13 +135,17 @@ def main():
     args = parse_args()
     import torch
 
+    results_dir = Path(__file__).parent / "results"
+    args.out = args.out or str(results_dir / ("reward_speed_tiny.json" if args.tiny else "reward_speed.json"))
     if args.threads:
         torch.set_num_threads(args.threads)
     from rlhf.data import write_jsonl
     from rlhf.models import save_tiny_model
     from rlhf.reward.synthetic import synthetic_rankings, to_pairs, to_rows
 
-    lr = args.lr or (3e-3 if args.tiny else {"lora": 1e-4, "partial": 3e-5}[args.train])
+    from rlhf.reward.config import DEFAULT_LEARNING_RATES
+
+    lr = args.lr or (3e-3 if args.tiny else DEFAULT_LEARNING_RATES[args.train])
     everything = synthetic_rankings(args.rankings + args.eval_rankings, k=args.k, seed=args.seed, kind="graded")
     train, held_out = everything[:args.rankings], everything[args.rankings:]  # distinct prompts
     with tempfile.TemporaryDirectory() as d:
@@ -164,9 +173,9 @@ def main():
         "train_rankings": len(train), "train_pairs": len(pairs), "held_out_rankings": len(held_out),
         "held_out_pairs": sum(len(r.pairs()) for r in held_out),
         "sequences_per_epoch": {"ours": len(train) * args.k, "trl": 2 * len(pairs)},
-        "sequences_per_forward": {"ours": (args.ours_batch_rankings or args.batch_rankings) * args.k,
-                                  "trl": 2 * 2 * args.batch_rankings},
-        "pairs_per_step": {"ours": (args.ours_batch_rankings or args.batch_rankings) * math.comb(args.k, 2),
+        "sequences_per_forward": {"ours": args.ours_batch_rankings * args.k,
+                                  "trl": 4 * args.batch_rankings},
+        "pairs_per_step": {"ours": args.ours_batch_rankings * math.comb(args.k, 2),
                            "trl": 2 * args.batch_rankings},
         "results": results, "speedup": speedup, "total_time_speedup": total_speedup,
         "cpu_time_speedup_per_epoch": cpu_speedup,

@@ -211,7 +211,8 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, device) -> dict:
     """Forward and backward over one optimizer step's rankings, `batch_size` rankings per pass.
     Gradients accumulate in the parameters; returns the step's loss, accuracy and margin."""
-    model.train()
+    if not model.training:  # .train() walks every module: 10% of a tiny model's step
+        model.train()
     chunks = [group[i:i + config.batch_size] for i in range(0, len(group), config.batch_size)]
     losses, correct, margins = [], [], []
     for chunk in chunks:
@@ -274,7 +275,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
-    return dict(state["progress"])
+    return {"epoch_cpu_seconds": [], **state["progress"]}
 
 
 # --- 5. evaluate --------------------------------------------------------------------------------
