@@ -254,6 +254,8 @@ def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
     for name in ("rlhf_config.json", "metrics.jsonl", "metrics.json", "policy/adapter_config.json",
                  "policy/tokenizer_config.json"):
         assert (out / name).exists(), name
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in samples] == [1, 1, 2, 2, 3, 3] and {"prompt", "completion", "score"} <= set(samples[0])
     assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(name for _, _, name in PLOTS)
     assert list((out / "logs").glob("events.out.tfevents.*"))
     resolved = json.loads((out / "rlhf_config.json").read_text())

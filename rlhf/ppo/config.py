@@ -130,6 +130,9 @@ class PPOConfig:
                   "forward pass (they agree within ~2e-5)."},
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    log_samples: int = field(
+        default=2, metadata={"help": "Completions per step written with their scores to samples.jsonl (0 = none)."}
+    )
 
     def __post_init__(self):
         problems = []

@@ -36,6 +36,10 @@ class MetricsLog:
         if self.path.exists():
             self.rows = [r for r in read_jsonl(self.path) if r.get("step", 0) <= start_step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        samples = self.path.parent / "samples.jsonl"
+        if samples.exists():  # same truncation on resume
+            kept = [r for r in read_jsonl(samples) if r.get("step", 0) <= start_step]
+            samples.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -52,6 +56,17 @@ class MetricsLog:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
                     self.writer.add_scalar(key, value, step)
+
+    def samples(self, step: int, rollout, n: int) -> None:
+        """Append the first `n` completions of the step, with their scores, to `samples.jsonl`:
+        what the reward model is paying for is often only visible in the text."""
+        if not self.enabled or n <= 0:
+            return
+        rows = [{"step": step, "prompt": p, "completion": c, "score": float(s), "finished": bool(f)}
+                for p, c, s, f in zip(rollout.prompts, rollout.completions, rollout.scores.tolist(),
+                                      rollout.finished.tolist())][:n]
+        with (self.path.parent / "samples.jsonl").open("a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -99,33 +99,44 @@ class ValueHead(nn.Module):
         return self.linear(hidden.detach().to(self.linear.weight.dtype)).squeeze(-1)
 
 
-def critic_values(critic, input_ids, attention_mask, response_len: int, prefix_len: int = 0) -> torch.Tensor:
+def critic_values(critic, input_ids, attention_mask, response_len: int, prefix_len: int = 0,
+                  shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     """Per-token values from a sequence-classification critic: its head on every position, not
-    only the last (the reward model reads the last; a critic needs each state). -> (b, t)"""
+    only the last (the reward model reads the last; a critic needs each state), mapped by
+    (raw + shift) / scale onto the scale of the normalised scores. -> (b, t)"""
     from rlhf.reward.model import unwrap
 
     seq = unwrap(critic)
     backbone = getattr(seq, seq.base_model_prefix)
     hidden = _forward(backbone, input_ids, attention_mask, prefix_len).last_hidden_state[:, -response_len - 1:-1]
-    return seq.score(hidden).squeeze(-1).float()
+    return (seq.score(hidden).squeeze(-1).float() + shift) / scale
 
 
 class ActorCritic(nn.Module):
     """Policy and critic as one module, so accelerate (DDP, FSDP) sees one set of trainable
     parameters and one forward per training pass. Returns logits (b, t, v) and values (b, t)."""
 
-    def __init__(self, policy: nn.Module, value_head: ValueHead | None = None, critic: nn.Module | None = None):
+    def __init__(self, policy: nn.Module, value_head: ValueHead | None = None, critic: nn.Module | None = None,
+                 critic_bias: float = 0.0, critic_std: float = 1.0):
         super().__init__()
         if (value_head is None) == (critic is None):
             raise ValueError("give exactly one of value_head and critic")
         self.policy, self.value_head, self.critic = policy, value_head, critic
+        # A critic from the reward model starts out predicting the raw reward; the scores PPO sees
+        # are normalised by the reward model's bias and std, so its values are too.
+        self.critic_bias, self.critic_std = float(critic_bias), float(critic_std)
 
     def forward(self, input_ids, attention_mask, response_len: int, prefix_len: int = 0):
         logits, hidden = response_forward(self.policy, input_ids, attention_mask, response_len,
                                           hidden=self.value_head is not None, prefix_len=prefix_len)
         if self.value_head is not None:
             return logits, self.value_head(hidden)
-        return logits, critic_values(self.critic, input_ids, attention_mask, response_len, prefix_len)
+        return logits, self.values(input_ids, attention_mask, response_len, prefix_len)
+
+    def values(self, input_ids, attention_mask, response_len: int, prefix_len: int = 0) -> torch.Tensor:
+        """The critic alone (a separate critic model only). -> (b, t)"""
+        return critic_values(self.critic, input_ids, attention_mask, response_len, prefix_len,
+                             self.critic_bias, self.critic_std)
 
 
 # --- building the policy and its reference -----------------------------------------------------
@@ -272,23 +283,27 @@ def probe_logits(model, input_ids, attention_mask) -> torch.Tensor:
 
 def check_reference(sft_logits: torch.Tensor, ref_logits: torch.Tensor, attention_mask: torch.Tensor,
                     atol: float | None = None) -> float:
-    """Raise `ReferenceMismatchError` unless the reference computes the SFT policy on the probe
-    (max |difference| of logits at real tokens <= atol). Returns that difference.
+    """Raise `ReferenceMismatchError` unless the reference computes the SFT policy on the probe.
+    Returns the difference found.
 
-    Merging an adapter into the weights changes float rounding only (~1e-5 in fp32); a reference
-    that lost the SFT adapter differs by whole logits."""
+    Compared as log-probabilities at real tokens: the largest difference in fp32 (merging an
+    adapter into the weights only changes rounding, ~1e-5), the mean one in bf16/fp16 (rounding
+    there reaches tenths on single logits). A reference that lost the SFT adapter differs by far
+    more in both."""
+    low_precision = sft_logits.dtype != torch.float32 or ref_logits.dtype != torch.float32
     if atol is None:
-        atol = 1e-3 if sft_logits.dtype == torch.float32 and ref_logits.dtype == torch.float32 else 0.1
+        atol = 0.05 if low_precision else 1e-3
     if sft_logits.shape != ref_logits.shape:
         raise ReferenceMismatchError(f"reference logits have shape {tuple(ref_logits.shape)}, "
                                      f"the SFT policy's {tuple(sft_logits.shape)}")
     real = attention_mask.bool()
-    diff = (sft_logits.float() - ref_logits.float()).abs()[real].max().item()
+    gap = (torch.log_softmax(sft_logits.float(), -1) - torch.log_softmax(ref_logits.float(), -1)).abs()[real]
+    diff = (gap.mean() if low_precision else gap.max()).item()
     if not diff <= atol:
         raise ReferenceMismatchError(
-            f"the PPO reference does not compute the SFT policy: logits differ by up to {diff:.4g} (allowed {atol:g}) "
-            "on the probe prompts. The reference must be the SFT model, not the pre-SFT base; check how the "
-            "SFT output was loaded.")
+            f"the PPO reference does not compute the SFT policy: log-probs differ by {diff:.4g} "
+            f"({'mean' if low_precision else 'max'}, allowed {atol:g}) on the probe prompts. The reference must be "
+            "the SFT model, not the pre-SFT base; check how the SFT output was loaded.")
     return diff
 
 

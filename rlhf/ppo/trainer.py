@@ -114,7 +114,8 @@ class PPOTrainer:
             if reward_model is None:
                 raise ValueError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
             critic = build_reward_critic(reward_model, self.tokenizer, cfg.policy_train, cfg.lora_r, cfg.lora_alpha)
-            self.actor_critic = ActorCritic(self.pair.model, critic=critic)
+            self.actor_critic = ActorCritic(self.pair.model, critic=critic, critic_bias=reward_model.bias,
+                                            critic_std=reward_model.std)
         else:
             self.actor_critic = ActorCritic(self.pair.model, value_head=build_value_head(self.pair.model))
 
@@ -173,6 +174,7 @@ class PPOTrainer:
         metrics = self._metrics(r, kl, rewards, returns, signal_std, train_stats, timer)
         self.kl_ctl.update(metrics["kl/mean"], cfg.batch_size * self.accelerator.num_processes)
         self.step_count += 1
+        self.last_rollout = r
         return metrics
 
     def _rollout(self, prompts) -> Rollout:
@@ -196,7 +198,7 @@ class PPOTrainer:
     @torch.no_grad()
     def _forward_passes(self, r: Rollout) -> None:
         """Reference log-probs; the policy's own forward only for what generation did not give."""
-        from rlhf.ppo.policy import critic_values, response_forward
+        from rlhf.ppo.policy import response_forward
 
         cfg, t, pre = self.config, r.response_ids.shape[1], r.prefix_len
         chunk = cfg.generation_batch_size or cfg.batch_size
@@ -213,7 +215,7 @@ class PPOTrainer:
                 old.append(core.logprobs_from_logits(logits, r.response_ids[rows], cfg.temperature))
                 values.append(vals)
             elif r.values is None:
-                values.append(critic_values(unwrapped.critic, ids[rows], mask[rows], t, pre))
+                values.append(unwrapped.values(ids[rows], mask[rows], t, pre))
         m = r.response_mask
         r.ref_logprobs = torch.cat(ref) * m
         if old:
@@ -372,6 +374,7 @@ class PPOTrainer:
             while self.step_count < cfg.steps:
                 metrics = self.step()
                 log.log(self.step_count, metrics)
+                log.samples(self.step_count, self.last_rollout, cfg.log_samples)
                 self.history.append({"step": self.step_count, **metrics})
                 bar.set_postfix(reward=f"{metrics['reward/score']:.3f}", kl=f"{metrics['kl/mean']:.3f}")
                 bar.update(1)
