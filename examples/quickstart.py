@@ -30,7 +30,9 @@ def main() -> None:
     lo, hi = result["ci95"]
     print(f"\nWhole loop in {minutes:.1f} min. Report: {run / 'report.md'}")
     print(f"PPO vs SFT win rate ({result['judge']}): {result['win_rate']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]  n={result['n']}")
-    print(f"Reward model held-out pair accuracy: {reward.get('eval_accuracy')}")
+    held_out = reward.get("eval") or {}
+    print(f"Reward model held-out pair accuracy: {held_out.get('accuracy', float('nan')):.3f} "
+          f"({held_out.get('pairs', 0)} pairs)")
 
 
 if __name__ == "__main__":
