@@ -1,10 +1,14 @@
-"""`report.md` for a pipeline run folder: every stage's figures and plots, readable on its own."""
+"""`report.md` for a pipeline run folder: the headline figures first, then every stage's figures and
+plots (SFT loss, reward-model loss and accuracy, PPO reward / KL / length / entropy / value loss),
+readable on its own."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+STAGES = ("sft", "sample", "label", "reward", "ppo", "dpo", "eval")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -29,7 +33,39 @@ def _table(rows: list[tuple[str, Any]]) -> list[str]:
 
 def _plots(run: Path, stage: str) -> list[str]:
     pngs = sorted((run / stage).glob("*.png")) + sorted((run / stage).glob("plots/*.png"))
-    return [f"![{p.stem}]({p.relative_to(run).as_posix()})" for p in pngs] + [""]
+    return [f"![{stage} {p.stem}]({p.relative_to(run).as_posix()})" for p in pngs] + [""]
+
+
+def _headline(run: Path) -> list[str]:
+    """The answer to "did alignment work?" in a few lines."""
+    ev, rm, ppo = _read(run / "eval" / "eval.json"), _read(run / "reward" / "metrics.json"), _read(run / "ppo" / "metrics.json")
+    lines = []
+    for c in ev.get("comparisons", []):
+        lo, hi = c["ci95"]
+        lines.append(f"- `{c['a']}` vs `{c['b']}`: win rate **{c['win_rate']:.3f}** (95% CI {lo:.3f}–{hi:.3f}, "
+                     f"{c['wins']} wins / {c['ties']} ties / {c['losses']} losses over {c['n']} held-out prompts)")
+    if ev.get("judge"):
+        lines.append(f"- judge: {ev['judge']}")
+    held_out = rm.get("eval") or {}
+    if held_out:
+        lines.append(f"- reward model held-out pair accuracy: **{held_out['accuracy']:.3f}** ({held_out['pairs']} pairs "
+                     f"from {held_out.get('rankings', '?')} rankings; train {rm['train']['accuracy']:.3f})")
+    if ppo.get("score_first_tenth") is not None:
+        final = ppo.get("final", {})
+        lines.append(f"- PPO mean score: {ppo['score_first_tenth']:.3f} over the first tenth of the steps → "
+                     f"{ppo['score_last_tenth']:.3f} over the last tenth ({ppo['steps']} steps; KL at the end "
+                     f"{final.get('kl/mean', float('nan')):.2f} nats per completion)")
+    return (["## Headline", "", *lines, ""]) if lines else []
+
+
+def _timings(run: Path) -> list[str]:
+    seconds = {stage: _read(run / stage / "DONE.json").get("seconds") for stage in STAGES}
+    seconds = {k: v for k, v in seconds.items() if isinstance(v, (int, float))}
+    if not seconds:
+        return []
+    rows = [(k, f"{v:.0f} s") for k, v in seconds.items()]
+    rows.append(("total", f"{sum(seconds.values()):.0f} s ({sum(seconds.values()) / 60:.1f} min)"))
+    return ["## Time per stage", "", *_table(rows)]
 
 
 def _sft(run: Path) -> list[str]:
@@ -42,44 +78,56 @@ def _sft(run: Path) -> list[str]:
 
 def _reward(run: Path) -> list[str]:
     m = _read(run / "reward" / "metrics.json")
-    keep = ("train_accuracy", "eval_accuracy", "eval_mean_margin", "eval_loss", "train_loss", "labeler_agreement",
-            "reward_bias", "reward_std", "train_rankings", "eval_rankings", "train_pairs", "eval_pairs", "seconds")
-    rows = [(k.replace("_", " "), m[k]) for k in keep if k in m and not isinstance(m[k], (dict, list))]
+    train, held_out, data, cal = m.get("train") or {}, m.get("eval") or {}, m.get("data") or {}, m.get("calibration") or {}
+    rows = [("train pair accuracy", train.get("accuracy")), ("held-out pair accuracy", held_out.get("accuracy")),
+            ("held-out mean margin", held_out.get("mean_margin")), ("held-out loss", held_out.get("loss")),
+            ("train rankings / pairs", f"{data['train_rankings']} / {data['train_pairs']}" if data else None),
+            ("held-out rankings / pairs", f"{data['eval_rankings']} / {data['eval_pairs']}" if data else None),
+            ("labeler agreement", m.get("labeler_agreement")), ("steps", m.get("steps")),
+            ("score normalisation (bias, std)", f"{cal['bias']:.3f}, {cal['std']:.3f}" if cal else None),
+            ("seconds", m.get("train_seconds"))]
+    for name, per in sorted((held_out.get("accuracy_per_labeler") or {}).items()):
+        rows.append((f"held-out accuracy on {name}'s rankings", f"{per['accuracy']:.3f} ({per['pairs']} pairs)"))
     return _table(rows)
 
 
 def _ppo(run: Path) -> list[str]:
     m = _read(run / "ppo" / "metrics.json")
-    rows = [(k, v) for k, v in m.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-    return _table(rows[:20])
+    final = m.get("final", {})
+    return _table([("steps", m.get("steps")), ("mean score, first tenth of steps", m.get("score_first_tenth")),
+                   ("mean score, last tenth of steps", m.get("score_last_tenth")),
+                   ("KL at the end (nats per completion)", final.get("kl/mean")),
+                   ("response length at the end (tokens)", final.get("response/length")),
+                   ("cut off at the end (no stop token)", final.get("reward/missing_eos")),
+                   ("seconds per step at the end", final.get("time/step")),
+                   ("generation share of a step", final.get("time/generate_share"))])
+
+
+def _dpo(run: Path) -> list[str]:
+    m = _read(run / "dpo" / "metrics.json")
+    keys = ("steps", "learning_rate", "beta", "train_loss", "eval_reward_accuracy", "eval_reward_margin",
+            "train_seconds")
+    return _table([(k.replace("_", " "), m.get(k)) for k in keys])
 
 
 def _eval(run: Path) -> list[str]:
-    m = _read(run / "eval" / "eval.json")
     md = run / "eval" / "eval.md"
-    lines = []
-    if md.exists():
-        lines += [md.read_text(), ""]
-    elif m:
-        lines += _table([(k, v) for k, v in m.items() if not isinstance(v, (dict, list))])
-    return lines or ["(evaluation did not run)", ""]
+    if md.exists():  # one level deeper under this report's own heading
+        return [line[1:] if line.startswith("## ") or line.startswith("### ") else line
+                for line in md.read_text().splitlines()] + [""]
+    return ["(evaluation did not run)", ""]
 
 
 def write_report(run: str | Path) -> Path:
     run = Path(run)
     lines = [f"# RLHF run report: `{run.name}`", "",
              "Stages: SFT → sampling → labeling → reward model → PPO (→ DPO) → evaluation. "
-             "Each section reads the stage's own `metrics.json`; plots are the stage's PNGs.", ""]
-    timings = {p.parent.name: _read(p).get("seconds") for p in sorted(run.glob("*/DONE.json"))}
-    if timings:
-        lines += ["## Time per stage", "", *_table([(k, f"{v} s") for k, v in timings.items()])]
-    sections = [("SFT", "sft", _sft), ("Reward model", "reward", _reward), ("PPO", "ppo", _ppo)]
+             "Each section reads the stage's own `metrics.json`; plots are the stage's PNGs.", "",
+             *_headline(run), *_timings(run)]
+    sections = [("SFT", "sft", _sft), ("Reward model", "reward", _reward), ("PPO", "ppo", _ppo), ("DPO", "dpo", _dpo)]
     for title, stage, body in sections:
         if (run / stage).exists():
             lines += [f"## {title}", "", *body(run), *_plots(run, stage)]
-    if (run / "dpo").exists():
-        lines += ["## DPO", "", *_table([(k, v) for k, v in _read(run / "dpo" / "metrics.json").items()
-                                          if isinstance(v, (int, float, str))])]
     lines += ["## Evaluation", "", *_eval(run), *_plots(run, "eval")]
     path = run / "report.md"
     path.write_text("\n".join(lines))

@@ -122,6 +122,7 @@ def run_sft(config: SFTConfig) -> Path:
         metrics["eval_loss"] = eval_metrics["eval_loss"]
         metrics["perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_sft(metrics["log_history"], out / "plots")
     (out / "rlhf_config.json").write_text(json.dumps({"stage": "sft", **asdict(config), "learning_rate": config.resolved_learning_rate()}, indent=2))
     print(f"[rlhf sft] saved {config.adapter} adapter to {out} "
           f"(eval loss {metrics.get('eval_loss', float('nan')):.3f}, perplexity {metrics.get('perplexity', float('nan')):.1f})")
@@ -188,3 +189,12 @@ def _last_checkpoint(out: Path) -> Optional[str]:
 
     folder = out / "checkpoints"
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def plot_sft(log_history: list[dict], out_dir: Path) -> Path | None:
+    """plots/loss.png: training loss per logged step, and held-out loss where it was measured."""
+    from rlhf.plots import plot_series, points
+
+    series = {"train loss": points(log_history, "loss"), "eval loss": points(log_history, "eval_loss")}
+    return plot_series(series, out_dir / "loss.png", "SFT loss (assistant tokens)", "step", "cross-entropy")
+

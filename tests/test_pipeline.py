@@ -38,8 +38,13 @@ def test_pipeline_runs_every_stage_on_a_tiny_model_and_resumes(tmp_path, tiny_mo
     text = json.dumps(result)
     assert "win_rate" in text and "ci" in text
     report = (run / "report.md").read_text()
-    for heading in ("## SFT", "## Reward model", "## PPO", "## DPO", "## Evaluation"):
+    for heading in ("## Headline", "## Time per stage", "## SFT", "## Reward model", "## PPO", "## DPO", "## Evaluation"):
         assert heading in report, heading
+    assert "win rate **" in report and "held-out pair accuracy" in report
+    for png in ("sft/plots/loss.png", "reward/plots/accuracy.png", "reward/plots/loss.png", "ppo/plots/reward.png",
+                "ppo/plots/kl.png", "ppo/plots/response_length.png"):
+        assert (run / png).stat().st_size > 1000, png
+        assert f"({png})" in report, png
     assert (run / "pipeline.yaml").exists() and "finished" in (run / "pipeline.log").read_text()
 
     # A re-run finds every stage done and skips it.

@@ -86,31 +86,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def plot_metrics(rows: list[dict], out_dir: str | Path) -> list[Path]:
     """One PNG per curve in PLOTS (steps on x), with a moving average when there are many steps."""
-    import matplotlib
+    from rlhf.plots import plot_series, points
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key, title, name in PLOTS:
-        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-        if not points:
-            continue
-        steps, values = zip(*points)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(steps, values, alpha=0.45 if len(values) >= 10 else 1.0, label=key)
-        if len(values) >= 10:
-            window = max(2, len(values) // 10)
-            smooth = [sum(values[max(0, i - window + 1): i + 1]) / len(values[max(0, i - window + 1): i + 1])
-                      for i in range(len(values))]
-            ax.plot(steps, smooth, label=f"moving mean ({window})")
-        ax.set(title=title, xlabel="PPO step", ylabel=key)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=100)
-        plt.close(fig)
-        written.append(out_dir / name)
-    return written
+    written = [plot_series({key: points(rows, key)}, Path(out_dir) / name, title, "PPO step", key)
+               for key, title, name in PLOTS]
+    return [p for p in written if p is not None]

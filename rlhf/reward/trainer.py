@@ -92,6 +92,10 @@ def train_reward(config: RewardConfig) -> dict:
     }
     if metrics["eval"]:
         _log_eval(writer, metrics["eval"], progress["step"])
+        progress["history"].append({"step": progress["step"], "eval_loss": metrics["eval"]["loss"],
+                                    "eval_accuracy": metrics["eval"]["accuracy"]})
+    metrics["history"] = progress["history"]
+    plot_reward(progress["history"], out / "plots")
     writer.close()
     # 6. calibrate and save
     bias, std, calibration = calibrate(model, tokenizer, config, train_set)
@@ -170,7 +174,7 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    progress = {"step": 0, "epoch": 0, "epoch_seconds": [], "epoch_cpu_seconds": []}
+    progress = {"step": 0, "epoch": 0, "epoch_seconds": [], "epoch_cpu_seconds": [], "history": []}
     if config.resume and (out / CHECKPOINT).exists():
         progress = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, config)
     bar = tqdm(total=total, initial=progress["step"], desc="reward", unit="step")
@@ -185,6 +189,7 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
             optimizer.step(), scheduler.step(), optimizer.zero_grad(set_to_none=True)
             progress["step"] += 1
             bar.update(1), bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.2f}")
+            progress["history"].append({"step": progress["step"], "loss": stats["loss"], "accuracy": stats["accuracy"]})
             if progress["step"] % config.logging_steps == 0:
                 _log(writer, stats, scheduler.get_last_lr()[0], progress["step"])
             if config.save_steps and progress["step"] % config.save_steps == 0:
@@ -196,7 +201,10 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
             progress["epoch_cpu_seconds"].append(time.process_time() - epoch_cpu)  # robust to other jobs' load
             progress["epoch"] = math.ceil(progress["step"] / steps_per_epoch)
             if progress["step"] < total and eval_examples:
-                _log_eval(writer, evaluate(model, eval_examples, pad_id, config), progress["step"])
+                held_out = evaluate(model, eval_examples, pad_id, config)
+                _log_eval(writer, held_out, progress["step"])
+                progress["history"].append({"step": progress["step"], "eval_loss": held_out["loss"],
+                                            "eval_accuracy": held_out["accuracy"]})
             save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, progress, config)
     bar.close()
     return progress
@@ -275,7 +283,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
-    return {"epoch_cpu_seconds": [], **state["progress"]}
+    return {"epoch_cpu_seconds": [], "history": [], **state["progress"]}
 
 
 # --- 5. evaluate --------------------------------------------------------------------------------
@@ -356,3 +364,18 @@ def _print_summary(metrics: dict, out: Path) -> None:
     if metrics["labeler_agreement"]:
         line += f", labeler agreement {metrics['labeler_agreement']['agreement']:.3f}"
     print(f"{line}; saved to {out}")
+
+
+def plot_reward(history: list[dict], out_dir: Path) -> list[Path]:
+    """plots/loss.png and plots/accuracy.png: per logged training step (the batch's own pairs) and
+    on the held-out rankings after each epoch (the merged model, as saved)."""
+    from rlhf.plots import plot_series, points
+
+    written = [
+        plot_series({"train (batch)": points(history, "loss"), "held-out": points(history, "eval_loss")},
+                    out_dir / "loss.png", "reward model loss (-log sigmoid of pair margins)", "step", "loss"),
+        plot_series({"train (batch)": points(history, "accuracy"), "held-out": points(history, "eval_accuracy")},
+                    out_dir / "accuracy.png", "reward model pair accuracy", "step", "accuracy"),
+    ]
+    return [p for p in written if p is not None]
+
