@@ -413,6 +413,7 @@ def _wire_admin(store: LabelStore, ui: _UI, private: dict) -> None:
             path = Path(tempfile.mkdtemp(prefix="rlhf-export-")) / f"{kind}-{stamp}.jsonl"
             write = store.export_rankings if kind == "rankings" else store.export_pairs
             n = write(path, include_flagged=bool(include_flagged))
+            store.record_export(kind, request.username, n)
             return str(path), f"Exported {n} {kind[:-1]} rows to {path.name}."
         return on_export
 

@@ -649,6 +649,22 @@ class LabelStore:
     def label_count(self) -> int:
         return self._exec(self._conn(), "SELECT count(*) FROM labels").fetchone()[0]
 
+    def record_export(self, kind: str, admin: str, rows: int) -> None:
+        """Note that an admin exported (`rlhf pipeline` with label_mode: app takes an export as
+        "labeling is done"): kept in `meta` as the last export, with the store's clock."""
+        value = json.dumps({"kind": kind, "admin": admin, "rows": rows, "at": self.clock()})
+
+        def write(conn):
+            self._exec(conn, "INSERT INTO meta (key, value) VALUES ('last_export', ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value,))
+
+        self._write(write)
+
+    def last_export(self) -> dict | None:
+        """The last `record_export` ({"kind", "admin", "rows", "at"}), or None."""
+        row = self._exec(self._conn(), "SELECT value FROM meta WHERE key = 'last_export'").fetchone()
+        return json.loads(row[0]) if row else None
+
     def rankings(self, include_flagged: bool = False) -> list[dict]:
         """One row per label: the ranking record of DESIGN.md (`prompt`, `completions` in original
         order, `ranking` tiers best first, `labeler`, `flags`, `seconds`) plus `item_id`,

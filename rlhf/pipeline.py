@@ -73,9 +73,29 @@ def load_pipeline_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def wait_for_labels(store, target: int, since: float, log: Callable[[str], None], poll_seconds: float = 5.0) -> str:
+    """Block until `store` holds `target` labels, or an admin exported after `since` (the store's
+    clock). Logs the count each time it changes. -> "target" or "export", whichever came first."""
+    seen = -1
+    while True:
+        count = store.label_count()
+        if count != seen:
+            log(f"labels in: {count}/{target}")
+            seen = count
+        if count >= target:
+            return "target"
+        export = store.last_export()
+        if export and export["at"] >= since:
+            log(f"{export['admin']} exported {export['rows']} {export['kind']} rows: labeling is done at {count} labels")
+            return "export"
+        time.sleep(poll_seconds)
+
+
 class Pipeline:
     """Runs the stages of one config into one run folder. Each `stage_*` method builds that stage's
     config from the YAML plus the paths of earlier stages, and calls the stage's public function."""
+
+    poll_seconds = 5.0  # how often label_mode: app checks the labeling database
 
     def __init__(self, config: dict[str, Any], config_path: Path | None = None):
         self.config = config
@@ -140,11 +160,16 @@ class Pipeline:
         if cfg.users:
             store.load_users_file(cfg.users)
         target = target or len(load_candidates(candidates)) * cfg.labels_per_item
-        label_app.launch(store, cfg, block=False)
-        self.log(f"labeling app at http://{cfg.host}:{cfg.port} — waiting for {target} labels")
-        while store.label_count() < target:
-            time.sleep(5)
-        store.export_rankings(out / "rankings.jsonl")
+        started = store.clock()
+        demo = label_app.launch(store, cfg, block=False)
+        self.log(f"labeling app at http://{cfg.host}:{cfg.port} — continuing when {target} labels are in "
+                 f"or an admin exports")
+        try:
+            wait_for_labels(store, target, started, self.log, poll_seconds=self.poll_seconds)
+        finally:
+            demo.close()
+        n = store.export_rankings(out / "rankings.jsonl")
+        self.log(f"exported {n} rankings to {out / 'rankings.jsonl'}")
 
     def stage_reward(self, out: Path):
         from rlhf.reward import RewardConfig, train_reward

@@ -88,3 +88,117 @@ def test_shipped_configs_name_only_real_fields():
             cls = stage_config_class(stage, config.get("label_mode", "simulated"))
             unknown = set(section) - {f.name for f in dataclasses.fields(cls)}
             assert not unknown, (name, stage, unknown)
+
+
+# --- label_mode: app -----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _app_pipeline(tmp_path, **label):
+    """A pipeline whose sample stage is done (3 items), labeling through the app."""
+    from rlhf.data import write_jsonl
+    from rlhf.pipeline import Pipeline
+
+    run = tmp_path / "run"
+    items = [{"id": f"q{i}", "prompt": f"question {i}", "completions": [f"answer {i}.{j}" for j in range(3)]}
+             for i in range(3)]
+    write_jsonl(run / "sample" / "candidates.jsonl", items)
+    users = tmp_path / "users.csv"
+    users.write_text("admin,pw-admin,admin\nalice,pw-alice\n")
+    pipeline = Pipeline({"run_dir": str(run), "label_mode": "app",
+                         "label": {"port": _free_port(), "users": str(users), **label}})
+    pipeline.poll_seconds = 0.05
+    return pipeline, run
+
+
+def _run_label_stage(pipeline, run):
+    import threading
+
+    out = run / "label"
+    out.mkdir(parents=True, exist_ok=True)
+    errors = []
+
+    def target():
+        try:
+            pipeline.stage_label(out)
+        except BaseException as err:  # surfaced by the test, not lost in the thread
+            errors.append(err)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _log_has(run, text: str) -> bool:
+    log = run / "pipeline.log"
+    return log.exists() and text in log.read_text()
+
+
+def _wait_for(predicate, seconds=30.0):
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_app_label_step_continues_once_every_label_is_in(tmp_path):
+    from labeling_app.store import LabelStore
+    from rlhf.labelers import SimulatedLabeler, simulate_into_store
+
+    pipeline, run = _app_pipeline(tmp_path)
+    thread, errors = _run_label_stage(pipeline, run)
+    assert _wait_for(lambda: _log_has(run, "labels in: 0/3"))
+    assert thread.is_alive()  # nothing labeled yet: the pipeline waits
+    labelers = LabelStore(run / "label" / "labels.db")  # people's side, its own connection
+    assert simulate_into_store(labelers, [SimulatedLabeler("concise", noise=0.0, name="alice")]) == 3
+    thread.join(30)
+    assert not thread.is_alive() and not errors, errors
+    rows = [json.loads(line) for line in (run / "label" / "rankings.jsonl").read_text().splitlines()]
+    assert sorted(r["item_id"] for r in rows) == ["q0", "q1", "q2"] and {r["labeler"] for r in rows} == {"alice"}
+    log = (run / "pipeline.log").read_text()
+    assert "labels in: 0/3" in log and "labels in: 3/3" in log and "exported 3 rankings" in log
+    labelers.close()
+
+
+def test_app_label_step_ends_when_an_admin_exports(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from labeling_app.store import LabelStore
+    from rlhf.labelers import SimulatedLabeler, simulate_into_store
+
+    spec = importlib.util.spec_from_file_location(
+        "label_load", Path(__file__).resolve().parents[1] / "benchmarks" / "label_load.py")
+    label_load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(label_load)
+
+    pipeline, run = _app_pipeline(tmp_path, target_labels=100)
+    thread, errors = _run_label_stage(pipeline, run)
+    assert _wait_for(lambda: _log_has(run, "labels in: 0/100"))
+    store = LabelStore(run / "label" / "labels.db", labels_per_item=1)
+    simulate_into_store(store, [SimulatedLabeler("concise", noise=0.0, name="alice")])
+    assert _wait_for(lambda: _log_has(run, "labels in: 3/100"))
+    assert thread.is_alive()  # 3 of 100: still waiting
+
+    port = pipeline.section("label")["port"]
+    admin = label_load.PageSession(f"http://127.0.0.1:{port}")
+    assert admin.login("admin", "pw-admin")
+    admin.call("load")
+    assert admin.call("export_rankings", [False])["ok"]
+    admin.close()
+    thread.join(30)
+    assert not thread.is_alive() and not errors, errors
+    assert "admin exported 3 rankings rows" in (run / "pipeline.log").read_text()
+    assert len((run / "label" / "rankings.jsonl").read_text().splitlines()) == 3
+    store.close()
