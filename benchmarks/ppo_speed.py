@@ -44,6 +44,9 @@ RUNS = [
     ("trl-lora", "trl 1.12 PPOTrainer, LoRA policy (its value model still trains in full)"),
     ("ours-lora", "rlhf PPO, LoRA policy, critic = LoRA on the reward model (default)"),
     ("ours-lora-vh", "rlhf PPO, LoRA policy, value-head critic on the policy (the memory-light setting)"),
+    ("trl-lora-bf16", "trl-lora with every model loaded in bf16 and bf16=True (CPUs with avx512_bf16 / AMX)"),
+    ("ours-lora-bf16", "ours-lora with bf16=True (every model in bf16)"),
+    ("ours-lora-vh-bf16", "ours-lora-vh with bf16=True"),
 ]
 
 
@@ -111,11 +114,12 @@ def run_ours(mode: str, rm_dir: Path, prompts: list[str], steps: int, warmup: in
     from rlhf.ppo import PPOConfig, PPOTrainer
 
     policy_train = "full" if mode == "ours-full" else "lora"
-    light = mode == "ours-lora-vh"
+    light = mode.startswith("ours-lora-vh")
     config = PPOConfig(reward_model=str(rm_dir), output_dir=str(CACHE / mode), steps=warmup + steps, batch_size=BATCH,
                        max_new_tokens=NEW_TOKENS, temperature=TEMPERATURE, ppo_epochs=1, num_minibatches=1,
                        policy_train=policy_train, lora_r=16, lora_alpha=32, lora_target_modules=LORA_TARGETS,
-                       critic="value-head" if light else "reward", save_steps=0, progress=False, device="cpu", seed=0)
+                       critic="value-head" if light else "reward", save_steps=0, progress=False, device="cpu", seed=0,
+                       bf16=mode.endswith("-bf16"))
     trainer = PPOTrainer(config, prompts=prompts)
     times, gen, tokens, phases = [], [], [], []
     for i in range(warmup + steps):
@@ -143,12 +147,15 @@ def run_trl(mode: str, rm_dir: Path, prompts: list[str], steps: int, warmup: int
     assert trl.__version__ == "1.12.0", f"expected trl 1.12.0 first on the path, got {trl.__version__}"
     tok = load_tokenizer(None, padding_side="left")
     model_dir = default_model_dir()
-    policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    ref = None if mode == "trl-lora" else AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    reward = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype=torch.float32)
-    value = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype=torch.float32)
+    bf16 = mode.endswith("-bf16")
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    lora = mode.startswith("trl-lora")
+    policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    ref = None if lora else AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    reward = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype=dtype)
+    value = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype=dtype)
     peft_config = None
-    if mode == "trl-lora":
+    if lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
@@ -158,7 +165,7 @@ def run_trl(mode: str, rm_dir: Path, prompts: list[str], steps: int, warmup: int
     args = PPOConfig(output_dir=str(CACHE / mode), per_device_train_batch_size=BATCH, gradient_accumulation_steps=1,
                      num_mini_batches=1, num_ppo_epochs=1, response_length=NEW_TOKENS, temperature=TEMPERATURE,
                      total_episodes=BATCH * (warmup + steps), learning_rate=1e-4 if peft_config else 1e-5,
-                     stop_token="eos", num_sample_generations=0, bf16=False, fp16=False, report_to="none",
+                     stop_token="eos", num_sample_generations=0, bf16=bf16, fp16=False, report_to="none",
                      save_strategy="no", logging_steps=1, local_rollout_forward_batch_size=BATCH, use_cpu=True,
                      disable_tqdm=True, seed=0, kl_coef=0.05)
 
@@ -234,14 +241,15 @@ def write_results(rows: dict, args, wall: float) -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     ratios = {}
-    for ours, theirs in (("ours-full", "trl-full"), ("ours-lora", "trl-lora"), ("ours-lora-vh", "trl-lora")):
+    for ours, theirs in (("ours-full", "trl-full"), ("ours-lora", "trl-lora"), ("ours-lora-vh", "trl-lora"),
+                         ("ours-lora-bf16", "trl-lora-bf16"), ("ours-lora-vh-bf16", "trl-lora-bf16")):
         if ours in rows and theirs in rows:
             ratios[f"{ours} vs {theirs}"] = {
                 "speedup": round(rows[theirs]["s_per_step"] / rows[ours]["s_per_step"], 2),
                 "memory_ratio": round(rows[ours]["peak_rss_gb"] / rows[theirs]["peak_rss_gb"], 2)}
     import torch
 
-    setup = {"model": "SmolLM2-135M-Instruct (embedded default), fp32, CPU", "batch": BATCH, "new_tokens": NEW_TOKENS,
+    setup = {"model": "SmolLM2-135M-Instruct (embedded default), CPU, fp32 except runs named -bf16", "batch": BATCH, "new_tokens": NEW_TOKENS,
              "ppo_epochs": 1, "num_minibatches": 1, "temperature": TEMPERATURE, "lora": "r=16, alpha=32, q_proj+v_proj",
              "warmup_steps": args.warmup, "measured_steps": args.steps, "rounds": args.rounds,
              "torch_threads": torch.get_num_threads(),
@@ -249,7 +257,7 @@ def write_results(rows: dict, args, wall: float) -> None:
     result = {"setup": setup, "runs": rows, "ratios": ratios, "descriptions": dict(RUNS)}
     (out / "ppo_speed.json").write_text(json.dumps(result, indent=2))
     lines = ["# PPO speed: rlhf vs trl 1.12.0 PPOTrainer", "",
-             f"SmolLM2-135M fp32 on CPU ({setup['cpus']} cores, {setup['torch_threads']} torch threads), batch {BATCH}, "
+             f"SmolLM2-135M on CPU, fp32 except the runs named -bf16 ({setup['cpus']} cores, {setup['torch_threads']} torch threads), batch {BATCH}, "
              f"{NEW_TOKENS} new tokens, 1 PPO epoch, 1 minibatch; median of {args.steps} steps after {args.warmup} "
              f"warm-up, best of {args.rounds} interleaved round(s). Load average at the end: {', '.join(f'{x:.1f}' for x in setup['load_average_at_end'])} "
              "(the machine is shared; compare rows of this run with each other).", "",
@@ -294,7 +302,12 @@ def main(argv=None) -> None:
         for name, _ in RUNS:
             if args.only and name not in args.only:
                 continue
-            raw.setdefault(name, []).append(run_child(name, args))
+            try:
+                result = run_child(name, args)
+            except subprocess.CalledProcessError as err:  # one configuration failing keeps the others
+                print(f"[ppo_speed] {name} failed (exit {err.returncode}); left out of the results", flush=True)
+                continue
+            raw.setdefault(name, []).append(result)
             print(f"[ppo_speed] round {round_no + 1} {name}: {summarise(name, raw[name][-1:])}", flush=True)
     write_results({name: summarise(name, rounds) for name, rounds in raw.items()}, args, time.time() - start)
 

