@@ -222,8 +222,12 @@ def tiny_reward_dir(tiny_model_dir, tmp_path_factory):
 def test_critic_from_reward_model_leaves_scores_untouched(tiny_model_dir, tiny_reward_dir, tmp_path, policy_train):
     from rlhf.reward import RewardModel
 
+    auto = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=1, reward_model=str(tiny_reward_dir),
+                                  policy_train=policy_train), prompts=PROMPTS)
+    assert auto.critic_kind == ("reward" if policy_train == "full" else "value-head")  # what critic="auto" picks
+    del auto
     config = tiny_config(tmp_path, tiny_model_dir, steps=2, reward_model=str(tiny_reward_dir), policy_train=policy_train,
-                         learning_rate=1e-3)
+                         learning_rate=1e-3, critic="reward")
     trainer = PPOTrainer(config, prompts=PROMPTS)
     assert trainer.critic_kind == "reward"
     texts = (["Tell me about trees."] * 2, ["Trees are tall.", "green green"])

@@ -109,7 +109,8 @@ class PPOTrainer:
         if reward_model is not None:
             reward_model.model.requires_grad_(False).eval()
         self.reward_model = reward_model
-        self.critic_kind = cfg.critic if cfg.critic != "auto" else ("reward" if reward_model is not None else "value-head")
+        self.critic_kind = cfg.critic if cfg.critic != "auto" else \
+            ("reward" if reward_model is not None and cfg.policy_train == "full" else "value-head")
         if self.critic_kind == "reward":
             if reward_model is None:
                 raise ValueError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
