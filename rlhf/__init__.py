@@ -8,7 +8,7 @@ browser -> a reward model on the rankings -> PPO of the policy against it -> eva
 
 from __future__ import annotations
 
-import importlib
+from rlhf._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -56,13 +56,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rlhf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

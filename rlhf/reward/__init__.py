@@ -11,7 +11,7 @@ consensus, split by prompt, agreement), `model` (building, scoring, RewardModel)
 
 from __future__ import annotations
 
-import importlib
+from rlhf._lazy import lazy_exports
 
 _EXPORTS = {
     "RewardConfig": "rlhf.reward.config",
@@ -24,13 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rlhf.reward' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -6,7 +6,7 @@ Names load on first use, so reading a `BottleneckConfig` does not import torch."
 
 from __future__ import annotations
 
-import importlib
+from rlhf._lazy import lazy_exports
 
 _EXPORTS = {
     "BottleneckConfig": "rlhf.adapters.bottleneck.config",
@@ -24,9 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rlhf.adapters.bottleneck' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
