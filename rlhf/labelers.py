@@ -297,7 +297,7 @@ def run_simulate(config: SimulateConfig) -> Path | None:
     candidates = load_candidates(config.candidates) if config.candidates else None
     labelers = make_labelers(config.num_labelers, config.preference, config.noise, config.seed, config.disagreement)
     if config.db:
-        from labeling_app.store import LabelStore
+        from rlhf.store import LabelStore
 
         with LabelStore(config.db, labels_per_item=config.labels_per_item, guideline_version=GUIDELINE_VERSION,
                         seed=config.seed) as store:

@@ -148,7 +148,7 @@ class Pipeline:
         """Start the labeling app on the candidates and wait until the configured number of labels
         is in (`label.target_labels`, default every item x labels_per_item), then export."""
         from labeling_app.cli import LabelConfig
-        from labeling_app.store import LabelStore
+        from rlhf.store import LabelStore
         from labeling_app import app as label_app
         from rlhf.data import load_candidates
 

@@ -156,7 +156,7 @@ def run_sample(config: SampleConfig) -> Path | None:
 
 
 def add_to_store(db: str, rows: list[dict]) -> int:
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     with LabelStore(db) as store:
         added = store.add_items(rows)

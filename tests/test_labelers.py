@@ -125,7 +125,7 @@ def test_run_simulate_cli_config_writes_rankings_and_config(tmp_path):
 def test_simulated_labels_go_through_the_labeling_store(tmp_path):
     """next_item -> submit dense ranks over the DISPLAYED order, as people do; the store maps them
     back, so with no noise every stored ranking equals the preference's ranking in original order."""
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     cands = tmp_path / "cands.jsonl"
     items = _candidates()

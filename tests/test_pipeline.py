@@ -153,7 +153,7 @@ def _wait_for(predicate, seconds=30.0):
 
 
 def test_app_label_step_continues_once_every_label_is_in(tmp_path):
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
     from rlhf.labelers import SimulatedLabeler, simulate_into_store
 
     pipeline, run = _app_pipeline(tmp_path)
@@ -175,7 +175,7 @@ def test_app_label_step_ends_when_an_admin_exports(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
     from rlhf.labelers import SimulatedLabeler, simulate_into_store
 
     spec = importlib.util.spec_from_file_location(

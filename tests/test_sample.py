@@ -170,7 +170,7 @@ def test_greedy_duplicates_are_flagged_or_resampled_then_flagged(tmp_path, model
 
 
 def test_sample_into_a_labeling_database(tmp_path, model_dir, prompts_file):
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     db = tmp_path / "labels.db"
     assert run_sample(SampleConfig(model=str(model_dir), prompts=str(prompts_file), db=str(db), k=2,
