@@ -208,7 +208,12 @@ class Prompt:
     @property
     def text(self) -> str:
         """The last user message: what a labeler reads as "the prompt"."""
-        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+        return last_user_text(self.messages)
+
+    @property
+    def conversation(self) -> Conversation:
+        """The stored form of the whole context: a string for one user message, else the messages."""
+        return normalize_prompt(self.messages)
 
 
 def load_prompts(source: str | Path, limit: int | None = None) -> list[Prompt]:

@@ -246,3 +246,33 @@ def parse_pair_row(source, n, row, margin_from_scores: bool = False):
         margin = _number(row["score_chosen"], "score_chosen", err) - _number(row["score_rejected"], "score_rejected", err)
     return Ranking(prompt=prompt, completions=[chosen, rejected], ranking=[[0], [1]],
                    labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), margin=margin, meta=_meta(row))
+
+
+# --- writing TRL's layouts ------------------------------------------------------------------------
+
+
+def trl_pair_rows(records: list[dict], form: str = "explicit") -> list[dict]:
+    """TRL preference rows, one per strictly ordered pair of every ranking record (ties give none),
+    with `item_id`, `tier_gap` and `labeler` beside them.
+
+    form "explicit": `prompt` + `chosen` + `rejected`; "implicit": `chosen` and `rejected` hold the
+    whole conversation (TRL's RewardTrainer recommends it). The file is conversational (message
+    lists) when any context is more than one user message, or when the form is implicit (strings
+    joined together would lose the boundary between prompt and answer); else standard strings.
+    One layout per file: a datasets column cannot mix strings and message lists."""
+    from rlhf.data import ranking_pairs
+
+    if form not in ("explicit", "implicit"):
+        raise ValueError(f"unknown form {form!r} (use explicit or implicit)")
+    conversational = form == "implicit" or any(not isinstance(normalize_prompt(r["prompt"]), str) for r in records)
+    out = []
+    for r in records:
+        prompt = as_messages(r["prompt"]) if conversational else normalize_prompt(r["prompt"])
+        for better, worse, gap in ranking_pairs(r["ranking"]):
+            chosen, rejected = r["completions"][better], r["completions"][worse]
+            if conversational:
+                chosen, rejected = ([{"role": "assistant", "content": c}] for c in (chosen, rejected))
+            row = {"prompt": prompt, "chosen": chosen, "rejected": rejected} if form == "explicit" else \
+                {"chosen": prompt + chosen, "rejected": prompt + rejected}
+            out.append({**row, "item_id": r.get("item_id"), "tier_gap": gap, "labeler": r.get("labeler", "")})
+    return out
