@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from rlhf.data.conversation import takes_conversations
+
 Preference = Callable[[str, str], float]
 PREFERENCES: dict[str, Preference] = {}
 GUIDELINE_VERSION = "simulated"
@@ -194,6 +196,7 @@ class SimulatedLabeler:
         (seen,) = prompts_for(self.score_fn, [prompt])
         return [float(self.score_fn(seen, c)) for c in completions]
 
+    @takes_conversations
     def rank(self, prompt, completions: list[str]) -> list[list[int]]:
         """Tiers best first, indexes into `completions`; with probability `noise`, one slip."""
         tiers = tiers_from_scores(self.scores(prompt, completions), self.tie_tolerance)
@@ -201,6 +204,7 @@ class SimulatedLabeler:
             tiers = swap_adjacent_tiers(tiers, self.rng)
         return tiers
 
+    @takes_conversations  # scores() hands each preference the form it declares
     def judge(self, prompt, a: str, b: str) -> float:
         """1.0 when `a` is preferred, 0.0 when `b` is, 0.5 for a tie (the eval judge interface)."""
         return outcome_from_tiers(self.rank(prompt, [a, b]))
