@@ -112,7 +112,7 @@ class Encoded:
         return bool(self.turns_dropped or self.prompt_tokens_cut or self.completion_tokens_cut)
 
 
-def _drop_oldest_turn(messages: list[dict]) -> list[dict] | None:
+def drop_oldest_turn(messages: list[dict]) -> list[dict] | None:
     """The conversation without its oldest exchange (system message kept), or None when only the
     last user message is left. Drops up to the next user message so roles still alternate."""
     system = [m for m in messages[:1] if m["role"] == "system"]
@@ -142,7 +142,7 @@ def encode_scored(tokenizer, prompt: Conversation, completion: str, max_length: 
         answer = full[len(prompt_ids):]
         if len(prompt_ids) <= min(cap, max_length - len(answer)):
             return Encoded(full, turns)
-        shorter = _drop_oldest_turn(messages)
+        shorter = drop_oldest_turn(messages)
         if shorter is None:
             break
         messages, turns = shorter, turns + 1
