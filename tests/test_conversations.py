@@ -271,7 +271,7 @@ def test_sft_fit_rows_counts_cuts_and_drops(tokenizer, tmp_path):
     # TRL's own side keeps the start: the pirate row's prompt then fills max_length and the row is lost.
     assert right == {"rows": 4, "prompt_turns_dropped": 0, "answer_cut": 1, "dropped_no_answer": 2}
     with pytest.raises(DataError, match=r"demos.jsonl.*longest prompt \(demonstration 4\) is \d+ tokens: max_length=\d+ would fit"):
-        fit_rows(tokenizer, datasets.Dataset.from_list(rows[3:]), 30, "left", "demos.jsonl")
+        fit_rows(tokenizer, ds, 10, "left", "demos.jsonl")  # the template alone is longer
 
 
 def test_sft_metrics_count_dropped_rows(tmp_path, tiny_model_dir):
@@ -285,3 +285,105 @@ def test_sft_metrics_count_dropped_rows(tmp_path, tiny_model_dir):
                             batch_size=2, max_length=48, eval_fraction=0.0, save_steps=10))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data_loss"]["data"]["dropped_no_answer"] == 2 and metrics["train_rows"] == 6
+
+
+def test_dpo_pairs_keep_the_whole_conversation():
+    from rlhf.dpo import ranking_to_pairs
+
+    rows = ranking_to_pairs([Ranking(prompt=pirate("Zorblax"), completions=["Zorblax!", "Who?"], ranking=[[0], [1]])])
+    assert rows == [{"prompt": pirate("Zorblax"), "chosen": [{"role": "assistant", "content": "Zorblax!"}],
+                     "rejected": [{"role": "assistant", "content": "Who?"}]}]
+
+
+# --- end to end: a pirate-captain conversation survives every stage ------------------------------
+
+
+@pytest.mark.slow
+def test_pipeline_carries_the_conversation_through_every_stage(tmp_path, tiny_model_dir, monkeypatch):
+    import yaml
+
+    import rlhf.reward.model as reward_model
+    import rlhf.reward.trainer as reward_trainer
+    from labeling_app.app import item_json
+    from rlhf.data import load_candidates
+    from rlhf.pipeline import run_pipeline
+    from rlhf.store import LabelStore
+
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"id": n, "messages": pirate(n)} for n in NAMES[:6]])
+    seen = {"reward": [], "ppo": []}
+
+    def spy(fn, where):
+        def wrapped(tokenizer, prompts, completions, *args, **kwargs):
+            out = fn(tokenizer, prompts, completions, *args, **kwargs)
+            seen[where] += [tokenizer.decode(getattr(x, "ids", x)) for x in out]
+            return out
+        return wrapped
+
+    monkeypatch.setattr(reward_trainer, "encode_detailed", spy(reward_trainer.encode_detailed, "reward"))
+    monkeypatch.setattr(reward_model, "encode", spy(reward_model.encode, "ppo"))
+    run = tmp_path / "run"
+    config = {"run_dir": str(run), "model": str(tiny_model_dir), "seed": 0, "label_mode": "simulated",
+              "sft": {"adapter": "lora", "max_steps": 1, "batch_size": 4, "max_length": 128},
+              "sample": {"prompts": str(prompts), "k": 3, "max_new_tokens": 6, "batch_size": 18},
+              "label": {"preference": "concise", "num_labelers": 2, "noise": 0.0, "db": str(tmp_path / "labels.db")},
+              "reward": {"epochs": 1, "batch_size": 2, "max_length": 256, "eval_fraction": 0.34,
+                         "calibration_data": "train"},
+              "ppo": {"prompts": str(prompts), "steps": 1, "batch_size": 4, "max_new_tokens": 6, "ppo_epochs": 1},
+              "dpo": {"enabled": False},
+              "eval": {"prompts": str(prompts), "judge": "simulated", "limit": 2, "max_new_tokens": 4, "bootstrap": 50}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
+    run_pipeline(tmp_path / "p.yaml")
+
+    # The reward model's input, in training and as PPO's reward, holds the system prompt and the name.
+    for where in ("reward", "ppo"):
+        assert seen[where] and all("You are a pirate captain." in t and "My name is" in t for t in seen[where]), where
+    # The labeler's page: the store's assignment carries the earlier turns to the page's context box.
+    candidates = load_candidates(run / "sample" / "candidates.jsonl")
+    with LabelStore(tmp_path / "check.db") as store:
+        store.add_items(candidates)
+        page = json.loads(item_json(store.next_item("newcomer")))
+    assert page["prompt"] == "What is my name?" and "System: You are a pirate captain." in page["context"]
+    assert "User: My name is" in page["context"]
+    # The exports: rankings and TRL pairs hold the whole conversation.
+    rankings = [json.loads(line) for line in (run / "label" / "rankings.jsonl").read_text().splitlines()]
+    assert rankings and all(r["prompt"][0] == SYSTEM and len(r["prompt"]) == 4 for r in rankings)
+    with LabelStore(tmp_path / "labels.db") as store:
+        pairs = store.pairs(form="implicit")
+    assert pairs and all(p["chosen"][0] == SYSTEM and p["chosen"][-1]["role"] == "assistant" for p in pairs)
+
+
+# --- rlhf reward-eval ------------------------------------------------------------------------------
+
+
+def test_reward_eval_accuracy_ci_groups_and_layouts_agree(tmp_path, tiny_model_dir, tokenizer, capsys):
+    from rlhf.cli import main
+    from rlhf.reward import RewardModel
+    from rlhf.reward.model import build_reward_model, save_reward_model
+
+    rm_dir = save_reward_model(build_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, seed=3), tokenizer,
+                               tmp_path / "rm", bias=0.25, std=1.0, max_length=256)
+    explicit = [{**r, "source": "memory" if i % 2 else "tone"} for i, r in enumerate(explicit_rows())]
+    implicit = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"], "source": r["source"]}
+                for r in explicit]
+    results = []
+    for name, rows in (("explicit", explicit), ("implicit", implicit)):
+        path = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+        assert main(["reward-eval", "--model", str(rm_dir), "--data", str(path), "--group_by", "source",
+                     "--output", str(tmp_path / name), "--bootstrap", "200"]) == 0
+        results.append(json.loads((tmp_path / name / "reward_eval.json").read_text()))
+    assert "accuracy" in capsys.readouterr().out
+    a, b = results
+    assert a["accuracy"] == b["accuracy"] and a["mean_margin"] == pytest.approx(b["mean_margin"])
+    # By hand from RewardModel.score, which renders the same whole conversations.
+    rm = RewardModel.load(rm_dir)
+    chosen = rm.score([r["prompt"] for r in explicit], [r["chosen"][0]["content"] for r in explicit]).tolist()
+    rejected = rm.score([r["prompt"] for r in explicit], [r["rejected"][0]["content"] for r in explicit]).tolist()
+    correct = [1.0 if c > r else 0.0 if c < r else 0.5 for c, r in zip(chosen, rejected)]
+    assert a["pairs"] == 8 and a["accuracy"] == pytest.approx(sum(correct) / 8)
+    assert a["mean_margin"] == pytest.approx(sum(c - r for c, r in zip(chosen, rejected)) / 8, abs=1e-5)
+    assert a["ci95"][0] <= a["accuracy"] <= a["ci95"][1]
+    for source in ("memory", "tone"):
+        mine = [c for c, r in zip(correct, explicit) if r["source"] == source]
+        assert a["by_group"][source]["pairs"] == 4 and a["by_group"][source]["accuracy"] == pytest.approx(sum(mine) / 4)
+    md = (tmp_path / "explicit" / "reward_eval.md").read_text()
+    assert "| source = memory | 4 |" in md and "95% CI" in md
