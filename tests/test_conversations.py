@@ -330,7 +330,7 @@ def test_pipeline_carries_the_conversation_through_every_stage(tmp_path, tiny_mo
                          "calibration_data": "train"},
               "ppo": {"prompts": str(prompts), "steps": 1, "batch_size": 4, "max_new_tokens": 6, "ppo_epochs": 1},
               "dpo": {"enabled": False},
-              "eval": {"prompts": str(prompts), "judge": "simulated", "limit": 2, "max_new_tokens": 4, "bootstrap": 50}}
+              "eval": {"prompts": str(prompts), "judge": "simulated", "limit": 2, "max_new_tokens": 4, "bootstrap": 100}}
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
     run_pipeline(tmp_path / "p.yaml")
 
