@@ -186,7 +186,7 @@ def train_trl(args, base: str, train_file: Path, out: Path) -> float:
 
 
 def evaluate(model_dir: Path, files: dict[str, Path], out: Path) -> dict:
-    from rlhf.reward.evaluate import RewardEvalConfig, run_reward_eval
+    from rlhf.reward_eval import RewardEvalConfig, run_reward_eval
 
     results = {}
     for name, path in files.items():

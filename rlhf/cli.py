@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str | None, str, str]] = {
     "export": ("labeling_app.cli", "ExportConfig", "run_export", "export rankings / pairs from the labeling database"),
     "simulate": ("rlhf.labelers", "SimulateConfig", "run_simulate", "rank candidates with simulated labelers (a stand-in for people)"),
     "reward": ("rlhf.reward", "RewardConfig", "train_reward", "train a reward model on rankings or pairs"),
-    "reward-eval": ("rlhf.reward.evaluate", "RewardEvalConfig", "run_reward_eval",
+    "reward-eval": ("rlhf.reward_eval", "RewardEvalConfig", "run_reward_eval",
                     "pair accuracy of a reward model on any preference file (bootstrap CI, per source/labeler)"),
     "ppo": ("rlhf.ppo", "PPOConfig", "run_ppo", "PPO of the policy against a reward model"),
     "dpo": ("rlhf.dpo", "DPOStageConfig", "run_dpo", "DPO from the same rankings (offline alternative to PPO)"),

@@ -8,7 +8,8 @@ pair layouts, HH-RLHF, UltraFeedback-binarized; JSONL, Parquet or a datasets fol
 strictly ordered pair of every row is one comparison; each completion is scored once with its whole
 conversation (as the reward stage scores it).
 
-Writes `reward_eval.json` and `reward_eval.md` in `--output`:
+It sits beside `rlhf.eval` (whose bootstrap interval and Markdown cells it reuses), above the reward
+stage whose scoring it calls. Writes `reward_eval.json` and `reward_eval.md` in `--output`:
 | field | meaning |
 |---|---|
 | accuracy | share of pairs where r(better) > r(worse); equal scores count one half |
