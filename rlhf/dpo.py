@@ -36,9 +36,10 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from rlhf.stages import save_resolved_config
 
 # The DPO paper's 1e-6 (Rafailov et al. 2023, App. B) is for a full fine-tune; TRL's LoRA example
 # (trl/scripts/dpo.py) uses 5e-6 at alpha/r = 0.5. Our LoRA scales by alpha/r = 2 (4x) and runs for
@@ -296,8 +297,7 @@ def run_dpo(config: DPOStageConfig) -> Path:
             (out / "checkpoints").rmdir()  # Trainer makes it; with save_strategy="no" it stays empty
         metrics = _metrics(trainer, result, eval_metrics, seconds)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        resolved = {"stage": "dpo", **asdict(config), "learning_rate": trainer.args.learning_rate, "sft_kind": info["sft_kind"]}
-        (out / "rlhf_config.json").write_text(json.dumps(resolved, indent=2))
+        save_resolved_config("dpo", config, out, learning_rate=trainer.args.learning_rate, sft_kind=info["sft_kind"])
         print(f"[rlhf dpo] saved the DPO policy to {out} (eval reward accuracy "
               f"{metrics.get('eval_reward_accuracy', float('nan')):.3f}, margin {metrics.get('eval_reward_margin', float('nan')):.3f})")
     return out

@@ -27,6 +27,7 @@ import torch
 from rlhf.ppo import core
 from rlhf.ppo.config import PPOConfig
 from rlhf.ppo.rollout import Rollout, RewardFn
+from rlhf.stages import save_resolved_config
 
 
 class NonFiniteError(RuntimeError):
@@ -428,7 +429,7 @@ class PPOTrainer:
 
     def resolved_config(self) -> dict[str, Any]:
         cfg = self.config
-        return {"stage": "ppo", **cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
+        return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.pair.layout,
                 "logprobs_from_generate": self.logprobs_from_generate}
@@ -436,7 +437,7 @@ class PPOTrainer:
     def _write_config(self) -> None:
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "rlhf_config.json").write_text(json.dumps(self.resolved_config(), indent=2))
+            save_resolved_config("ppo", self.resolved_config(), self.output_dir)
 
     def _write_summary(self, rows: list[dict]) -> None:
         from rlhf.ppo.metrics import plot_metrics
