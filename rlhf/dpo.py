@@ -179,7 +179,7 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
     on_gpu = device.startswith("cuda")
     checkpointing = on_gpu if config.gradient_checkpointing is None else config.gradient_checkpointing
     if kind == "prompt-learning" and model.active_peft_config.peft_type.value == "PREFIX_TUNING":
-        checkpointing = False  # re-computation does not reproduce the prefix cache (FACTS.md)
+        checkpointing = False  # re-computation does not reproduce the prefix cache (docs/notes.md#prefix-checkpointing)
     args = DPOConfig(
         output_dir=str(out / "checkpoints"),
         beta=config.beta,
@@ -197,7 +197,7 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
         eval_strategy="steps" if (config.eval_steps and eval_ds is not None) else "no",
         eval_steps=config.eval_steps or None,
         save_strategy="no",
-        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (FACTS.md)
+        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (docs/notes.md#trl-bf16)
         use_cpu=not on_gpu,
         gradient_checkpointing=checkpointing,
         report_to=["tensorboard"],

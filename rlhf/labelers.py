@@ -219,7 +219,7 @@ def simulated_seconds(completions: list[str]) -> float:
 
 
 def simulate(candidates: list[dict], labelers: list[SimulatedLabeler], labels_per_item: int = 1) -> list[dict]:
-    """Ranking records (DESIGN.md) for every candidate row, each labeled by `labels_per_item`
+    """Ranking records (docs/architecture.md#the-data-contracts) for every candidate row, each labeled by `labels_per_item`
     distinct labelers taken in rotation. Rows with an empty completion are skipped: the ranking
     record cannot hold one (a person would flag such an item rather than rank it)."""
     if not 1 <= labels_per_item <= len(labelers):

@@ -24,7 +24,7 @@ from rlhf.adapters import AdapterConfig
 from rlhf.stages import save_resolved_config
 
 # Adapters learn far less per step than a full model, so TRL's 2e-5 (a full fine-tune default)
-# barely moves them (FACTS.md). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
+# barely moves them (docs/notes.md#adapter-lr). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
 DEFAULT_LR = {
     "full": 2e-5,
     "partial": 5e-5,

@@ -170,7 +170,7 @@ class PPOTrainer:
         self._check_finite("advantages", advantages)
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
         # equal, KL ~ 0), the advantages are the critic's noise whitened to unit size, and Adam
-        # would take a full step on it (FACTS.md): skip the policy update then.
+        # would take a full step on it (docs/notes.md#equal-rewards): skip the policy update then.
         policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
