@@ -8,17 +8,17 @@ A stage is a module, a config dataclass (its fields are the CLI flags and the YA
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(NamedTuple):
     """One CLI command. `config` is the dataclass's name in `module`, or None when `run` takes argv
-    itself (commands with their own sub-commands). `exports` are the names `import rlhf` offers."""
+    itself (commands with their own sub-commands). `exports` are the names `import rlhf` offers.
+    A NamedTuple, not a dataclass: `import rlhf` reads this module, and dataclasses + pathlib would
+    triple its import time."""
 
     command: str
     module: str
@@ -116,6 +116,10 @@ def save_resolved_config(stage: str, config: Any, where: str | Path, **resolved:
     rankings, a labeling database), that file: the config then goes into the file's folder, keyed by
     the file's name, beside the configs of other files written there (a folder stage's record found
     there is kept under its stage's name). Returns the path written."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
     values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     record = {"stage": stage, **values, **resolved}
     where = Path(where)
@@ -136,6 +140,8 @@ def save_resolved_config(stage: str, config: Any, where: str | Path, **resolved:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import json
+
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
