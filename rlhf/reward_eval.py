@@ -114,6 +114,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     overall and per group, 5 write."""
     from rlhf.data import DataError, load_preferences
     from rlhf.reward.model import RewardModel
+    from rlhf.stages import save_resolved_config
 
     if not config.data:
         raise DataError("--data", None, "data", "no preference file given: pass --data FILE")
@@ -143,6 +144,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "reward_eval.json").write_text(json.dumps({**results, "config": asdict(config)}, indent=2))
+    save_resolved_config("reward-eval", config, out, max_length=max_length)
     (out / "reward_eval.md").write_text(markdown(results))
     _print(results, data_loss, out)
     return results
