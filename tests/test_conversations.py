@@ -387,3 +387,13 @@ def test_reward_eval_accuracy_ci_groups_and_layouts_agree(tmp_path, tiny_model_d
         assert a["by_group"][source]["pairs"] == 4 and a["by_group"][source]["accuracy"] == pytest.approx(sum(mine) / 4)
     md = (tmp_path / "explicit" / "reward_eval.md").read_text()
     assert "| source = memory | 4 |" in md and "95% CI" in md
+
+
+def test_dpo_counts_the_pairs_trl_will_cut(tokenizer):
+    from rlhf.dpo import length_report, ranking_to_pairs
+
+    rankings = [Ranking(prompt=pirate("Zorblax"), completions=["Aye.", "Nay."], ranking=[[0], [1]]),
+                Ranking(prompt="Short?", completions=["Yes " * 80, "No."], ranking=[[0], [1]]),
+                Ranking(prompt="word " * 120, completions=["Yes.", "No."], ranking=[[0], [1]])]
+    report = length_report(tokenizer, ranking_to_pairs(rankings), 96)
+    assert report == {"stage": "dpo", "max_length": 96, "pairs": 3, "pairs_cut": 2, "pairs_without_answer_tokens": 1}

@@ -348,9 +348,9 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     than one user message, else None)."""
     out = []
     for n, row in iter_rows(source):
-        from rlhf.data.preferences import _error, _row_prompt
+        from rlhf.data.preferences import row_error, row_conversation
 
-        conversation = _row_prompt(row, _error(source, n))
+        conversation = row_conversation(row, row_error(source, n))
         prompt = last_user_text(conversation)
         completions = row.get("completions")
         if not isinstance(completions, list) or not 2 <= len(completions) <= 9:

@@ -33,7 +33,8 @@ CORE = {"prompt", "messages", "instruction", "completions", "ranking", "ratings"
         "labeler", "flags", "seconds", "item_id", "guideline_version", "score_chosen", "score_rejected"}
 
 
-def _error(source, n):
+def row_error(source, n):
+    """`err(field, problem)` -> a DataError naming `source`, row `n` and the field."""
     from rlhf.data import DataError
 
     return lambda name, problem: DataError(source, n, name, problem)
@@ -68,8 +69,9 @@ def _meta(row: dict) -> dict:
 # --- rankings and ratings ---------------------------------------------------------------------
 
 
-def _row_prompt(row: dict, err) -> Conversation:
-    """The conversation of a ranking row: `messages` (older exports), else `prompt` or `instruction`."""
+def row_conversation(row: dict, err) -> Conversation:
+    """The conversation of a ranking or candidates row: `messages` (a trailing assistant message
+    dropped), else `prompt` or `instruction` (a string or messages)."""
     if row.get("messages"):
         msgs = row["messages"]
         if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) and msgs[-1].get("role") == "assistant":
@@ -118,8 +120,8 @@ def parse_ranking_row(source, n, row):
     """Our ranking record, or K completions with one rating each (ratings -> tiers, ties kept)."""
     from rlhf.data import Ranking, check_ranking
 
-    err = _error(source, n)
-    prompt = _row_prompt(row, err)
+    err = row_error(source, n)
+    prompt = row_conversation(row, err)
     completions = row.get("completions")
     if not isinstance(completions, list) or len(completions) < 2:
         raise err("completions", "must be a list of at least 2 completions")
@@ -236,7 +238,7 @@ def parse_pair_row(source, n, row, margin_from_scores: bool = False):
     `margin`: the row's `margin`, or `score_chosen - score_rejected` with `margin_from_scores`."""
     from rlhf.data import Ranking
 
-    err = _error(source, n)
+    err = row_error(source, n)
     prompt, chosen, rejected = _explicit(row, err) if row.get("prompt") is not None else _implicit(row, err)
     margin = row.get("margin")
     margin = _number(margin, "margin", err) if margin is not None else None
