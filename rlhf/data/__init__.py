@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from rlhf.data.conversation import (Conversation, as_messages, check_conversation, last_user_text, normalize_prompt,
-                                    prompt_key)
+from rlhf.data.conversation import Conversation, as_messages, last_user_text, normalize_prompt, prompt_key
 
 FILES = Path(__file__).parent / "files"
 ROLES = ("system", "user", "assistant")

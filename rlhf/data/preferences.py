@@ -150,6 +150,8 @@ def parse_hh(text: str, name: str, err) -> list[dict[str, str]]:
     """An HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") as messages."""
     if not isinstance(text, str):
         raise err(name, f"must be a string transcript, got {type(text).__name__}")
+    if text.startswith(("Human:", "\nHuman:")):  # some copies lost the leading blank line
+        text = "\n\n" + text.lstrip("\n")
     parts = _HH_TURN.split(text)
     if parts[0].strip():
         raise err(name, "text before the first '\\n\\nHuman:' turn")
