@@ -10,7 +10,8 @@ the same split and model, in one command.
 4. Train `rlhf reward` (LoRA) and TRL's RewardTrainer (the same seq-cls start, same LoRA, learning
    rate, epochs and pairs per step) on the training split, in TRL's recommended implicit layout.
 5. Score both with `rlhf reward-eval` on the held-out split, in every layout: accuracy with a
-   bootstrap 95% CI, per source. The same model must get the same accuracy from every layout.
+   bootstrap 95% CI, per source. Layouts holding the same records give the same accuracy; HH-RLHF
+   (no system role) and the single-turn layouts (no system prompt) hold different text by design.
 
     python benchmarks/reward_formats.py --tiny --pairs 48           # tiny random Llama, a quick check
     python benchmarks/reward_formats.py --pairs 96 --threads 1      # the embedded SmolLM2-135M
@@ -250,7 +251,10 @@ def markdown(report: dict) -> str:
             src = r["by_source"]
             lines.append(f"| {trainer} | {layout} | {r['pairs']} | {acc(r)} | {src.get('memory', float('nan')):.3f} | "
                          f"{src.get('tone', float('nan')):.3f} | {report['train_seconds'][trainer]:.0f} |")
-    lines += ["", "| layout | rows read | seconds | equals |", "|---|---|---|---|"]
+    lines += ["", "Conversational explicit and implicit hold the same records (checked); HH-RLHF has no system role, so "
+              "the system text opens the first Human turn; the single-turn layouts (standard, UltraFeedback) hold the "
+              "`tone` rows without the system prompt, so their figures are for different inputs by design.",
+              "", "| layout | rows read | seconds | equals |", "|---|---|---|---|"]
     for layout, r in report["layouts_read"].items():
         lines.append(f"| {layout} | {r['rows']} | {r['read_seconds']} | {r.get('equals', '')} |")
     return "\n".join(lines) + "\n"
