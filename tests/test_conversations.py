@@ -397,3 +397,16 @@ def test_dpo_counts_the_pairs_trl_will_cut(tokenizer):
                 Ranking(prompt="word " * 120, completions=["Yes.", "No."], ranking=[[0], [1]])]
     report = length_report(tokenizer, ranking_to_pairs(rankings), 96)
     assert report == {"stage": "dpo", "max_length": 96, "pairs": 3, "pairs_cut": 2, "pairs_without_answer_tokens": 1}
+
+
+def test_store_takes_a_conversation_prompt_and_exports_it_whole(tmp_path):
+    from rlhf.store import LabelStore
+
+    with LabelStore(tmp_path / "s.db", seed=0) as store:
+        store.add_items([{"id": "z", "prompt": pirate("Zorblax"), "completions": ["Zorblax!", "Who?"]}])
+        item = store.next_item("ann")
+        assert item.prompt == "What is my name?" and item.conversation == pirate("Zorblax")
+        assert item.earlier_turns == pirate("Zorblax")[:3]
+        store.submit("ann", item.item_id, item.token, [1, 2] if item.completions[0] == "Zorblax!" else [2, 1])
+        (row,) = store.rankings()
+    assert row["prompt"] == pirate("Zorblax") and row["ranking"] == [[0], [1]] and "messages" not in row

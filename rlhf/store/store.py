@@ -197,10 +197,15 @@ class LabelStore:
     def add_items(self, candidates: list[dict]) -> int:
         """Add candidate rows (`id`, `prompt`, `completions`, optional `flags`, `messages`), as
         `rlhf.data.load_candidates` returns them; ids already present are skipped. Returns the
-        number added."""
+        number added. A `prompt` given as a message list (a conversation) is stored as its last user
+        message with the list as `messages`."""
+        from rlhf.data.conversation import last_user_text
+
         rows = []
         for n, cand in enumerate(candidates, start=1):
             completions = cand.get("completions")
+            if isinstance(cand.get("prompt"), list) and cand["prompt"]:
+                cand = {**cand, "prompt": last_user_text(cand["prompt"]), "messages": cand.get("messages") or cand["prompt"]}
             if not isinstance(cand.get("prompt"), str) or not isinstance(completions, list) or len(completions) < 2 \
                     or not all(isinstance(c, str) for c in completions):
                 raise StoreError(f"candidate {n}: needs a string 'prompt' and a list of at least 2 string 'completions'")
