@@ -161,7 +161,8 @@ def sample_policy(name: Optional[str], prompts, config: EvalConfig, seed: int, b
     """Load a policy, answer every prompt once (plus `best_of_n` more each), score its own samples
     for the KL, and free it."""
     from rlhf.generation import generate
-    from rlhf.models import DEFAULT_MODEL, load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import DEFAULT_MODEL, load_tokenizer
 
     model, tokenizer = load_causal_lm(name, device=config.device), load_tokenizer(name)
     kwargs = dict(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
@@ -176,7 +177,8 @@ def sample_policy(name: Optional[str], prompts, config: EvalConfig, seed: int, b
 
 def add_kl(reference: str, policies: list[PolicySamples], config: EvalConfig) -> None:
     """Mean per-sequence KL(policy || reference) on each policy's own samples."""
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
 
     model, tokenizer = load_causal_lm(reference, device=config.device), load_tokenizer(reference)
     for p in policies:

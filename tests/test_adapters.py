@@ -228,7 +228,7 @@ def base_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["lora", "series", "partial"])
 def test_load_causal_lm_opens_saved_adapter_folders(name, base_dir, tmp_path, batch):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     model = apply_adapter(load_causal_lm(str(base_dir)), AdapterConfig(adapter=name))
     train_steps(model, batch, lr=1e-2, steps=2)

@@ -152,7 +152,7 @@ def test_nan_in_loss_is_caught_before_the_update(tiny_model_dir, tmp_path):
 
 def make_sft_adapter(base_dir, kind, path):
     from rlhf.adapters import AdapterConfig, apply_adapter, save_adapter
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     model = apply_adapter(load_causal_lm(str(base_dir), device="cpu"), AdapterConfig(adapter=kind))
     torch.manual_seed(1)
@@ -166,7 +166,7 @@ def make_sft_adapter(base_dir, kind, path):
 
 @pytest.mark.parametrize("kind", ["lora", "series", "prompt-tuning"])
 def test_reference_is_the_sft_policy_not_the_base(tiny_model_dir, tmp_path, kind):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.policy import probe_logits
 
     sft_dir = make_sft_adapter(tiny_model_dir, kind, tmp_path / f"sft-{kind}")
@@ -186,7 +186,7 @@ def test_check_reference_refuses_the_pre_sft_base(tiny_model_dir, tmp_path):
     """The trap the check exists for: a fresh LoRA stacked on an unmerged SFT LoRA; switching the
     adapters off gives the pre-SFT base, not the SFT policy."""
     from rlhf.adapters import AdapterConfig, apply_adapter
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.policy import check_reference, probe_logits
 
     sft_dir = make_sft_adapter(tiny_model_dir, "lora", tmp_path / "sft")
@@ -246,7 +246,7 @@ def test_critic_from_reward_model_leaves_scores_untouched(tiny_model_dir, tiny_r
 
 
 def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.metrics import PLOTS
     from rlhf.ppo.policy import probe_logits
 
@@ -277,7 +277,7 @@ def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
 
 
 def test_full_fine_tuning_keeps_a_frozen_reference(tiny_model_dir, tmp_path):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.policy import probe_logits
 
     trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=2, policy_train="full", learning_rate=1e-3),
@@ -321,7 +321,8 @@ def test_shared_prefix_and_merged_lora_change_nothing(tiny_model_dir):
     the same log-probs, a training forward gives the same log-probs, and the base weights come
     back bit for bit (the reference must never drift)."""
     from rlhf.adapters import AdapterConfig, apply_adapter
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
     from rlhf.ppo.core import logprobs_from_logits
     from rlhf.ppo.policy import merged_lora, response_forward
     from rlhf.ppo.rollout import encode_queries, generate, generation_config

@@ -199,7 +199,7 @@ def test_lora_run_saves_a_merged_plain_model_and_pairs_with_margin_train(tmp_pat
 def test_starts_from_a_peft_lora_sft_output(tmp_path, tiny_dir, tok):
     from peft import LoraConfig, PeftModel, get_peft_model, PromptTuningConfig
 
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     sft = get_peft_model(load_causal_lm(tiny_dir, device="cpu"),
                          LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
@@ -219,7 +219,7 @@ def test_starts_from_a_peft_lora_sft_output(tmp_path, tiny_dir, tok):
 
 def test_a_series_adapter_sft_output_is_a_clear_error(tmp_path, tiny_dir, tok):
     from rlhf.adapters import AdapterConfig, apply_adapter, save_adapter
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     model = apply_adapter(load_causal_lm(tiny_dir, device="cpu"), AdapterConfig(adapter="series", bottleneck_size=8))
     save_adapter(model, tmp_path / "series")

@@ -14,12 +14,13 @@
 | partial        | the last N blocks + final norm (+ head)       | ours (`partial.py`)       | whole model      |
 | full           | everything                                    | ours (`partial.py`)       | whole model      |
 
-    base = load_base_for_adapter(None, config)      # 4-bit for qlora, else rlhf.models.load_causal_lm
+    base = load_base_for_adapter(None, config)      # 4-bit for qlora, else load_causal_lm
     model = apply_adapter(base, config)             # ready to train
     save_adapter(model, "out/")
     model = load_adapter(load_causal_lm(None), "out/")
 
-Every folder written by `save_adapter` also loads with `rlhf.models.load_causal_lm("out/")`.
+Every folder written by `save_adapter` also loads with `rlhf.load_causal_lm("out/")`
+(`rlhf.adapters.sft_output`: what kind of SFT output a folder is, and how each stage loads it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from rlhf.adapters.sft_output import load_causal_lm, load_model_and_tokenizer, load_sft_output, sft_output_kind
 
 ADAPTERS = ("lora", "dora", "rslora", "qlora", "prompt-tuning", "prefix-tuning", "ia3", "series", "parallel", "partial", "full")
 PEFT_ADAPTERS = ("lora", "dora", "rslora", "qlora", "prompt-tuning", "prefix-tuning", "ia3")
@@ -99,13 +102,11 @@ def uses_gradient_checkpointing(config: AdapterConfig) -> bool:
 
 def load_base_for_adapter(name, config: AdapterConfig, device: str | None = None):
     """The base model loaded the way the adapter needs: 4-bit NF4 on CUDA for qlora (a clear error
-    without CUDA or bitsandbytes), otherwise `rlhf.models.load_causal_lm(name, device)`."""
+    without CUDA or bitsandbytes), otherwise `load_causal_lm(name, device)`."""
     if config.adapter == "qlora":
         from rlhf.adapters.peft_methods import load_4bit_base
 
         return load_4bit_base(name, device)
-    from rlhf.models import load_causal_lm
-
     return load_causal_lm(name, device=device)
 
 
@@ -161,7 +162,7 @@ def adapter_kind(model) -> str | None:
 
 
 def save_adapter(model, path, adapter_name: str | None = None) -> None:
-    """Write what `load_adapter` (and `rlhf.models.load_causal_lm`) reads back.
+    """Write what `load_adapter` (and `load_causal_lm`) reads back.
 
     PEFT: `save_pretrained` of one adapter (the active one by default) straight into `path`;
     series/parallel: `adapter_config.json` + `adapter_model.safetensors` with the adapter only;
@@ -295,7 +296,11 @@ __all__ = [
     "disable_adapter",
     "load_adapter",
     "load_base_for_adapter",
+    "load_causal_lm",
+    "load_model_and_tokenizer",
+    "load_sft_output",
     "save_adapter",
     "set_active_adapter",
+    "sft_output_kind",
     "uses_gradient_checkpointing",
 ]

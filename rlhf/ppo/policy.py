@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-MERGEABLE_PEFT = ("LORA", "IA3", "ADALORA", "LOHA", "LOKR")
 SWITCHED = "switched"  # layout: named adapters "reference" and "policy" in one model
 
 
@@ -197,33 +196,14 @@ def merged_lora(model, adapter: str = "policy"):
             weight.data = data
 
 
-def adapter_type(path: Path) -> str | None:
-    """'series'/'parallel', a PEFT type ('LORA', 'PROMPT_TUNING', ...) or None for a model folder."""
-    file = path / "adapter_config.json"
-    if not file.exists():
-        return None
-    config = json.loads(file.read_text())
-    return config.get("rlhf_adapter") or str(config.get("peft_type") or "").upper() or None
-
-
 def load_sft(name: str | None, device, dtype):
-    """The SFT policy as its stage saved it (base + adapter, unmerged), and how PPO should hold it:
-    "plain" (a model folder), "mergeable" (LoRA, DoRA, IA3...: merged into the base once the probe
-    logits are taken) or "switched" (series/parallel/prompt/prefix: a second, trainable copy of the
-    adapter is added by `build_policy_pair`)."""
-    from rlhf.models import _adapter_base, load_causal_lm
-
-    path = Path(str(name)) if name else None
-    kind = adapter_type(path) if path is not None else None
-    if kind is None:
-        return load_causal_lm(name, device=device, dtype=dtype), "plain"
-    from rlhf.adapters import load_adapter
-
-    base = load_causal_lm(_adapter_base(path), device=device, dtype=dtype)
-    model = load_adapter(base, path, adapter_name="reference")
-    if kind in MERGEABLE_PEFT:
-        return model, "mergeable"
-    return model, SWITCHED
+    """The SFT policy as its stage saved it (base + adapter under the name "reference", unmerged;
+    `rlhf.adapters.load_sft_output`), and how PPO holds it: "plain" (a model folder),
+    "mergeable" (LoRA, DoRA, IA3...: merged into the base once the probe logits are taken) or
+    "switched" (series/parallel/prompt/prefix: a second, trainable copy of the adapter is added by
+    `build_policy_pair`)."""
+    model, kind = load_sft_output(name, device=device, dtype=dtype, adapter_name="reference")
+    return model, kind if kind in (PLAIN, MERGEABLE) else SWITCHED
 
 
 def build_policy_pair(model, kind: str, sft_path: str | None, policy_train: str, lora_r: int, lora_alpha: int,

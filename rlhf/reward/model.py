@@ -105,41 +105,22 @@ def autocast(device):
 # --- building the model from a base or an SFT output --------------------------------------------
 
 
-def _peft_adapter_type(path: Path) -> str | None:
-    config = path / "adapter_config.json"
-    if not config.exists():
-        return None
-    from peft import PeftType
-
-    kind = str(json.loads(config.read_text()).get("peft_type") or "")
-    return kind if kind in PeftType.__members__ else None
-
-
 def load_merged_causal_lm(name: str | None):
-    """A plain causal LM (fp32, CPU) from a base model or an SFT output, adapters merged in.
+    """A plain causal LM (fp32, CPU) from a base model or an SFT output, adapters merged in
+    (`rlhf.adapters.load_sft_output`). An adapter that cannot be merged into plain weights (prompt or
+    prefix tuning, series or parallel bottleneck adapters) is an error: the saved reward model must
+    load with plain transformers."""
+    from rlhf.adapters.sft_output import MERGEABLE, PLAIN, load_sft_output
 
-    A PEFT adapter folder loads its base, then merge_and_unload(); other adapter folders go through
-    rlhf.adapters. An adapter that cannot be merged into plain weights (prompt or prefix tuning,
-    series or parallel bottleneck adapters) is an error: the saved reward model must load with
-    plain transformers."""
-    from rlhf.models import _adapter_base, load_causal_lm
-
-    path = Path(str(name)) if name else None
-    if path is not None and _peft_adapter_type(path):
-        from peft import PeftModel
-
-        base = load_causal_lm(_adapter_base(path), device="cpu", dtype=torch.float32)
-        model = PeftModel.from_pretrained(base, str(path))
-    else:
-        model = load_causal_lm(name, device="cpu", dtype=torch.float32)
-    if hasattr(model, "peft_config") or hasattr(model, "merge_and_unload"):
-        if not hasattr(model, "merge_and_unload"):
-            raise _not_mergeable(name, type(model).__name__)
-        try:
-            model = model.merge_and_unload()
-        except (AttributeError, TypeError, ValueError, NotImplementedError) as err:
-            raise _not_mergeable(name, f"{type(err).__name__}: {err}") from None
-    return model
+    model, kind = load_sft_output(name, device="cpu", dtype=torch.float32)
+    if kind == PLAIN:
+        return model
+    if kind != MERGEABLE:
+        raise _not_mergeable(name, f"a {kind} adapter")
+    try:
+        return model.merge_and_unload()
+    except (AttributeError, TypeError, ValueError, NotImplementedError) as err:
+        raise _not_mergeable(name, f"{type(err).__name__}: {err}") from None
 
 
 def _not_mergeable(name, why: str) -> ValueError:
