@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlhf.adapters import resolve_learning_rate
+
 # The DPO paper's 1e-6 (Rafailov et al. 2023, App. B) is for a full fine-tune; TRL's LoRA example
 # (trl/scripts/dpo.py) uses 5e-6 at alpha/r = 0.5. Our LoRA scales by alpha/r = 2 (4x) and runs for
 # tens of CPU steps, not thousands: 5e-5, a quarter of the SFT stage's LoRA rate (2e-4). Measured on
@@ -47,6 +49,7 @@ from typing import Any
 DEFAULT_LR = 5e-5
 # A soft prompt trained further gets a quarter of its SFT rate (3e-3) by the same rule.
 PROMPT_LEARNING_LR = 7.5e-4
+DEFAULT_LEARNING_RATES = {"lora": DEFAULT_LR, "prompt-learning": PROMPT_LEARNING_LR}  # by what DPO trains
 # A bottleneck adapter's own Linear layers (`...bottleneck.<name>.down/up`) stay frozen and unwrapped.
 NOT_LORA = r".*\.bottleneck\..*"
 
@@ -145,7 +148,9 @@ def fresh_lora(config: DPOStageConfig, kind: str):
 
 
 def resolved_learning_rate(config: DPOStageConfig, kind: str) -> float:
-    return config.learning_rate or (PROMPT_LEARNING_LR if kind == "prompt-learning" else DEFAULT_LR)
+    """The learning rate for the SFT kind `kind`: a soft prompt trains further, anything else a fresh LoRA."""
+    return resolve_learning_rate(config.learning_rate, DEFAULT_LEARNING_RATES,
+                                 "prompt-learning" if kind == "prompt-learning" else "lora")
 
 
 # --- 3. the trainer ----------------------------------------------------------------------------

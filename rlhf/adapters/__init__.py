@@ -95,6 +95,19 @@ class AdapterConfig:
         )
 
 
+def resolve_learning_rate(learning_rate: float | None, defaults: dict[str, float], what_trains: str) -> float:
+    """The learning rate a stage trains with: `learning_rate` when given, else the stage's default
+    for what it trains (`defaults[what_trains]`: adapters learn far less per step than whole
+    models, so each stage keeps one table, with its source, next to its config). Raises ValueError
+    for a rate that is not positive."""
+    if learning_rate is None:
+        return defaults[what_trains]
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate={learning_rate}: give a positive number, or leave it unset for the "
+                         f"default ({defaults[what_trains]:g} for {what_trains})")
+    return float(learning_rate)
+
+
 def uses_gradient_checkpointing(config: AdapterConfig) -> bool:
     """Whether training with this adapter may use gradient checkpointing (False for prefix tuning)."""
     return config.adapter not in NO_GRADIENT_CHECKPOINTING
@@ -260,6 +273,28 @@ def disable_adapter(model):
     return nullcontext(model)
 
 
+def trainable_state(model) -> dict:
+    """{name: CPU copy} of every parameter that trains (an adapter, a value head, partial or full
+    fine-tuning): what a checkpoint must hold to resume, the frozen rest being rebuilt from the config."""
+    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, saved: dict, where) -> None:
+    """Copy `trainable_state`'s tensors back into `model` in place (each to its parameter's device and
+    dtype). Raises ValueError naming `where` (the checkpoint) unless the names are exactly the
+    model's trainable parameters: a checkpoint of another adapter or training mode does not fit."""
+    import torch
+
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if set(saved) != set(params):
+        missing, extra = sorted(set(params) - set(saved))[:3], sorted(set(saved) - set(params))[:3]
+        raise ValueError(f"{where} does not fit this run (different training mode, critic or adapter?): "
+                         f"missing {missing}, unexpected {extra}")
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+
+
 def _peft_label(peft_config) -> str:
     if getattr(peft_config, "use_dora", False):
         return "dora"
@@ -299,8 +334,11 @@ __all__ = [
     "load_causal_lm",
     "load_model_and_tokenizer",
     "load_sft_output",
+    "load_trainable_state",
+    "resolve_learning_rate",
     "save_adapter",
     "set_active_adapter",
     "sft_output_kind",
+    "trainable_state",
     "uses_gradient_checkpointing",
 ]
