@@ -34,9 +34,15 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
 from rlhf.adapters import load_trainable_state, trainable_state
 from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
+from rlhf.models import count_parameters, load_tokenizer, pick_device
+from rlhf.plots import plot_series, points
 from rlhf.reward.config import RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
 from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
@@ -53,8 +59,6 @@ RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers
 
 def train_reward(config: RewardConfig) -> dict:
     """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
-    from rlhf.models import count_parameters, load_tokenizer, pick_device
-
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
@@ -75,8 +79,6 @@ def train_reward(config: RewardConfig) -> dict:
     train_examples = encode_rankings(tokenizer, train_set, config.max_length)
     eval_examples = encode_rankings(tokenizer, eval_set, config.max_length)
     # 4. train
-    from torch.utils.tensorboard import SummaryWriter
-
     writer = SummaryWriter(str(out / "logs"))
     started = time.perf_counter()
     progress = fit(model, train_examples, eval_examples, resolved, tokenizer.pad_token_id, device, out, writer)
@@ -170,9 +172,6 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
     """The training loop. Batch order depends only on (seed, epoch), so a resumed run replays it.
     Held-out metrics go to TensorBoard after every epoch but the last (the caller logs the final
     ones). Returns progress: step, epoch, epoch_seconds."""
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
     micro = math.ceil(len(examples) / config.batch_size)
     steps_per_epoch = math.ceil(micro / config.grad_accum)
     total = config.max_steps or config.epochs * steps_per_epoch
@@ -357,8 +356,6 @@ def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) 
 
 
 def _write_config(config: RewardConfig, path: Path) -> None:
-    import yaml
-
     path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
@@ -375,8 +372,6 @@ def _print_summary(metrics: dict, out: Path) -> None:
 def plot_reward(history: list[dict], out_dir: Path) -> list[Path]:
     """plots/loss.png and plots/accuracy.png: per logged training step (the batch's own pairs) and
     on the held-out rankings after each epoch (the merged model, as saved)."""
-    from rlhf.plots import plot_series, points
-
     written = [
         plot_series({"train (batch)": points(history, "loss"), "held-out": points(history, "eval_loss")},
                     out_dir / "loss.png", "reward model loss (-log sigmoid of pair margins)", "step", "loss"),
