@@ -18,7 +18,7 @@ from rlhf.reward import trainer as trainer_module  # noqa: E402
 from rlhf.reward.data import consensus, labeler_agreement, merge_labelers, split_by_prompt  # noqa: E402
 from rlhf.reward.loss import ranking_index, ranking_loss  # noqa: E402
 from rlhf.reward.model import build_reward_model, encode, prepare_for_training, sequence_scores  # noqa: E402
-from rlhf.sequences import pad as collate  # noqa: E402
+from rlhf.sequences import pad as collate  # noqa: E402  (one padding helper for every stage)
 from rlhf.reward.synthetic import MARKER, synthetic_rankings, to_pairs, to_rows  # noqa: E402
 
 

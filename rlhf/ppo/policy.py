@@ -266,7 +266,7 @@ def build_reward_critic(reward_model, policy_tokenizer, policy_train: str, lora_
 
 
 def save_policy(pair: PolicyPair, sft_source: str | None, path: str | Path) -> Path:
-    """Write the trained policy where `rlhf.models.load_causal_lm(path)` loads it.
+    """Write the trained policy where `rlhf.load_causal_lm(path)` loads it.
 
     A LoRA on an SFT model that exists on disk (a model folder, the embedded default) is saved as
     an adapter pointing at it; a LoRA on a merged SFT adapter, which exists only in memory, is

@@ -397,7 +397,7 @@ class PPOTrainer:
 
     def save(self, path: str | Path) -> Path:
         """Write the policy and tokenizer: a LoRA adapter folder (loadable by
-        `rlhf.models.load_causal_lm`) or, with full fine-tuning or a merged SFT adapter under the
+        `rlhf.load_causal_lm`) or, with full fine-tuning or a merged SFT adapter under the
         LoRA, the full model."""
         path = Path(path)
         self.accelerator.wait_for_everyone()
