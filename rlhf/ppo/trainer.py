@@ -43,6 +43,7 @@ from rlhf.ppo.policy import (ActorCritic, build_policy_pair, build_reward_critic
 from rlhf.ppo.rollout import (Rollout, RewardFn, encode_queries, generation_config, rollout, rollout_tensors, score,
                               select, shape_scores)
 from rlhf.reward.model import REWARD_UNIT, RewardModel
+from rlhf.stages import save_resolved_config
 
 
 class NonFiniteError(RuntimeError):
@@ -172,7 +173,7 @@ class PPOTrainer:
         self._check_finite("advantages", advantages)
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
         # equal, KL ~ 0), the advantages are the critic's noise whitened to unit size, and Adam
-        # would take a full step on it (FACTS.md): skip the policy update then.
+        # would take a full step on it (docs/notes.md#equal-rewards): skip the policy update then.
         policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
@@ -409,7 +410,7 @@ class PPOTrainer:
 
     def resolved_config(self) -> dict[str, Any]:
         cfg = self.config
-        return {"stage": "ppo", **cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
+        return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.policy_and_reference.layout,
                 "reward_unit": "reward_fn's own units" if self.reward_fn is not None else REWARD_UNIT,
@@ -418,7 +419,7 @@ class PPOTrainer:
     def _write_config(self) -> None:
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "rlhf_config.json").write_text(json.dumps(self.resolved_config(), indent=2))
+            save_resolved_config("ppo", self.resolved_config(), self.output_dir)
 
     def _write_summary(self, rows: list[dict]) -> None:
         plot_metrics(rows, self.output_dir / "plots")

@@ -12,7 +12,7 @@
    calibration completion, 1 = one std; save a plain seq-cls folder recording that choice.
 
 Outputs in `output_dir`: the model (config.json carries `rlhf_reward_bias` and `rlhf_reward_std`),
-tokenizer, config.yaml (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
+tokenizer, rlhf_config.json (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
 
 TensorBoard scalars:
 | name | meaning |
@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -49,6 +48,7 @@ from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
 from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, merged, prepare_for_training,
                                save_reward_model, score_ids, sequence_scores)
 from rlhf.sequences import pad
+from rlhf.stages import save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
 CHECKPOINT = "checkpoint/state.pt"
@@ -63,7 +63,7 @@ def train_reward(config: RewardConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
     resolved = dataclasses.replace(config, learning_rate=lr)
-    _write_config(resolved, out / "config.yaml")
+    save_resolved_config("reward", resolved, out)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
 
@@ -353,10 +353,6 @@ def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) 
 
 
 # --- output -------------------------------------------------------------------------------------
-
-
-def _write_config(config: RewardConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
