@@ -14,7 +14,7 @@ stage whose scoring it calls. Writes `reward_eval.json` and `reward_eval.md` in 
 |---|---|
 | accuracy | share of pairs where r(better) > r(worse); equal scores count one half |
 | ci95 | percentile bootstrap 95% interval of that share, resampling pairs (rlhf.eval.bootstrap_ci) |
-| mean_margin | mean r(better) - r(worse) over the pairs (raw scores, bias-centred) |
+| mean_margin | mean r(better) - r(worse) over the pairs, in the reward model's std units (as `RewardModel.score`) |
 | by_group | the same per value of `--group_by` (any column of the file, e.g. source or labeler) |
 | data_loss | what was cut to fit max_length, and pairs left out because both sides became identical |
 """
@@ -92,8 +92,8 @@ def score_rankings(rm, rankings, max_length: int, batch_size: int):
 
     encoded = encode_detailed(rm.tokenizer, [r.prompt for r in rankings for _ in r.completions],
                               [c for r in rankings for c in r.completions], max_length)
-    raw = score_ids(rm.model.eval(), [e.ids for e in encoded], rm.tokenizer.pad_token_id, batch_size,
-                    rm.tokenizer.padding_side).float().cpu() + rm.bias
+    raw = score_ids(rm.model.eval(), [e.ids for e in encoded], rm.tokenizer.pad_token_id, batch_size).float().cpu()
+    raw = (raw + rm.bias) / rm.std  # the one scale of RewardModel.score: std units
     scores, start, identical = [], 0, []
     for g, r in enumerate(rankings):
         mine = encoded[start:start + len(r.completions)]
