@@ -101,17 +101,44 @@ def structured(prompt: str, completion: str) -> float:
     return float(min(items, 5))
 
 
+SIGNATURE = "fn(prompt, completion) -> float"
+
+
 def get_preference(preference: Union[str, Preference]) -> Preference:
-    """A preference by registered name, by `package.module:function`, or the callable itself."""
+    """A preference by registered name, by `package.module:function`, or the callable itself.
+
+    Checked when it is loaded, not at the first item: a module that does not import, a missing
+    function or one that cannot be called as `fn(prompt, completion)` raises ValueError."""
     if callable(preference):
-        return preference
+        return check_preference(preference, getattr(preference, "__name__", repr(preference)))
     if preference in PREFERENCES:
         return PREFERENCES[preference]
     if ":" in preference:
         module, _, attr = preference.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except ImportError as err:
+            raise ValueError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
+        except AttributeError:
+            raise ValueError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
+        return check_preference(fn, preference)
     raise ValueError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
                      "a 'package.module:function', or register_preference(name, fn)")
+
+
+def check_preference(fn, name: str) -> Preference:
+    """`fn` if it can be called with two positional arguments (prompt, completion), else ValueError."""
+    import inspect
+
+    if not callable(fn):
+        raise ValueError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
+    try:
+        inspect.signature(fn).bind("prompt", "completion")
+    except TypeError as err:
+        raise ValueError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
+    except ValueError:  # a builtin without a signature: nothing to check here
+        pass
+    return fn
 
 
 # --- scores -> tiers -> ranks (pure) -----------------------------------------------------------
@@ -186,7 +213,21 @@ class SimulatedLabeler:
         return f"SimulatedLabeler({self.preference!r}, noise={self.noise}, seed={self.seed}, name={self.name!r})"
 
     def scores(self, prompt: str, completions: list[str]) -> list[float]:
-        return [float(self.score_fn(prompt, c)) for c in completions]
+        """The preference's score of each completion; ValueError when one is not a finite number
+        (a NaN score would sort at random and make tiers meaningless)."""
+        out = []
+        for c in completions:
+            score = self.score_fn(prompt, c)
+            try:
+                value = float(score)
+            except (TypeError, ValueError):
+                raise ValueError(f"preference {self.preference!r} returned {score!r}, not a number: it must be "
+                                 f"{SIGNATURE}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"preference {self.preference!r} returned {value} for a completion: scores must "
+                                 "be finite")
+            out.append(value)
+        return out
 
     def rank(self, prompt: str, completions: list[str]) -> list[list[int]]:
         """Tiers best first, indexes into `completions`; with probability `noise`, one slip."""
@@ -287,6 +328,7 @@ class SimulateConfig:
             raise ValueError(f"--labels_per_item must be between 1 and --num_labelers ({self.num_labelers})")
         if not 0 <= self.noise <= 1:
             raise ValueError("--noise must be between 0 and 1")
+        get_preference(self.preference)  # a user's `module:fn` is imported and checked now, not at item 1
 
 
 def run_simulate(config: SimulateConfig) -> Path | None:

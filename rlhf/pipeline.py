@@ -57,9 +57,11 @@ def build_config(cls, stage: str, defaults: dict[str, Any], overrides: dict[str,
 def load_pipeline_config(path: str | Path) -> dict[str, Any]:
     import yaml
 
+    from rlhf.data import read_text
+
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
         raise PipelineError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(config, dict):

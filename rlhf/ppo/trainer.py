@@ -24,13 +24,10 @@ from typing import Any
 
 import torch
 
+from rlhf.finite import NonFiniteError  # raised here; re-exported as rlhf.ppo.NonFiniteError
 from rlhf.ppo import core
 from rlhf.ppo.config import PPOConfig
 from rlhf.ppo.rollout import Rollout, RewardFn
-
-
-class NonFiniteError(RuntimeError):
-    """A NaN or inf in a loss, reward or advantage: the run stops before it touches the weights."""
 
 
 class PPOTrainer:
