@@ -48,12 +48,29 @@ from typing import Callable, Optional, Union
 Preference = Callable[[str, str], float]
 PREFERENCES: dict[str, Preference] = {}
 GUIDELINE_VERSION = "simulated"
+SIGNATURE = "fn(prompt, completion) -> float"
+
+
+def check_preference(fn, name: str) -> Preference:
+    """`fn` if it can be called with two positional arguments (prompt, completion), else ValueError."""
+    import inspect
+
+    if not callable(fn):
+        raise ValueError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
+    try:
+        inspect.signature(fn).bind("prompt", "completion")
+    except TypeError as err:
+        raise ValueError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
+    except ValueError:  # a builtin without a signature: nothing to check here
+        pass
+    return fn
 
 
 def register_preference(name: str, fn: Preference | None = None):
-    """Register `fn(prompt, completion) -> float` (higher is better) under `name`; also a decorator."""
+    """Register `fn(prompt, completion) -> float` (higher is better) under `name`; also a decorator.
+    A function that cannot be called with those two arguments raises ValueError here."""
     def add(f: Preference) -> Preference:
-        PREFERENCES[name] = f
+        PREFERENCES[name] = check_preference(f, name)
         return f
 
     return add(fn) if fn is not None else add
@@ -101,9 +118,6 @@ def structured(prompt: str, completion: str) -> float:
     return float(min(items, 5))
 
 
-SIGNATURE = "fn(prompt, completion) -> float"
-
-
 def get_preference(preference: Union[str, Preference]) -> Preference:
     """A preference by registered name, by `package.module:function`, or the callable itself.
 
@@ -124,21 +138,6 @@ def get_preference(preference: Union[str, Preference]) -> Preference:
         return check_preference(fn, preference)
     raise ValueError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
                      "a 'package.module:function', or register_preference(name, fn)")
-
-
-def check_preference(fn, name: str) -> Preference:
-    """`fn` if it can be called with two positional arguments (prompt, completion), else ValueError."""
-    import inspect
-
-    if not callable(fn):
-        raise ValueError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
-    try:
-        inspect.signature(fn).bind("prompt", "completion")
-    except TypeError as err:
-        raise ValueError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
-    except ValueError:  # a builtin without a signature: nothing to check here
-        pass
-    return fn
 
 
 # --- scores -> tiers -> ranks (pure) -----------------------------------------------------------

@@ -2,6 +2,8 @@
 
 Every reader validates on read and raises `DataError` naming the file, the row (1-based line of a
 JSONL file, or row index of a Parquet / `datasets` source) and the field, before any work starts.
+Files are opened by one layer (`decode_lines`, `read_text`, `iter_rows`): a UTF-8 byte-order mark is
+dropped, a byte that is not UTF-8 names its line, and a NaN or infinite number names its field.
 
 | record | fields |
 |---|---|
