@@ -20,7 +20,7 @@ turning it off (TRL's reference pass with `ref_model=None`) gives exactly the SF
 pre-SFT base.
 
 What is saved (`output_dir`): the DPO LoRA merged too, so the folder *is* the DPO policy and
-`rlhf.models.load_causal_lm(output_dir)` loads it like any model folder. A LoRA adapter alone would
+`rlhf.load_causal_lm(output_dir)` loads it like any model folder. A LoRA adapter alone would
 not do: it sits on the merged SFT weights, which exist nowhere on disk. Series/parallel SFT: the
 merged weights go to `output_dir/base` and the (unchanged) bottleneck adapter to `output_dir`,
 pointing at it. Prompt/prefix tuning: the trained soft prompt, a PEFT adapter on the original base.
@@ -36,9 +36,12 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from rlhf.stages import save_resolved_config
+
+from rlhf.adapters import resolve_learning_rate
 
 # The DPO paper's 1e-6 (Rafailov et al. 2023, App. B) is for a full fine-tune; TRL's LoRA example
 # (trl/scripts/dpo.py) uses 5e-6 at alpha/r = 0.5. Our LoRA scales by alpha/r = 2 (4x) and runs for
@@ -47,6 +50,7 @@ from typing import Any
 DEFAULT_LR = 5e-5
 # A soft prompt trained further gets a quarter of its SFT rate (3e-3) by the same rule.
 PROMPT_LEARNING_LR = 7.5e-4
+DEFAULT_LEARNING_RATES = {"lora": DEFAULT_LR, "prompt-learning": PROMPT_LEARNING_LR}  # by what DPO trains
 # A bottleneck adapter's own Linear layers (`...bottleneck.<name>.down/up`) stay frozen and unwrapped.
 NOT_LORA = r".*\.bottleneck\..*"
 
@@ -116,23 +120,21 @@ def load_pairs(config: DPOStageConfig):
 
 
 def load_sft_policy(policy: str | None, device: str):
-    """(model, kind): the SFT policy ready for a fresh LoRA. kind is "merged" (a PEFT adapter merged
-    into its base), "series"/"parallel" (frozen bottleneck kept), "prompt-learning" (a PeftModel whose
-    soft prompt trains further) or "full" (a plain model folder)."""
-    from rlhf.adapters import adapter_kind
-    from rlhf.models import load_causal_lm
+    """(model, kind): the SFT policy ready for a fresh LoRA (`rlhf.adapters.load_sft_output`). kind is
+    "merged" (a PEFT adapter merged into its base), "series"/"parallel" (frozen bottleneck kept),
+    "prompt-learning" (a PeftModel whose soft prompt trains further) or "full" (a plain model folder)."""
+    from rlhf.adapters.sft_output import MERGEABLE, PLAIN, PROMPT_LEARNING, load_sft_output
 
-    model = load_causal_lm(policy, device=device)
-    kind = adapter_kind(model)
-    if kind == "peft":
-        if model.active_peft_config.is_prompt_learning:
-            for name, p in model.named_parameters():
-                p.requires_grad_(".default." in name and "prompt_encoder" in name)
-            return model, "prompt-learning"
+    model, kind = load_sft_output(policy, device=device)
+    if kind == PROMPT_LEARNING:
+        for name, p in model.named_parameters():
+            p.requires_grad_(".default." in name and "prompt_encoder" in name)
+        return model, "prompt-learning"
+    if kind == MERGEABLE:
         # merge_and_unload folds LoRA / DoRA / IA3 into the base weights: the SFT policy as a plain model.
         return model.merge_and_unload(), "merged"
     model.requires_grad_(False)
-    return model, kind if kind in ("series", "parallel") else "full"
+    return model, "full" if kind == PLAIN else kind
 
 
 def fresh_lora(config: DPOStageConfig, kind: str):
@@ -147,7 +149,9 @@ def fresh_lora(config: DPOStageConfig, kind: str):
 
 
 def resolved_learning_rate(config: DPOStageConfig, kind: str) -> float:
-    return config.learning_rate or (PROMPT_LEARNING_LR if kind == "prompt-learning" else DEFAULT_LR)
+    """The learning rate for the SFT kind `kind`: a soft prompt trains further, anything else a fresh LoRA."""
+    return resolve_learning_rate(config.learning_rate, DEFAULT_LEARNING_RATES,
+                                 "prompt-learning" if kind == "prompt-learning" else "lora")
 
 
 # --- 3. the trainer ----------------------------------------------------------------------------
@@ -180,7 +184,7 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
     on_gpu = device.startswith("cuda")
     checkpointing = on_gpu if config.gradient_checkpointing is None else config.gradient_checkpointing
     if kind == "prompt-learning" and model.active_peft_config.peft_type.value == "PREFIX_TUNING":
-        checkpointing = False  # re-computation does not reproduce the prefix cache (FACTS.md)
+        checkpointing = False  # re-computation does not reproduce the prefix cache (docs/notes.md#prefix-checkpointing)
     args = DPOConfig(
         output_dir=str(out / "checkpoints"),
         beta=config.beta,
@@ -198,7 +202,7 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
         eval_strategy="steps" if (config.eval_steps and eval_ds is not None) else "no",
         eval_steps=config.eval_steps or None,
         save_strategy="no",
-        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (FACTS.md)
+        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (docs/notes.md#trl-bf16)
         use_cpu=not on_gpu,
         gradient_checkpointing=checkpointing,
         report_to=["tensorboard"],
@@ -235,7 +239,7 @@ def _environ(**values: str):
 
 
 def save_policy(model, tokenizer, out: str | Path) -> Path:
-    """Write the DPO policy so that `rlhf.models.load_causal_lm(out)` loads it (see the module doc).
+    """Write the DPO policy so that `rlhf.load_causal_lm(out)` loads it (see the module doc).
     Merges the DPO LoRA into `model` in place; returns `out`."""
     from rlhf.adapters import adapter_kind, save_adapter
 
@@ -301,8 +305,7 @@ def run_dpo(config: DPOStageConfig) -> Path:
             (out / "checkpoints").rmdir()  # Trainer makes it; with save_strategy="no" it stays empty
         metrics = _metrics(trainer, result, eval_metrics, seconds)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        resolved = {"stage": "dpo", **asdict(config), "learning_rate": trainer.args.learning_rate, "sft_kind": info["sft_kind"]}
-        (out / "rlhf_config.json").write_text(json.dumps(resolved, indent=2))
+        save_resolved_config("dpo", config, out, learning_rate=trainer.args.learning_rate, sft_kind=info["sft_kind"])
         print(f"[rlhf dpo] saved the DPO policy to {out} (eval reward accuracy "
               f"{metrics.get('eval_reward_accuracy', float('nan')):.3f}, margin {metrics.get('eval_reward_margin', float('nan')):.3f})")
     return out

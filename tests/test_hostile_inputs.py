@@ -31,6 +31,14 @@ READERS = {"sft": load_demonstrations, "reward": lambda p: load_preferences(p)[0
            "label": load_candidates, "sample": load_prompts}
 
 
+@pytest.fixture(autouse=True)
+def no_server(monkeypatch):
+    """`rlhf label` with a file it accepts would serve the app until stopped: here it returns."""
+    import labeling_app.app
+
+    monkeypatch.setattr(labeling_app.app, "launch", lambda store, config, block=True: None)
+
+
 def row(stage: str, i: int) -> dict:
     out = json.loads(json.dumps(ROWS[stage]))
     if stage in ("label", "sample"):
@@ -116,10 +124,7 @@ def test_a_byte_order_mark_loads(stage, ending, tmp_path):
     assert (got.to_list() if stage == "sft" else got) == expected
 
 
-def test_a_byte_order_mark_in_the_users_file_and_on_the_command_line(tmp_path, capsys, monkeypatch):
-    import labeling_app.app
-
-    monkeypatch.setattr(labeling_app.app, "launch", lambda store, config: None)  # do not serve
+def test_a_byte_order_mark_in_the_users_file_and_on_the_command_line(tmp_path, capsys):
     users = tmp_path / "users.csv"
     users.write_bytes(b"\xef\xbb\xbfname,password,role\r\nalice,pw-a,admin\r\n")
     candidates = tmp_path / "c.jsonl"
@@ -183,15 +188,13 @@ def test_duplicate_item_ids_name_both_rows(stage, tmp_path, capsys):
     assert not (tmp_path / "r.jsonl").exists()
 
 
-def test_store_refuses_duplicate_ids_and_a_second_load_counts_what_it_skipped(tmp_path, capsys, monkeypatch):
-    import labeling_app.app
+def test_store_refuses_duplicate_ids_and_a_second_load_counts_what_it_skipped(tmp_path, capsys):
     from rlhf.store import LabelStore, StoreError
 
     with LabelStore(tmp_path / "s.db") as store:
         with pytest.raises(StoreError, match=r"candidate 2: id 'item-1' repeats the id of candidate 1"):
             store.add_items([row("label", 1), row("label", 1)])
         assert store.item_count() == 0
-    monkeypatch.setattr(labeling_app.app, "launch", lambda store, config: None)
     path = tmp_path / "c.jsonl"
     path.write_bytes(b"".join(lines_of("label")))
     args = ["label", "--candidates", str(path), "--db", str(tmp_path / "l.db")]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rlhf.data import DataError, load_candidates
-from rlhf.generation import generate, generate_completions, left_pad, split_at_stop
+from rlhf.generation import generate, generate_completions, split_at_stop
+from rlhf.sequences import pad
 from rlhf.sample import SampleConfig, duplicate_flags, repeated_positions, resolve_duplicates, run_sample
 
 SHORT = [{"role": "user", "content": "Hi"}]
@@ -79,7 +80,7 @@ def test_left_padding_gives_the_same_greedy_output_alone_or_batched(model, token
 
 def test_pad_token_is_not_eos_and_padding_is_on_the_left(tokenizer):
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
-    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+    ids, mask = pad([[5, 6, 7], [8]], pad_id=0, side="left")
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
@@ -153,7 +154,7 @@ def test_sample_writes_valid_candidates_and_its_config(tmp_path, model_dir, prom
     assert rows[2]["prompt"] == "Say hi." and rows[2]["messages"][0]["role"] == "system"
     assert all(len(r["completions"]) == 3 and r["model"] == str(model_dir) for r in rows)
     assert [c["id"] for c in load_candidates(out)] == ["a", "b", "c"]
-    config = json.loads((tmp_path / "cands.jsonl.config.json").read_text())
+    config = json.loads((tmp_path / "rlhf_config.json").read_text())[out.name]
     assert config["k"] == 3 and config["prompts"] == str(prompts_file)
 
 
@@ -179,7 +180,7 @@ def test_sample_into_a_labeling_database(tmp_path, model_dir, prompts_file):
         assert store.item_count() == 2
         item = store.next_item("alice")
         assert item.item_id in ("a", "b") and len(item.completions) == 2
-    assert (tmp_path / "labels.sample.config.json").exists()
+    assert json.loads((tmp_path / "rlhf_config.json").read_text())["labels.db"]["stage"] == "sample"
 
 
 def test_bad_k_and_bad_prompts_are_clear_errors(tmp_path, model_dir):
