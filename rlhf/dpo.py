@@ -182,6 +182,7 @@ def build_trainer(config: DPOStageConfig):
     """Steps 1-2 of `run_dpo`: validate the data (before any model loads), load the SFT policy once and
     wrap it in TRL's DPOTrainer with `ref_model=None`. Returns the trainer; `trainer.rlhf_info` holds
     the data counts and the SFT kind."""
+    from rlhf.finite import finite_gradients_callback
     from rlhf.models import load_tokenizer, pick_device
 
     device = pick_device(config.device)
@@ -190,6 +191,7 @@ def build_trainer(config: DPOStageConfig):
     counts["data_loss"] = length_report(tokenizer, train_ds, config.max_length)
     model, kind = load_sft_policy(config.policy, device)
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
+    trainer.add_callback(finite_gradients_callback("rlhf dpo", config.output_dir))  # stop before a NaN step
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}
     return trainer
 
@@ -314,9 +316,12 @@ def run_dpo(config: DPOStageConfig) -> Path:
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
-    # 5. Save.
+    # 5. Save (never weights holding NaN or inf: a good earlier output stays as it was).
+    from rlhf.finite import check_finite_weights
+
     if trainer.is_world_process_zero():
         policy = trainer.accelerator.unwrap_model(trainer.model)
+        check_finite_weights(policy, "rlhf dpo", out)
         save_policy(policy, trainer.processing_class, out)
         if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
             (out / "checkpoints").rmdir()  # Trainer makes it; with save_strategy="no" it stays empty

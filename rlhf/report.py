@@ -47,7 +47,7 @@ def _headline(run: Path) -> list[str]:
     if ev.get("judge"):
         lines.append(f"- judge: {ev['judge']}")
     held_out = rm.get("eval") or {}
-    if held_out:
+    if held_out and held_out.get("accuracy") is not None:  # None: no held-out pair (every ranking a tie)
         lines.append(f"- reward model held-out pair accuracy: **{held_out['accuracy']:.3f}** ({held_out['pairs']} pairs "
                      f"from {held_out.get('rankings', '?')} rankings; train {rm['train']['accuracy']:.3f})")
     if ppo.get("score_first_tenth") is not None:

@@ -71,6 +71,7 @@ def run_sft(config: SFTConfig) -> Path:
     1 validate the data, 2 load the base and attach the adapter, 3 train with SFTTrainer,
     4 evaluate, 5 save adapter, tokenizer, config and metrics."""
     from rlhf.adapters import adapter_summary, apply_adapter, load_base_for_adapter, save_adapter
+    from rlhf.finite import check_finite_weights, finite_gradients_callback
     from rlhf.models import load_tokenizer, pick_device
 
     out = Path(config.output_dir)
@@ -92,6 +93,7 @@ def run_sft(config: SFTConfig) -> Path:
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")
     try:
         trainer = _trainer(config, model, tokenizer, train_ds, eval_ds, device, out)
+        trainer.add_callback(finite_gradients_callback("rlhf sft", out))  # stop before a NaN step
         started = time.time()
         resume = _last_checkpoint(out) if config.resume else None
         train_result = trainer.train(resume_from_checkpoint=resume)
@@ -104,7 +106,8 @@ def run_sft(config: SFTConfig) -> Path:
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
 
-    # 5. Save.
+    # 5. Save (never weights holding NaN or inf: a good earlier output stays as it was).
+    check_finite_weights(trainer.model, "rlhf sft", out)
     save_adapter(trainer.model, out)
     tokenizer.save_pretrained(out)
     metrics = {

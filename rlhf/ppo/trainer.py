@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from rlhf.adapters import adapter_kind
 from rlhf.data import Prompt, builtin, load_prompts
+from rlhf.finite import NonFiniteError  # raised here; re-exported as rlhf.ppo.NonFiniteError
 from rlhf.generation import stop_token_ids
 from rlhf.models import load_tokenizer, pick_device, pick_dtype
 from rlhf.ppo import core
@@ -44,10 +45,6 @@ from rlhf.ppo.rollout import (Rollout, RewardFn, encode_queries, generation_conf
                               select, shape_scores)
 from rlhf.reward.model import REWARD_UNIT, RewardModel
 from rlhf.stages import save_resolved_config
-
-
-class NonFiniteError(RuntimeError):
-    """A NaN or inf in a loss, reward or advantage: the run stops before it touches the weights."""
 
 
 class PPOTrainer:
