@@ -67,6 +67,8 @@ def run_sft(config: SFTConfig) -> Path:
     """Fine-tune and save; returns the output folder. Steps:
     1 validate the data, 2 load the base and attach the adapter, 3 train with SFTTrainer,
     4 evaluate, 5 save adapter, tokenizer, config and metrics."""
+    from transformers import set_seed
+
     from rlhf.adapters import adapter_summary, apply_adapter, load_base_for_adapter, save_adapter
     from rlhf.models import load_tokenizer, pick_device
 
@@ -77,7 +79,8 @@ def run_sft(config: SFTConfig) -> Path:
     # 1. Validate every row before any model is loaded: a bad row 290 fails in a second, not an hour in.
     train_ds, eval_ds = _datasets(config, tokenizer)
 
-    # 2. Base model + adapter.
+    # 2. Base model + adapter, initialised from --seed (SFTTrainer seeds only later, in its __init__).
+    set_seed(config.seed)
     model = load_base_for_adapter(config.model, config, device=device)
     model = apply_adapter(model, config)
     summary = adapter_summary(model)
@@ -134,12 +137,30 @@ def _datasets(config: SFTConfig, tokenizer):
 
     source = config.data or str(rdata.builtin("demonstrations"))
     ds = rdata.load_demonstrations(source, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
+    ds = tokenize_demonstrations(ds, tokenizer)
     if config.eval_data:
-        return ds, rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
+        eval_ds = rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length,
+                                            truncate=config.truncate)
+        return ds, tokenize_demonstrations(eval_ds, tokenizer)
     if config.eval_fraction <= 0 or len(ds) < 4:
         return ds, None
     split = ds.train_test_split(test_size=config.eval_fraction, seed=config.seed)
     return split["train"], split["test"]
+
+
+def tokenize_demonstrations(ds, tokenizer):
+    """Prompt/completion rows -> `input_ids` and `completion_mask` (1 = answer token, in the loss), the
+    columns TRL's SFTTrainer takes as already tokenized. Done here rather than by SFTTrainer so the
+    text of the demonstrations stays text (`rlhf.tokens.encode_chat`): TRL's own tokenization turns a
+    pasted `<|im_end|>` into a real end-of-turn the model then learns to emit mid-answer. The mask
+    starts where the prompt's ids and the full conversation's part, as TRL's does."""
+    from rlhf.tokens import encode_prompt_completion
+
+    def tokenize(row):
+        ids, prompt_len = encode_prompt_completion(tokenizer, row["prompt"], row["completion"])
+        return {"input_ids": ids, "completion_mask": [0] * prompt_len + [1] * (len(ids) - prompt_len)}
+
+    return ds.map(tokenize, remove_columns=ds.column_names)
 
 
 def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):
@@ -185,10 +206,11 @@ def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str
 
 
 def _last_checkpoint(out: Path) -> Optional[str]:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest checkpoint Hugging Face Trainer finished writing (its trainer_state.json comes last)."""
+    from rlhf.checkpoints import newest_complete_checkpoint
 
-    folder = out / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    newest = newest_complete_checkpoint(out / "checkpoints", "trainer_state.json", stage="rlhf sft")
+    return str(newest) if newest else None
 
 
 def plot_sft(log_history: list[dict], out_dir: Path) -> Path | None:

@@ -27,24 +27,21 @@ CALIBRATION_FILE = "reward_calibration.json"
 # --- text -> token ids -> scores ----------------------------------------------------------------
 
 
-def chat_texts(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
-    """The chat template of [user prompt, assistant completion] for each pair, as text."""
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}, {"role": "assistant", "content": c}], tokenize=False)
-        for p, c in zip(prompts, completions)
-    ]
+def chat_messages(prompt: str, completion: str) -> list[dict]:
+    """The conversation a reward model scores: [user prompt, assistant completion]."""
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
 
 
 def encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids of each chat-templated pair, at most `max_length`; longer ones lose tokens from the
-    left (the prompt side), because the score is read at the end and must see the whole answer."""
+    left (the prompt side), because the score is read at the end and must see the whole answer.
+    Text stays text: special-token characters in a prompt or completion are not control tokens
+    (`rlhf.tokens.encode_chat`), so the model scores the text a labeler or the policy wrote."""
+    from rlhf.tokens import encode_chat
+
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    if not prompts:
-        return []
-    ids = tokenizer(chat_texts(tokenizer, prompts, completions), add_special_tokens=False)["input_ids"]
-    return [x[-max_length:] for x in ids]
+    return [encode_chat(tokenizer, chat_messages(p, c))[-max_length:] for p, c in zip(prompts, completions)]
 
 
 def collate(ids: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right"):
