@@ -98,6 +98,7 @@ def test_a_large_value_loss_does_not_shrink_the_policy_step(tiny_sft_dir, tmp_pa
                              prompts=PROMPTS)
         steps[name] = trainer.step()
     unit, big = steps["unit"], steps["big"]
+    assert big["ppo/approx_kl"] > 0.1 * unit["ppo/approx_kl"], (unit["ppo/approx_kl"], big["ppo/approx_kl"])
     assert big["ppo/critic_grad_norm"] > 1e3 * unit["ppo/critic_grad_norm"]
     assert big["ppo/policy_updated"] == 1.0
     ratio = big["ppo/policy_update_norm"] / unit["ppo/policy_update_norm"]
