@@ -164,7 +164,7 @@ def build_trainer(config: DPOStageConfig):
     device = pick_device(config.device)
     train_ds, eval_ds, counts = load_pairs(config)
     tokenizer = load_tokenizer(config.policy)
-    set_seed(config.seed)  # before any weight exists: DPOTrainer adds the fresh LoRA before it seeds
+    set_seed(config.seed)  # before any weight exists, whatever order TRL seeds and adds its LoRA in
     model, kind = load_sft_policy(config.policy, device)
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}

@@ -105,3 +105,22 @@ def test_sft_killed_during_a_save_resumes_to_the_uninterrupted_weights(tmp_path,
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from"].endswith("checkpoint-2")
     got = _adapter(resumed)
     assert all(torch.allclose(got[k], straight[k], atol=1e-6) for k in straight)
+
+
+def test_dpo_starts_from_the_same_lora_with_one_seed(tmp_path, tiny_model_dir):
+    """A guard: the fresh LoRA DPO trains depends on --seed only (trl 1.16 seeds before adding it;
+    the stage seeds first too, so that stays true whatever TRL's order)."""
+    from rlhf.dpo import DPOStageConfig, build_trainer
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "Yes.", "rejected": "No."}) + "\n" for i in range(4)))
+
+    def lora(seed):
+        torch.manual_seed(seed + 1000)  # the process's state before the stage must not matter
+        trainer = build_trainer(DPOStageConfig(policy=str(tiny_model_dir), data=str(path), eval_fraction=0, seed=seed,
+                                               output_dir=str(tmp_path / f"dpo{seed}"), max_steps=1, device="cpu"))
+        return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_A" in n}
+
+    first = lora(0)
+    assert first and _same(first, lora(0))
+    assert not _same(first, lora(1))
