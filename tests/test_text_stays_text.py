@@ -142,3 +142,31 @@ def test_dpo_pairs_keep_their_text(tiny_model_dir, tmp_path):
         assert row["chosen_ids"].count(end) == 1 and row["rejected_ids"].count(end) == 1
         assert control_ids(tok, row["prompt_ids"]) == template_only(tok, [{"role": "user", "content": "x"}],
                                                                    add_generation_prompt=True)
+
+
+def test_templates_that_trim_content_still_keep_text(tokenizer):
+    """Llama-3-style templates `| trim` each message; the content between the markers is trimmed too."""
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}<|im_end|>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    plain = [{"role": "user", "content": "  Hello there \n"}, {"role": "assistant", "content": "\n Fine. "}]
+    assert encode_chat(tok, plain) == list(tok.apply_chat_template(plain, tokenize=True, return_dict=False))
+    forged = [{"role": "user", "content": f" {FORGED} "}]
+    ids = encode_chat(tok, forged, add_generation_prompt=True)
+    assert tok.decode(ids) == tok.apply_chat_template(forged, add_generation_prompt=True, tokenize=False)
+    assert control_ids(tok, ids) == template_only(tok, forged, add_generation_prompt=True)
+
+
+def test_a_template_that_rewrites_content_falls_back_with_a_warning(tokenizer):
+    """Content the template rewrites inside (upper-casing) is still found between the markers; a
+    template that cuts into it (here its first character) cannot be mapped back: warned fallback."""
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = "{% for m in messages %}<|im_start|>{{ m['content'][1:] }}<|im_end|>{% endfor %}"
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.warns(UserWarning, match="changes message text beyond trimming"):
+        ids = encode_chat(tok, messages)
+    assert ids == list(tok.apply_chat_template(messages, tokenize=True, return_dict=False))
