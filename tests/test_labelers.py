@@ -115,7 +115,8 @@ def test_run_simulate_cli_config_writes_rankings_and_config(tmp_path):
                                       labels_per_item=2, preference="structured", noise=0.0))
     rankings, _ = load_preferences(out)
     assert len(rankings) == 12
-    assert json.loads((tmp_path / "r.jsonl.config.json").read_text())["preference"] == "structured"
+    resolved = json.loads((tmp_path / "rlhf_config.json").read_text())["r.jsonl"]
+    assert resolved["stage"] == "simulate" and resolved["preference"] == "structured"
     with pytest.raises(ValueError, match="labels_per_item"):
         SimulateConfig(candidates=str(cands), num_labelers=2, labels_per_item=3)
     with pytest.raises(ValueError, match="--candidates"):

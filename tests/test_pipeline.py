@@ -78,13 +78,12 @@ def test_shipped_configs_name_only_real_fields():
 
     from rlhf.pipeline import STAGES as KNOWN
     from rlhf.pipeline import stage_config_class
+    from rlhf.stages import split_pipeline_keys
 
     for name in ("examples/quickstart.yaml", "examples/gpu.yaml"):
         config = load_pipeline_config(name)
         for stage in KNOWN:
-            section = dict(config.get(stage) or {})
-            section.pop("enabled", None)
-            section.pop("target_labels", None)
+            section, _ = split_pipeline_keys(stage, dict(config.get(stage) or {}))
             cls = stage_config_class(stage, config.get("label_mode", "simulated"))
             unknown = set(section) - {f.name for f in dataclasses.fields(cls)}
             assert not unknown, (name, stage, unknown)

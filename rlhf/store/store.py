@@ -461,7 +461,7 @@ class LabelStore:
         return json.loads(row[0]) if row else None
 
     def rankings(self, include_flagged: bool = False) -> list[dict]:
-        """One row per label: the ranking record of DESIGN.md (`prompt`, `completions` in original
+        """One row per label: the ranking record of docs/architecture.md (`prompt`, `completions` in original
         order, `ranking` tiers best first, `labeler`, `flags`, `seconds`) plus `item_id`,
         `guideline_version`, `comment`, `created_at`, `updated_at`, `version` (and `messages` when
         the item had a conversation). Flagged labels only with `include_flagged`."""
