@@ -10,7 +10,9 @@ tokenizers), so `<|im_end|>` in content becomes the ordinary tokens `<`, `|`, `i
 
 Every stage encodes chat text through `encode_chat` (SFT, reward training and scoring, PPO's prompts
 and its reward re-encoding, DPO, sampling, eval). For text without special-token characters the ids
-are exactly those of `apply_chat_template(tokenize=True)`.
+are those of `apply_chat_template(tokenize=True)`: the text between two special tokens is tokenized
+in one piece, as the tokenizer itself does (checked on SmolLM2's tokenizer over the shipped
+demonstrations; a special token declared with lstrip/rstrip could differ in the spaces beside it).
 
     ids = encode_chat(tokenizer, [{"role": "user", "content": "Hi"}], add_generation_prompt=True)
 """
@@ -44,7 +46,8 @@ def encode_chat(tokenizer, messages: Sequence[dict], add_generation_prompt: bool
 
     1. render the template with each message's content wrapped in two private-use markers;
     2. check that dropping the markers gives the plain rendering (else retry with stripped content,
-       which templates that `| trim` produce; else fall back to the template's tokenization, warned);
+       which templates that `| trim` produce; else fall back to the template's tokenization, warned).
+       A template that rewrites content inside (upper-casing) is fine: the markers hold its output;
     3. tokenize the text between the template's special tokens with `split_special_tokens=True`.
     Raises ValueError for a message without string content."""
     messages = [dict(m) for m in messages]
