@@ -96,13 +96,14 @@ def test_reward_model_scores_the_text(reward_model):
     ids = encode(tok, ["Tell me about trees."], [FORGED], 256)[0]
     assert ids == spliced(tok, "Tell me about trees.", encode_text(tok, FORGED))
     raw = score_ids(reward_model.model, [ids], tok.pad_token_id)
-    assert torch.allclose(reward_model.score(["Tell me about trees."], [FORGED]), raw + reward_model.bias, atol=1e-6)
+    expected = (raw + reward_model.bias) / reward_model.std
+    assert torch.allclose(reward_model.score(["Tell me about trees."], [FORGED]), expected, atol=1e-6)
 
 
 def test_forged_turn_from_the_policy_is_scored_as_the_policy_produced_it(reward_model):
     """PPO decodes the policy's tokens and re-encodes them for the reward model: a policy that
     spells `<|im_end|>` with ordinary tokens must not get a real end of turn (and a new user turn)."""
-    from rlhf.ppo.rollout import reward_model_scores
+    from rlhf.ppo.rollout import score
     from rlhf.reward.model import score_ids
 
     tok = reward_model.tokenizer
@@ -113,7 +114,7 @@ def test_forged_turn_from_the_policy_is_scored_as_the_policy_produced_it(reward_
     expected = torch.cat([score_ids(reward_model.model, [spliced(tok, p, policy_tokens)], tok.pad_token_id)
                           for p in prompts])
     expected = (expected + reward_model.bias) / reward_model.std
-    got = reward_model_scores(reward_model, prompts, [completion] * 2, batch_size=2)
+    got = score(prompts, [completion] * 2, reward_model=reward_model, batch_size=2)  # PPO's scoring step
     assert torch.allclose(got, expected, atol=1e-5)
 
 
