@@ -328,13 +328,15 @@ def load_demonstrations(source: str | Path, tokenizer=None, max_length: int | No
     prompt/completion rows. With `truncate=False`, a row longer than `max_length` tokens is an error."""
     import datasets
 
+    from rlhf.tokens import encode_chat
+
     raw = list(iter_rows(source))
     rows = [demonstration_to_prompt_completion(source, n, row) for n, row in raw]
     if not rows:
         raise DataError(source, None, None, "holds no rows")
     if tokenizer is not None and max_length and not truncate:
         for (n, original), row in zip(raw, rows):
-            ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=False)
+            ids = encode_chat(tokenizer, row["prompt"] + row["completion"])
             if len(ids) > max_length:
                 name = "messages" if "messages" in original else "completion"
                 raise DataError(source, n, name, f"is {len(ids)} tokens, longer than max_length={max_length} (truncation is off)")

@@ -329,15 +329,15 @@ def _log_eval(writer, result: dict, step: int) -> None:
 
 def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, config: RewardConfig) -> None:
     """Trainable weights, optimizer, scheduler and progress, written atomically."""
+    from rlhf.checkpoints import atomic_save
+
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "trainable": trainable_state(model),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "progress": dict(progress), "config": {k: getattr(config, k) for k in RESUME_KEYS},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_save(state, path)  # one file, renamed into place: a kill mid-save leaves the previous one
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfig) -> dict:
