@@ -70,6 +70,8 @@ def train_reward(config: RewardConfig) -> dict:
     # 3. tokens
     train_examples = encode_rankings(tokenizer, train_set, config.max_length)
     eval_examples = encode_rankings(tokenizer, eval_set, config.max_length)
+    add_completion_lengths(tokenizer, train_examples, train_set)
+    add_completion_lengths(tokenizer, eval_examples, eval_set)
     # 4. train
     from torch.utils.tensorboard import SummaryWriter
 
@@ -146,6 +148,17 @@ def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int) -> list
                     "margin": float(getattr(r, "margin", None) or 0.0)})
         start += k
     return out
+
+
+def add_completion_lengths(tokenizer, examples: list[dict], rankings: list[Ranking]) -> None:
+    """Store each completion's length in tokens (the answer alone) as `lengths`, for the length-bias check."""
+    from rlhf.reward.bias import completion_token_lengths
+
+    lengths = completion_token_lengths(tokenizer, [c for r in rankings for c in r.completions])
+    start = 0
+    for e in examples:
+        e["lengths"] = lengths[start:start + len(e["ids"])]
+        start += len(e["ids"])
 
 
 def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
@@ -304,11 +317,25 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
     for name in sorted(set(labelers)):
         mine = torch.tensor([lab == name for lab in labelers])
         per_labeler[name] = {"accuracy": _mean(stats["correct"][mine]), "pairs": int(mine.sum())}
-    return {
+    result = {
         "accuracy": _mean(stats["correct"]), "mean_margin": _mean(stats["margin"]),
         "loss": ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength).item(),
         "pairs": int(index.better.numel()), "rankings": len(examples), "accuracy_per_labeler": per_labeler,
     }
+    if examples and all("lengths" in e for e in examples):
+        result["length_bias"] = pair_length_bias(scores, index, [n for e in examples for n in e["lengths"]])
+    return result
+
+
+def pair_length_bias(scores: torch.Tensor, index, lengths: list[int]) -> dict:
+    """`rlhf.reward.bias.length_bias` over every ordered pair of the rankings (better = chosen).
+    scores: (n,) flat over completions; lengths: n token counts in the same order."""
+    from rlhf.reward.bias import length_bias
+
+    lengths = torch.tensor(lengths, dtype=torch.float64)
+    better, worse = index.better.cpu(), index.worse.cpu()
+    flat = scores.detach().double().cpu()
+    return length_bias(flat[better], flat[worse], lengths[better], lengths[worse])
 
 
 # --- 6. calibrate -------------------------------------------------------------------------------
@@ -364,6 +391,12 @@ def _print_summary(metrics: dict, out: Path) -> None:
     if metrics["labeler_agreement"]:
         line += f", labeler agreement {metrics['labeler_agreement']['agreement']:.3f}"
     print(f"{line}; saved to {out}")
+    for name, result in (("held-out", held), ("train", train)):
+        if result and result.get("length_bias"):
+            from rlhf.reward.bias import format_length_bias
+
+            print(f"[rlhf reward] length bias ({name}): {format_length_bias(result['length_bias'])}")
+            break  # the held-out figures when there are any, else the training ones
 
 
 def plot_reward(history: list[dict], out_dir: Path) -> list[Path]:
