@@ -16,6 +16,7 @@ scored on the test pairs by the same code; the length-bias figures come from `rl
     python benchmarks/reward_quality.py --threads 1                     # 3 seeds, both trainers
     python benchmarks/reward_quality.py --tiny --seeds 0                # tiny random Llama, a quick check
     python benchmarks/reward_quality.py --trainers ours --ours batch_size=2 --name ours-batch2
+    python benchmarks/reward_quality.py --merge a.json:trl b.json:ours c.json   # seeds run apart, one summary
 
 Prints per-seed rows and a summary (mean and spread over seeds; accuracy with a bootstrap 95% CI over
 test pairs of all seeds; the paired difference ours - TRL with its CI) and writes
@@ -60,6 +61,10 @@ def parse_args(argv=None):
     p.add_argument("--name", default=None, help="result name: benchmarks/results/reward_quality_NAME.{json,md}")
     p.add_argument("--out", default=None, help="result .json path (a .md goes beside it)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs")
+    p.add_argument("--merge", nargs="+", default=None, metavar="FILE.json:TRAINERS",
+                   help="train nothing: combine the per-seed runs of earlier result files (e.g. runs made one seed "
+                        "at a time) into one summary; ':ours', ':trl' or ':ours,trl' picks which trainers' runs a "
+                        "file gives. Data settings must agree.")
     return p.parse_args(argv)
 
 
@@ -249,8 +254,46 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+DATA_KEYS = ("model", "train_pairs", "test_pairs", "longer_chosen", "lr", "batch", "epochs", "max_length")
+
+
+def merge_reports(specs: list[str], resamples: int) -> dict:
+    """One report from several: the runs of the named trainers, ordered by seed. Raises SystemExit when
+    the files' data settings differ or a trainer has two runs of one seed."""
+    merged, sources = None, []
+    for spec in specs:
+        path, _, names = spec.partition(":")
+        report = json.loads(Path(path).read_text())
+        names = names.split(",") if names else list(report["runs"])
+        if merged is None:
+            merged = {**{k: report[k] for k in DATA_KEYS}, "runs": {}, "ours_overrides": [], "trl_overrides": []}
+        differ = [k for k in DATA_KEYS if report[k] != merged[k]]
+        if differ:
+            raise SystemExit(f"--merge: {path} differs from the first file in {differ}")
+        for name in names:
+            runs = merged["runs"].setdefault(name, [])
+            for run in report["runs"][name]:
+                if any(r["seed"] == run["seed"] for r in runs):
+                    raise SystemExit(f"--merge: two {name} runs of seed {run['seed']}")
+                runs.append(run)
+            runs.sort(key=lambda r: r["seed"])
+            merged[f"{name}_overrides"] = report[f"{name}_overrides"]
+        sources.append({"file": Path(path).name, "trainers": names, "load_average": report["load_average"],
+                        "device": report["device"]})
+    seeds = [sorted(r["seed"] for r in runs) for runs in merged["runs"].values()]
+    if any(s != seeds[0] for s in seeds):
+        raise SystemExit(f"--merge: the trainers ran different seeds: {seeds}")
+    merged.update(seeds=seeds[0], summary=summarise(merged["runs"], resamples), merged_from=sources,
+                  device=sources[0]["device"], load_average=[s["load_average"] for s in sources])
+    return merged
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        report = merge_reports(args.merge, args.bootstrap)
+        out = Path(args.out) if args.out else RESULTS / "reward_quality.json"
+        return _write(report, out)
     import torch
 
     if args.threads:
@@ -293,6 +336,10 @@ def main(argv=None):
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__, "python": platform.python_version(),
     }
+    return _write(report, out)
+
+
+def _write(report: dict, out: Path) -> dict:
     table = markdown(report)
     print("\n" + table)
     out.parent.mkdir(parents=True, exist_ok=True)

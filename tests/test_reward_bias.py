@@ -125,3 +125,15 @@ def test_reward_stage_reports_length_bias(tmp_path, capsys):
     report = "\n".join(_reward(tmp_path / "run"))
     assert "held-out: prefers the longer answer (labels chose it)" in report
     assert "train: accuracy on length-matched pairs" in report
+
+
+def test_default_batch_holds_about_eight_pairs():
+    from rlhf.data import Ranking
+    from rlhf.reward.synthetic import synthetic_rankings
+    from rlhf.reward.trainer import auto_batch_size
+
+    pairs = [Ranking(prompt=f"p{i}", completions=["a", "b"], ranking=[[0], [1]]) for i in range(5)]
+    assert auto_batch_size(pairs) == 8
+    assert auto_batch_size(synthetic_rankings(4, k=4, kind="graded")) == 1  # 6 pairs each
+    three_pairs = [Ranking(prompt="p", completions=["a", "b", "c"], ranking=[[0], [1], [2]])]
+    assert auto_batch_size(three_pairs) == 3

@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
-from rlhf.reward.config import DEFAULT_LEARNING_RATES, RewardConfig
+from rlhf.reward.config import DEFAULT_LEARNING_RATES, PAIRS_PER_STEP, RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
-from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
+from rlhf.reward.loss import center_penalty, pair_stats, ranking_index, ranking_loss
 from rlhf.reward.model import (autocast, build_reward_model, collate, encode, merged, prepare_for_training,
                                save_reward_model, score_ids, sequence_scores)
 
@@ -44,7 +44,8 @@ CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for 
 CHECKPOINT = "checkpoint/state.pt"
 # Settings that change what a checkpoint means; resuming with any of them changed is refused.
 RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers", "learning_rate", "batch_size",
-               "grad_accum", "max_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
+               "grad_accum", "max_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength",
+               "center_rewards_coefficient")
 
 
 def train_reward(config: RewardConfig) -> dict:
@@ -54,13 +55,13 @@ def train_reward(config: RewardConfig) -> dict:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     lr = config.learning_rate or DEFAULT_LEARNING_RATES[config.train]
-    resolved = dataclasses.replace(config, learning_rate=lr)
-    _write_config(resolved, out / "config.yaml")
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
 
     # 1. data
     train_set, eval_set, all_rankings, bad = _read_data(config)
+    resolved = dataclasses.replace(config, learning_rate=lr, batch_size=config.batch_size or auto_batch_size(train_set))
+    _write_config(resolved, out / "config.yaml")
     # 2. model
     tokenizer = load_tokenizer(config.model)
     model = build_reward_model(config.model, tokenizer.pad_token_id, seed=config.seed)
@@ -90,7 +91,7 @@ def train_reward(config: RewardConfig) -> dict:
         "steps": progress["step"], "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
         "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
         "train_seconds": train_seconds, "trainable_parameters": trainable, "total_parameters": total,
-        "learning_rate": lr, "device": str(device),
+        "learning_rate": lr, "batch_size": resolved.batch_size, "device": str(device),
     }
     if metrics["eval"]:
         _log_eval(writer, metrics["eval"], progress["step"])
@@ -122,6 +123,12 @@ def _read_data(config: RewardConfig):
     if not any(r.pairs() for r in train_set):
         raise DataError(config.data, None, "ranking", "no training ranking orders two completions (all ties)")
     return train_set, eval_set, rankings, bad
+
+
+def auto_batch_size(rankings: list[Ranking]) -> int:
+    """Rankings per step holding about PAIRS_PER_STEP strict pairs: 8 for pairs, 1 for K=4 rankings."""
+    pairs = sum(len(r.pairs()) for r in rankings) / max(len(rankings), 1)
+    return max(1, round(PAIRS_PER_STEP / max(pairs, 1.0)))
 
 
 def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
@@ -242,11 +249,19 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
             scores = sequence_scores(model, input_ids.to(device), mask.to(device))  # (n,)
         index, margin = index.to(device), margin.to(device)
         loss = ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength)
+        if config.center_rewards_coefficient:
+            loss = loss + config.center_rewards_coefficient * center_penalty(scores, completion_groups(chunk, device),
+                                                                             len(chunk))
         (loss / len(chunks)).backward()
         stats = pair_stats(scores.detach(), index)
         losses.append(loss.item()), correct.append(stats["correct"]), margins.append(stats["margin"])
     correct, margins = torch.cat(correct), torch.cat(margins)
     return {"loss": sum(losses) / len(losses), "accuracy": _mean(correct), "margin": _mean(margins)}
+
+
+def completion_groups(examples: list[dict], device) -> torch.Tensor:
+    """The ranking of each completion in a batch's flat score vector.  -> (n,) long"""
+    return torch.tensor([g for g, e in enumerate(examples) for _ in e["ids"]], dtype=torch.long, device=device)
 
 
 def _mean(values: torch.Tensor) -> float:
