@@ -13,7 +13,8 @@ DEFAULT_LEARNING_RATES = {"lora": 3e-4, "partial": 3e-5, "full": 1e-5}
 
 # Strict pairs per optimizer step when batch_size is None (TRL's RewardTrainer default batch: 8 pairs).
 # Rankings of K=4 (6 pairs) train best at 1-2 per step (benchmarks/reward_speed.py); on pair data,
-# 2 pairs per step was 1.7x slower per epoch than 8 and no more accurate (benchmarks/reward_quality.py).
+# 2 pairs per step took 15% more CPU time per epoch than 8 and was no more accurate (one seed,
+# benchmarks/reward_quality.py).
 PAIRS_PER_STEP = 8
 
 
