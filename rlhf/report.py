@@ -90,7 +90,26 @@ def _reward(run: Path) -> list[str]:
             ("seconds", m.get("train_seconds"))]
     for name, per in sorted((held_out.get("accuracy_per_labeler") or {}).items()):
         rows.append((f"held-out accuracy on {name}'s rankings", f"{per['accuracy']:.3f} ({per['pairs']} pairs)"))
+    rows += _length_bias_rows(held_out.get("length_bias"), "held-out") + _length_bias_rows(train.get("length_bias"), "train")
     return _table(rows)
+
+
+def _length_bias_rows(bias: dict | None, split: str) -> list[tuple]:
+    """The reward model's length bias on one split (rlhf.reward.bias): what reward-modelling papers check first."""
+    if not bias:
+        return []
+
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.0f}%"
+
+    matched = bias.get("length_matched_accuracy")
+    return [(f"{split}: prefers the longer answer (labels chose it)",
+             f"{pct(bias.get('model_prefers_longer'))} ({pct(bias.get('labels_prefer_longer'))})"),
+            (f"{split}: accuracy where the chosen answer is longer / shorter",
+             f"{pct(bias.get('accuracy_chosen_longer'))} / {pct(bias.get('accuracy_chosen_shorter'))}"),
+            (f"{split}: accuracy on length-matched pairs",
+             f"{'–' if matched is None else f'{matched:.3f}'} ({bias.get('length_matched_pairs')} pairs)"),
+            (f"{split}: Spearman correlation of score with length", bias.get("spearman"))]
 
 
 def _ppo(run: Path) -> list[str]:

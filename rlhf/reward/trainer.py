@@ -46,9 +46,9 @@ from rlhf.data.conversation import normalize_prompt
 from rlhf.finite import check_finite_step, check_finite_weights
 from rlhf.models import count_parameters, load_tokenizer, pick_device
 from rlhf.plots import plot_series, points
-from rlhf.reward.config import RewardConfig
+from rlhf.reward.config import PAIRS_PER_STEP, RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
-from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
+from rlhf.reward.loss import center_penalty, pair_stats, ranking_index, ranking_loss
 from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
                                prepare_for_training, save_reward_model, score_ids, sequence_scores)
 from rlhf.sequences import pad
@@ -58,7 +58,8 @@ CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for 
 CHECKPOINT = "checkpoint/state.pt"
 # Settings that change what a checkpoint means; resuming with any of them changed is refused.
 RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers", "learning_rate", "batch_size",
-               "grad_accum", "max_length", "max_prompt_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
+               "grad_accum", "max_length", "max_prompt_length", "eval_fraction", "seed", "merge_labelers", "tie_loss",
+               "tie_strength", "center_rewards_coefficient")
 
 
 def train_reward(config: RewardConfig) -> dict:
@@ -66,13 +67,13 @@ def train_reward(config: RewardConfig) -> dict:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
-    resolved = dataclasses.replace(config, learning_rate=lr)
-    save_resolved_config("reward", resolved, out)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
 
     # 1. data
     train_set, eval_set, all_rankings, bad = _read_data(config)
+    resolved = dataclasses.replace(config, learning_rate=lr, batch_size=config.batch_size or auto_batch_size(train_set))
+    save_resolved_config("reward", resolved, out)
     # 2. model
     tokenizer = load_tokenizer(config.model)
     model = build_reward_model(config.model, tokenizer.pad_token_id, seed=config.seed)
@@ -86,6 +87,8 @@ def train_reward(config: RewardConfig) -> dict:
     if not train_examples:
         raise DataError(config.data, None, "chosen", f"every training ranking became identical token sequences at "
                                                      f"max_length={config.max_length}: raise --max_length")
+    add_completion_lengths(tokenizer, train_examples, train_set)
+    add_completion_lengths(tokenizer, eval_examples, eval_set)
     # 4. train
     writer = SummaryWriter(str(out / "logs"))
     started = time.perf_counter()
@@ -103,7 +106,7 @@ def train_reward(config: RewardConfig) -> dict:
         "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
         "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
         "train_seconds": train_seconds, "trainable_parameters": trainable, "total_parameters": total,
-        "learning_rate": lr, "device": str(device),
+        "learning_rate": lr, "batch_size": resolved.batch_size, "device": str(device),
     }
     if metrics["eval"]:
         _log_eval(writer, metrics["eval"], progress["step"])
@@ -138,6 +141,12 @@ def _read_data(config: RewardConfig):
     if not any(r.pairs() for r in train_set):
         raise DataError(config.data, None, "ranking", "no training ranking orders two completions (all ties)")
     return train_set, eval_set, rankings, bad
+
+
+def auto_batch_size(rankings: list[Ranking]) -> int:
+    """Rankings per step holding about PAIRS_PER_STEP strict pairs: 8 for pairs, 1 for K=4 rankings."""
+    pairs = sum(len(r.pairs()) for r in rankings) / max(len(rankings), 1)
+    return max(1, round(PAIRS_PER_STEP / max(pairs, 1.0)))
 
 
 def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
@@ -200,6 +209,18 @@ def truncation_report(train: dict, held_out: dict, config: RewardConfig, bad_row
                   f"({c['pairs_dropped_identical']} pairs) whose chosen and rejected are identical token sequences "
                   f"(after truncation to {config.max_length} tokens); raise --max_length to keep them")
     return report
+
+
+def add_completion_lengths(tokenizer, examples: list[dict], rankings: list[Ranking]) -> None:
+    """Store each completion's length in tokens (the answer alone) as `lengths`, for the length-bias check."""
+    from rlhf.reward.bias import completion_token_lengths
+
+    kept = iter(examples)  # encode_rankings may have left rankings out: match by their tiers object
+    pending = next(kept, None)
+    for r in rankings:
+        if pending is not None and pending["tiers"] is r.ranking:
+            pending["lengths"] = completion_token_lengths(tokenizer, r.completions)
+            pending = next(kept, None)
 
 
 def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
@@ -295,11 +316,19 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
             scores = sequence_scores(model, input_ids.to(device), mask.to(device))  # (n,)
         index, margin = index.to(device), margin.to(device)
         loss = ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength)
+        if config.center_rewards_coefficient:
+            loss = loss + config.center_rewards_coefficient * center_penalty(scores, completion_groups(chunk, device),
+                                                                             len(chunk))
         (loss / len(chunks)).backward()
         stats = pair_stats(scores.detach(), index)
         losses.append(loss.item()), correct.append(stats["correct"]), margins.append(stats["margin"])
     correct, margins = torch.cat(correct), torch.cat(margins)
     return {"loss": sum(losses) / len(losses), "accuracy": _mean(correct), "margin": _mean(margins)}
+
+
+def completion_groups(examples: list[dict], device) -> torch.Tensor:
+    """The ranking of each completion in a batch's flat score vector.  -> (n,) long"""
+    return torch.tensor([g for g, e in enumerate(examples) for _ in e["ids"]], dtype=torch.long, device=device)
 
 
 def _mean(values: torch.Tensor) -> float | None:
@@ -371,11 +400,25 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
     for name in sorted(set(labelers)):
         mine = torch.tensor([lab == name for lab in labelers])
         per_labeler[name] = {"accuracy": _mean(stats["correct"][mine]), "pairs": int(mine.sum())}
-    return {
+    result = {
         "accuracy": _mean(stats["correct"]), "mean_margin": _mean(stats["margin"]),
         "loss": ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength).item(),
         "pairs": int(index.better.numel()), "rankings": len(examples), "accuracy_per_labeler": per_labeler,
     }
+    if examples and all("lengths" in e for e in examples):
+        result["length_bias"] = pair_length_bias(scores, index, [n for e in examples for n in e["lengths"]])
+    return result
+
+
+def pair_length_bias(scores: torch.Tensor, index, lengths: list[int]) -> dict:
+    """`rlhf.reward.bias.length_bias` over every ordered pair of the rankings (better = chosen).
+    scores: (n,) flat over completions; lengths: n token counts in the same order."""
+    from rlhf.reward.bias import length_bias
+
+    lengths = torch.tensor(lengths, dtype=torch.float64)
+    better, worse = index.better.cpu(), index.worse.cpu()
+    flat = scores.detach().double().cpu()
+    return length_bias(flat[better], flat[worse], lengths[better], lengths[worse])
 
 
 # --- 6. calibrate -------------------------------------------------------------------------------
@@ -429,6 +472,12 @@ def _print_summary(metrics: dict, out: Path) -> None:
     if metrics["labeler_agreement"]:
         line += f", labeler agreement {metrics['labeler_agreement']['agreement']:.3f}"
     print(f"{line}; saved to {out}")
+    for name, result in (("held-out", held), ("train", train)):
+        if result and result.get("length_bias"):
+            from rlhf.reward.bias import format_length_bias
+
+            print(f"[rlhf reward] length bias ({name}): {format_length_bias(result['length_bias'])}")
+            break  # the held-out figures when there are any, else the training ones
     ties = data["train_tie_only_rankings"] + data["eval_tie_only_rankings"]
     if ties:
         print(f"[rlhf reward] {ties} of {data['train_rankings'] + data['eval_rankings']} rankings are a single tie "
