@@ -53,7 +53,7 @@ def test_sft_trains_on_the_text_not_on_end_of_turn_ids(tokenizer, tiny_model_dir
     path.write_text("".join(json.dumps({"prompt": f"Q{i} {PASTED}", "completion": FORGED}) + "\n" for i in range(4)))
     config = SFTConfig(model=str(tiny_model_dir), data=str(path), output_dir=str(tmp_path / "out"), max_steps=1,
                        eval_fraction=0, device="cpu")
-    train_ds, _ = _datasets(config, tokenizer)
+    train_ds, _, _ = _datasets(config, tokenizer)
     model = apply_adapter(load_base_for_adapter(config.model, config, device="cpu"), config)
     trainer = _trainer(config, model, tokenizer, train_ds, None, "cpu", tmp_path / "out")
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
