@@ -181,6 +181,9 @@ class Pipeline:
         from rlhf.ppo import PPOConfig, run_ppo
 
         defaults = {"policy": str(self.run / "sft"), "reward_model": str(self.run / "reward"), "output_dir": str(out), **self.common()}
+        if self.config.get("label_mode", "simulated") == "simulated":
+            # The labels' own rule scores every rollout beside the reward model (reward/gold).
+            defaults["gold_preference"] = self.section("label").get("preference", "concise")
         run_ppo(build_config(PPOConfig, "ppo", defaults, self.section("ppo")))
 
     def stage_dpo(self, out: Path):
