@@ -228,24 +228,29 @@ class Pipeline:
             if unknown:
                 raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; its fields are: {sorted(names)}")
 
+    def run_stage(self, stage: str, out: Path | None = None) -> float | None:
+        """Run one stage into `out` (default run_dir/STAGE) unless its DONE.json exists; then write
+        DONE.json. Returns the seconds it took, or None when it was done already."""
+        out = out or self.run / stage
+        if (out / "DONE.json").exists():
+            self.log(f"{stage}: done in an earlier run, skipped")
+            return None
+        self.log(f"{stage}: started")
+        t0 = time.time()
+        out.mkdir(parents=True, exist_ok=True)
+        step: Callable[[Path], Any] = getattr(self, f"stage_{stage}")
+        step(out)
+        seconds = round(time.time() - t0, 1)
+        (out / "DONE.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+        self.log(f"{stage}: finished in {seconds} s")
+        return seconds
+
     def run_all(self) -> Path:
         started = time.time()
         self.validate()
         for stage in STAGES:
-            out = self.run / stage
-            if not self.enabled(stage):
-                continue
-            if (out / "DONE.json").exists():
-                self.log(f"{stage}: done in an earlier run, skipped")
-                continue
-            self.log(f"{stage}: started")
-            t0 = time.time()
-            out.mkdir(parents=True, exist_ok=True)
-            step: Callable[[Path], Any] = getattr(self, f"stage_{stage}")
-            step(out)
-            seconds = round(time.time() - t0, 1)
-            (out / "DONE.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
-            self.log(f"{stage}: finished in {seconds} s")
+            if self.enabled(stage):
+                self.run_stage(stage)
         from rlhf.report import write_report
 
         report = write_report(self.run)
