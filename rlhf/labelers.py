@@ -12,13 +12,24 @@ scores within `tie_tolerance` into tiers (ties are allowed, as in the app), and 
 disagree; `make_labelers(..., disagreement=d)` picks the noise that makes two labelers' rankings
 of an item differ at rate about `d`.
 
-Built-in preferences (`PREFERENCES`):
+Built-in preferences (`PREFERENCES`); the first eight are the suite (`SUITE`) that
+`benchmarks/preference_suite.py` runs, one rule of each kind, in both length directions:
 
-| name | prefers |
-|---|---|
-| `concise` (default) | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short |
-| `polite` | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) |
-| `structured` | more bullet or numbered lines (capped at 5) |
+| name | kind | prefers |
+|---|---|---|
+| `concise` (default) | length, shorter | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short |
+| `detailed` | length, longer | more words, in 6-word buckets, +1 for a finished answer: a cut-off long answer still beats a short one |
+| `on_topic` | content words | more of the question's own content words (4+ letters, not stop words) used in the answer, capped at 4 |
+| `numeric` | numbers, facts | more distinct numbers (quantities, years, steps), capped at 4 |
+| `plain` | tone | plain words: fewer letters per word on average, in steps of 0.5, whatever the answer's length |
+| `polite` | tone | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) |
+| `structured` | structure | more bullet or numbered lines (capped at 5) |
+| `no_markdown` | format | fewer Markdown marks (bold, backticks, headings, bullet lines), capped at 6 |
+
+A preference that ties almost every set of candidates gives a reward model no pairs to learn from:
+`learnability(candidates, name)` gives the share of K-candidate sets with at least one strict
+preference on real samples; the README's "Preference suite" section lists it for every rule. Rules
+read the prompt as a string or a conversation (a list of {role, content} messages; `prompt_text`).
 
 `concise` is the default because a small reward model learns it from a few hundred rankings and
 PPO can move a 135M policy toward it in tens of steps (length and a final full stop are easy
@@ -374,7 +385,7 @@ class SimulateConfig:
     candidates: Optional[str] = field(default=None, metadata={"help": "Candidates JSONL from `rlhf sample`. May be omitted with --db: then the items already in the database are labeled."})
     output: Optional[str] = field(default=None, metadata={"help": "Rankings JSONL to write (the labeling app's export format). Default: rankings.jsonl when --db is not given."})
     db: Optional[str] = field(default=None, metadata={"help": "Labeling database to label through, as people would (next item -> submit); candidates are added to it first."})
-    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: concise (finished, shorter answers), polite, structured, a name registered with register_preference, or package.module:function."})
+    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: a suite rule (concise, detailed, on_topic, numeric, plain, polite, structured, no_markdown; see rlhf.labelers), a name registered with register_preference, or package.module:function."})
     num_labelers: int = field(default=3, metadata={"help": "Simulated labelers (each with its own seed, so their slips differ)."})
     labels_per_item: int = field(default=1, metadata={"help": "Distinct labelers per item (at most --num_labelers)."})
     noise: float = field(default=0.1, metadata={"help": "Probability that a labeler slips on an item: two neighbouring tiers of its ranking swap."})
