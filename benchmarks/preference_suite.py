@@ -188,8 +188,8 @@ def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
     if method == "best_of_n":
         name = f"best-of-{section['best_of_n']}("
         row = next(c for c in results["comparisons"] if c["a"].startswith(name))
-        stats = results["policies"]["b"]
-        stats = {**stats, "mean_reward": results["best_of_n"]["mean_reward"]}
+        # Length and finished share of the picks are not recorded by rlhf eval: only the reward is.
+        stats = {"name": row["a"], "mean_reward": results["best_of_n"]["mean_reward"]}
         return {**{k: row[k] for k in ("win_rate", "ci95", "n", "wins", "ties", "losses")}, "policy": stats,
                 "sft": results["policies"]["b"], "sft_vs_sft": results["comparisons"][0]["win_rate"]}
     return {**{k: results[k] for k in ("win_rate", "ci95", "n", "wins", "ties", "losses")},
@@ -263,6 +263,16 @@ def markdown(report: dict) -> str:
             cells.append(f"{c['win_rate']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if c else "–")
         lines.append(f"| `{pref}` | {usable:.2f} | " if usable is not None else f"| `{pref}` | – | ")
         lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + " | " + " | ".join(cells) + " |"
+    lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
+              "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
+              "token limit) and the KL to the SFT policy (nats per answer).", "",
+              "| preference | method | win rate | RM score (method / SFT) | words | finished | KL |", "|---|---|---|---|---|---|---|"]
+    for pref, row in report["table"].items():
+        for m, c in row["cells"].items():
+            pol, sft = c.get("policy", {}), c.get("sft", {})
+            lines.append(f"| `{pref}` | {m} | {c['win_rate']:.2f} | {_pair(pol.get('mean_reward'), sft.get('mean_reward'))} | "
+                         f"{_pair(pol.get('mean_words'), sft.get('mean_words'), '.1f')} | "
+                         f"{_pair(pol.get('finished_rate'), sft.get('finished_rate'))} | {_one(pol.get('kl_to_reference'))} |")
     cell_seconds = sum(c.get("cell_seconds", 0) for row in report["table"].values() for c in row["cells"].values())
     lines += ["", f"Cells' own time (training + evaluation, summed over every invocation): {cell_seconds / 60:.1f} min; "
               "shared SFT and sampling, labels and reward models not included (see run_dir/*/DONE.json)."]
@@ -270,6 +280,14 @@ def markdown(report: dict) -> str:
               f"{report['load_avg_start']}, at end {report['load_avg_end']}; wall time {report['wall_seconds'] / 60:.1f} min "
               "(cells run in earlier invocations keep their own times in the JSON).", ""]
     return "\n".join(lines)
+
+
+def _one(x, fmt: str = ".2f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def _pair(x, y, fmt: str = ".2f") -> str:
+    return f"{_one(x, fmt)} / {_one(y, fmt)}"
 
 
 def learnability_markdown(report: dict) -> str:
