@@ -316,12 +316,15 @@ def main(argv=None) -> dict:
         import torch
 
         torch.set_num_threads(args.threads)
-    from rlhf.labelers import SUITE
+    from rlhf.labelers import PREFERENCES, SUITE
 
     args.run_dir = args.run_dir or str(ROOT / "runs" / "preference_suite" / args.scale)
     root = Path(args.run_dir)
     root.mkdir(parents=True, exist_ok=True)
-    preferences = pick(args.preferences, list(SUITE), "preference(s)")
+    # Any registered preference may be named; the default is the suite (every built-in rule for
+    # the learnability table, so the rules left out of the suite show why).
+    preferences = pick(args.preferences or ",".join(PREFERENCES if args.learnability else SUITE),
+                       list(PREFERENCES), "preference(s)")
     methods = pick(args.methods, available_methods(), "method(s)")
     config, started, load_start = base_config(args), time.time(), os.getloadavg()
     command = "python benchmarks/preference_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -12,23 +12,27 @@ scores within `tie_tolerance` into tiers (ties are allowed, as in the app), and 
 disagree; `make_labelers(..., disagreement=d)` picks the noise that makes two labelers' rankings
 of an item differ at rate about `d`.
 
-Built-in preferences (`PREFERENCES`); the first eight are the suite (`SUITE`) that
-`benchmarks/preference_suite.py` runs, one rule of each kind, in both length directions:
+Built-in preferences (`PREFERENCES`). The first seven are the suite (`SUITE`) that
+`benchmarks/preference_suite.py` runs, one rule of each kind, in both length directions. "usable":
+share of 64 K=4 candidate sets of the SFT policy (embedded default, 40 new tokens, shipped prompts)
+with at least one strict preference under the rule:
 
-| name | kind | prefers |
-|---|---|---|
-| `concise` (default) | length, shorter | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short |
-| `detailed` | length, longer | more words, in 6-word buckets, +1 for a finished answer: a cut-off long answer still beats a short one |
-| `on_topic` | content words | more of the question's own content words (4+ letters, not stop words) used in the answer, capped at 4 |
-| `numeric` | numbers, facts | more distinct numbers (quantities, years, steps), capped at 4 |
-| `plain` | tone | plain words: fewer letters per word on average, in steps of 0.5, whatever the answer's length |
-| `polite` | tone | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) |
-| `structured` | structure | more bullet or numbered lines (capped at 5) |
-| `no_markdown` | format | fewer Markdown marks (bold, backticks, headings, bullet lines), capped at 6 |
+| name | kind | prefers | usable |
+|---|---|---|---|
+| `concise` (default) | length, shorter | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short | 0.98 |
+| `detailed` | length, longer | more words, in 6-word buckets, +1 for a finished answer: a cut-off long answer still beats a short one | 0.95 |
+| `on_topic` | content words | more of the question's own content words (4+ letters, not stop words) used in the answer, capped at 4 | 0.84 |
+| `numeric` | numbers, facts | more distinct numbers (quantities, years, steps), capped at 4 | 0.55 |
+| `plain` | tone | plain words: fewer letters per word on average, in steps of 0.5, whatever the answer's length | 0.98 |
+| `short_sentences` | structure | fewer words per sentence on average, in steps of 3 | 1.00 |
+| `line_breaks` | format | more non-empty lines (steps, lists, paragraphs), capped at 6 | 0.55 |
+| `polite` | tone | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) | 0.17 |
+| `structured` | structure | more bullet or numbered lines (capped at 5) | 0.23 |
+| `no_markdown` | format | fewer Markdown marks (bold, backticks, headings, bullet lines), capped at 6 | 0.14 |
 
 A preference that ties almost every set of candidates gives a reward model no pairs to learn from:
-`learnability(candidates, name)` gives the share of K-candidate sets with at least one strict
-preference on real samples; the README's "Preference suite" section lists it for every rule. Rules
+`polite`, `structured` and `no_markdown` leave over three quarters of the sets one tie, so they are
+not in the suite. `learnability(candidates, name)` measures it on your own samples. Rules
 read the prompt as a string or a conversation (a list of {role, content} messages; `prompt_text`).
 
 `concise` is the default because a small reward model learns it from a few hundred rankings and
@@ -100,14 +104,17 @@ def concise(prompt: str, completion: str) -> float:
 
 @register_preference("polite")
 def polite(prompt: str, completion: str) -> float:
-    """Count of courteous / enthusiastic markers, capped at 4 so a wall of "!!!!" does not win."""
+    """Count of courteous / enthusiastic markers, capped at 4 so a wall of "!!!!" does not win.
+    Ties almost everything on the embedded default's samples (83% of K=4 sets are one tie): little
+    signal for a reward model."""
     text = completion.lower()
     return float(min(sum(text.count(marker) for marker in POLITE_MARKERS), 4))
 
 
 @register_preference("structured")
 def structured(prompt: str, completion: str) -> float:
-    """Bullet or numbered lines (capped at 5): prefers answers laid out as lists."""
+    """Bullet or numbered lines (capped at 5): prefers answers laid out as lists. Ties 77% of the
+    embedded default's K=4 sets (few lists fit in 40 tokens): little signal; see `line_breaks`."""
     items = sum(1 for line in completion.splitlines() if LIST_ITEM.match(line))
     return float(min(items, 5))
 
@@ -132,6 +139,9 @@ DETAILED_MAX_WORDS = 200
 ON_TOPIC_CAP = 4
 NUMERIC_CAP = 4
 PLAIN_STEP = 0.5  # letters per word
+SENTENCE = re.compile(r"[^.!?]+[.!?]")
+SENTENCE_STEP_WORDS = 3
+LINES_CAP = 6
 
 
 def prompt_text(prompt) -> str:
@@ -201,17 +211,42 @@ def plain(prompt, completion: str) -> float:
     return -round(mean / PLAIN_STEP) * PLAIN_STEP
 
 
+@register_preference("short_sentences")
+def short_sentences(prompt, completion: str) -> float:
+    """Structure: short sentences win. Minus the mean words per complete sentence (text up to a
+    ".", "!" or "?"), in 3-word buckets, whatever the number of sentences; an answer with no
+    complete sentence scores -20 (below any answer that has one).
+
+    Worked values: "It rains. Take a coat." (2 sentences, 2.5 words each) -> 0; "When it rains
+    you should take a coat with you." (10 words) -> -3."""
+    sentences = [s for s in SENTENCE.findall(completion) if s.split()]
+    if not sentences:
+        return -20.0
+    mean = sum(len(s.split()) for s in sentences) / len(sentences)
+    return 0.0 - mean // SENTENCE_STEP_WORDS
+
+
+@register_preference("line_breaks")
+def line_breaks(prompt, completion: str) -> float:
+    """Format: answers laid out over several lines win (steps, a list, short paragraphs): the
+    number of non-empty lines, capped at 6. "Mix.\nBake.\nServe." (3) beats one paragraph (1)."""
+    return float(min(sum(1 for line in completion.splitlines() if line.strip()), LINES_CAP))
+
+
 @register_preference("no_markdown")
 def no_markdown(prompt, completion: str) -> float:
     """Format: plain prose wins. Minus the count of Markdown marks (bold `**`/`__`, backticks,
-    headings, bullet lines), capped at 6; an empty answer scores -7 (below any answer)."""
+    headings, bullet lines), capped at 6; an empty answer scores -7 (below any answer). Ties 86% of
+    the embedded default's K=4 sets (its short answers rarely use Markdown): little signal."""
     if not completion.strip():
         return -7.0
     return -float(min(len(MARKDOWN.findall(completion)), 6))
 
 
-# The suite `benchmarks/preference_suite.py` runs: one rule of each kind, both length directions.
-SUITE = ("concise", "detailed", "on_topic", "numeric", "plain", "polite", "structured", "no_markdown")
+# The suite `benchmarks/preference_suite.py` runs: one rule of each kind, both length directions,
+# each giving a strict preference on most K=4 sets of the SFT policy's samples. `polite`,
+# `structured` and `no_markdown` stay registered but tie on 77-86% of those sets (README).
+SUITE = ("concise", "detailed", "on_topic", "numeric", "plain", "short_sentences", "line_breaks")
 
 
 def get_preference(preference: Union[str, Preference]) -> Preference:
@@ -385,7 +420,7 @@ class SimulateConfig:
     candidates: Optional[str] = field(default=None, metadata={"help": "Candidates JSONL from `rlhf sample`. May be omitted with --db: then the items already in the database are labeled."})
     output: Optional[str] = field(default=None, metadata={"help": "Rankings JSONL to write (the labeling app's export format). Default: rankings.jsonl when --db is not given."})
     db: Optional[str] = field(default=None, metadata={"help": "Labeling database to label through, as people would (next item -> submit); candidates are added to it first."})
-    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: a suite rule (concise, detailed, on_topic, numeric, plain, polite, structured, no_markdown; see rlhf.labelers), a name registered with register_preference, or package.module:function."})
+    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: a suite rule (concise, detailed, on_topic, numeric, plain, short_sentences, line_breaks), polite, structured, no_markdown (see rlhf.labelers), a name registered with register_preference, or package.module:function."})
     num_labelers: int = field(default=3, metadata={"help": "Simulated labelers (each with its own seed, so their slips differ)."})
     labels_per_item: int = field(default=1, metadata={"help": "Distinct labelers per item (at most --num_labelers)."})
     noise: float = field(default=0.1, metadata={"help": "Probability that a labeler slips on an item: two neighbouring tiers of its ranking swap."})

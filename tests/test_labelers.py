@@ -150,7 +150,8 @@ def test_simulated_labels_go_through_the_labeling_store(tmp_path):
 # --- the preference suite: each rule on hand-written answers -------------------------------------
 
 from rlhf.labelers import (  # noqa: E402
-    SUITE, content_words, detailed, learnability, no_markdown, numeric, on_topic, plain, prompt_text,
+    SUITE, content_words, detailed, learnability, line_breaks, no_markdown, numeric, on_topic, plain, prompt_text,
+    short_sentences,
 )
 
 AIRPLANE = "How do airplanes stay in the air?"
@@ -214,6 +215,22 @@ def test_plain_prefers_short_words_whatever_the_length():
     short_fancy, long_plain = "Utilise sophisticated methodology.", "Use a plan that is easy to read and you can do it."
     assert plain("", long_plain) > plain("", short_fancy)
     assert ranked("plain", "q", ["The cat sat.", "The dog sat."]) == [[0, 1]]
+
+
+def test_short_sentences_prefers_short_sentences_not_short_answers():
+    assert short_sentences("", "It rains. Take a coat.") == 0.0  # 5 words / 2 sentences = 2.5 -> 2.5 // 3 = 0
+    assert short_sentences("", "When it rains you should take a coat with you.") == -3.0  # 10 // 3 = 3
+    assert short_sentences("", "no full stop here") == -20.0
+    many_short = "Mix flour and milk. Add two eggs. Stir well. Heat the pan. Pour a ladle. Flip it once."
+    assert short_sentences("", many_short) > short_sentences("", "Mix the flour, milk and eggs and then fry them.")
+    assert ranked("short_sentences", "q", ["Stir it. Serve.", "Heat it up. Serve now."]) == [[0, 1]]  # 1.5, 2.5 words: bucket 0
+
+
+def test_line_breaks_counts_non_empty_lines():
+    assert line_breaks("", "Mix.\nBake.\n\nServe.") == 3.0
+    assert line_breaks("", "One paragraph only.") == 1.0
+    assert line_breaks("", "\n".join("step" for _ in range(9))) == 6.0  # capped
+    assert ranked("line_breaks", "q", ["a b c", "a\nb", "a\nb\nc"]) == [[2], [1], [0]]
 
 
 def test_no_markdown_prefers_prose():
