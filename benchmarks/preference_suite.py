@@ -325,6 +325,9 @@ def main(argv=None) -> dict:
     # the learnability table, so the rules left out of the suite show why).
     preferences = pick(args.preferences or ",".join(PREFERENCES if args.learnability else SUITE),
                        list(PREFERENCES), "preference(s)")
+    missing = [m for m in (args.methods or "").split(",") if m in CRITIC_FREE and m not in available_methods()]
+    if missing:
+        raise SystemExit(f"preference_suite: {missing} need PPOConfig.advantage_estimator, which this checkout lacks")
     methods = pick(args.methods, available_methods(), "method(s)")
     config, started, load_start = base_config(args), time.time(), os.getloadavg()
     command = "python benchmarks/preference_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
