@@ -8,7 +8,7 @@ trained from those same labels:
 | method | what it is |
 |---|---|
 | `ppo` | `rlhf ppo` against the reward model (the quickstart's PPO section) |
-| `grpo`, `rloo` | the same trainer with `advantage_estimator` grpo / rloo (listed only when PPOConfig has that field) |
+| `grpo`, `rloo` | the same trainer with `advantage_estimator` grpo / rloo, 4 completions per prompt (listed only when PPOConfig has that field) |
 | `dpo` | `rlhf dpo` on the rankings (no reward model) |
 | `best_of_n` | no training: N samples of the SFT policy, the reward model picks one |
 
@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CRITIC_FREE = ("grpo", "rloo")
+CRITIC_FREE_GENERATIONS = 4
 METHODS = ("ppo", *CRITIC_FREE, "dpo", "best_of_n")
 SCALES = {
     "quickstart": {},
@@ -168,7 +169,10 @@ def train_method(pipe, method: str) -> tuple[str, float]:
         return str(run / "dpo"), pipe.run_stage("dpo") or 0.0
     if method == "ppo":
         return str(run / "ppo" / "policy"), pipe.run_stage("ppo") or 0.0
-    variant = Pipeline(merge(pipe.config, {"ppo": {"advantage_estimator": method}}))
+    # Same section as PPO, same prompts per step in completions: G = 4 completions per prompt (the K
+    # of the labels), and no critic setting (the estimator builds none).
+    settings = {"advantage_estimator": method, "num_generations": CRITIC_FREE_GENERATIONS, "critic": "auto"}
+    variant = Pipeline(merge(pipe.config, {"ppo": settings}))
     return str(run / method / "policy"), variant.run_stage("ppo", run / method) or 0.0
 
 
