@@ -88,9 +88,7 @@ def plot_metrics(rows: list[dict], out_dir: str | Path) -> list[Path]:
     """One PNG per curve in PLOTS (steps on x), with a moving average when there are many steps; the
     length report (policy vs reference) and, when the run logged `reward/gold`, gold vs proxy over
     steps and over KL."""
-    from rlhf.plots import plot_series, points
-
-    from rlhf.plots import plot_gold_vs_proxy
+    from rlhf.plots import plot_gold_vs_proxy, plot_series, points
 
     written = [plot_series({key: points(rows, key)}, Path(out_dir) / name, title, "PPO step", key)
                for key, title, name in PLOTS]
