@@ -88,7 +88,8 @@ def plot_gold_vs_proxy(rows: list[dict], out_dir: str | Path, proxy: str = "rewa
             ax.set_ylabel(key, color=colour)
         left.set(title="proxy (reward model) vs gold (labels' rule)", xlabel=xlabel)
         left.grid(alpha=0.3)
-        fig.legend(loc="lower right", fontsize=8)
+        handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        left.legend(handles=handles, loc="best", fontsize=8)
         fig.tight_layout()
         path = out_dir / f"gold_vs_proxy_{name}.png"
         fig.savefig(path, dpi=100)
