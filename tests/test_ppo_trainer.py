@@ -364,7 +364,7 @@ def test_reward_scores_match_the_reward_model(tiny_reward_dir):
     rm = RewardModel.load(tiny_reward_dir, device="cpu")
     prompts, completions = PROMPTS[:5], ["yes", "a much longer answer here", "no", "sun tree", "ok then"]
     expected = rm.score(prompts, completions, normalize=True)
-    assert torch.allclose(reward_model_scores(rm, prompts, completions, batch_size=2), expected, atol=1e-5)
+    assert torch.allclose(score(prompts, completions, reward_model=rm, batch_size=2), expected, atol=1e-5)
 
 
 # --- gold against proxy, and the length report ----------------------------------------------------
@@ -409,9 +409,6 @@ def test_no_gold_metric_without_a_gold_preference(tiny_model_dir, tmp_path):
     assert not any(k.startswith(("reward/gold", "length/")) for r in rows for k in r)
     assert "gold_first_tenth" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert not list((tmp_path / "run" / "plots").glob("gold_vs_proxy_*.png"))
-
-
-    assert torch.allclose(score(prompts, completions, reward_model=rm, batch_size=2), expected, atol=1e-5)
 
 
 def test_one_score_for_one_text_in_ppo_eval_best_of_n_and_reward_model(tiny_reward_dir):

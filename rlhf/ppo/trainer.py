@@ -258,7 +258,7 @@ class PPOTrainer:
         gen_config = generation_config(cfg.max_new_tokens, cfg.temperature, cfg.top_p, self.tokenizer.pad_token_id,
                                        self.stop_ids)
         devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), self.pair.reference() as reference:
+        with torch.random.fork_rng(devices=devices), self.policy_and_reference.reference() as reference:
             torch.manual_seed(cfg.seed * 15485863 + self.step_count)
             ref = rollout(reference, self.tokenizer, [p.messages for p in prompts], [p.text for p in prompts],
                           gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
