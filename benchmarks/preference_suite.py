@@ -193,7 +193,7 @@ def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
         name = f"best-of-{section['best_of_n']}("
         row = next(c for c in results["comparisons"] if c["a"].startswith(name))
         # Length and finished share of the picks are not recorded by rlhf eval: only the reward is.
-        stats = {"name": row["a"], "mean_reward": results["best_of_n"]["mean_reward"]}
+        stats = {"name": row["a"], "mean_reward_std_units": results["best_of_n"]["mean_reward_std_units"]}
         return {**{k: row[k] for k in ("win_rate", "ci95", "n", "wins", "ties", "losses")}, "policy": stats,
                 "sft": results["policies"]["b"], "sft_vs_sft": results["comparisons"][0]["win_rate"]}
     return {**{k: results[k] for k in ("win_rate", "ci95", "n", "wins", "ties", "losses")},
@@ -270,11 +270,11 @@ def markdown(report: dict) -> str:
     lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
               "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
               "token limit) and the KL to the SFT policy (nats per answer).", "",
-              "| preference | method | win rate | RM score (method / SFT) | words | finished | KL |", "|---|---|---|---|---|---|---|"]
+              "| preference | method | win rate | RM score, std units (method / SFT) | words | finished | KL |", "|---|---|---|---|---|---|---|"]
     for pref, row in report["table"].items():
         for m, c in row["cells"].items():
             pol, sft = c.get("policy", {}), c.get("sft", {})
-            lines.append(f"| `{pref}` | {m} | {c['win_rate']:.2f} | {_pair(pol.get('mean_reward'), sft.get('mean_reward'))} | "
+            lines.append(f"| `{pref}` | {m} | {c['win_rate']:.2f} | {_pair(pol.get('mean_reward_std_units'), sft.get('mean_reward_std_units'))} | "
                          f"{_pair(pol.get('mean_words'), sft.get('mean_words'), '.1f')} | "
                          f"{_pair(pol.get('finished_rate'), sft.get('finished_rate'))} | {_one(pol.get('kl_to_reference'))} |")
     cell_seconds = sum(c.get("cell_seconds", 0) for row in report["table"].values() for c in row["cells"].values())
