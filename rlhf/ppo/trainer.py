@@ -57,8 +57,12 @@ class PPOTrainer:
     policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
     mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
     prompts: None (config.prompts, else the built-in set), a path, strings, message lists or
-    `rlhf.data.Prompt`s. gold_fn: a preference `fn(prompt, completion) -> float` logged beside the
-    reward as `reward/gold` (default: config.gold_preference, else none)."""
+    `rlhf.data.Prompt`s. The reward model scores each whole conversation; `reward_fn` gets the
+    last user message's text per prompt (the signature from before prompts were conversations),
+    or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
+    or its first parameter is annotated with a message type (e.g. `list[list[dict]]`). gold_fn: a
+    preference `fn(prompt, completion) -> float` logged beside the reward as `reward/gold` (default:
+    config.gold_preference, else none); it gets the conversation, as the suite's rules accept."""
 
     def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
                  reward_model=None, prompts=None, gold_fn=None):
@@ -197,7 +201,7 @@ class PPOTrainer:
                                        self.stop_ids)
         value_head = unwrapped.value_head if self.logprobs_from_generate else None
         with merged_lora(unwrapped.policy) if self.policy_and_reference.layout == "lora" else nullcontext(unwrapped.policy) as policy:
-            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.text for p in prompts],
+            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.conversation for p in prompts],
                         gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
                         chunk_size=cfg.generation_batch_size or cfg.batch_size, value_head=value_head,
                         share_prefix=self.share_prefix)
@@ -260,7 +264,7 @@ class PPOTrainer:
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), self.policy_and_reference.reference() as reference:
             torch.manual_seed(cfg.seed * 15485863 + self.step_count)
-            ref = rollout(reference, self.tokenizer, [p.messages for p in prompts], [p.text for p in prompts],
+            ref = rollout(reference, self.tokenizer, [p.messages for p in prompts], [p.conversation for p in prompts],
                           gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
                           chunk_size=cfg.generation_batch_size or cfg.batch_size, share_prefix=self.share_prefix)
         local = torch.stack([r.response_mask.sum(1).float().mean().cpu(), r.finished.float().mean().cpu(),
