@@ -264,8 +264,9 @@ class PPOTrainer:
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), self.policy_and_reference.reference() as reference:
             torch.manual_seed(cfg.seed * 15485863 + self.step_count)
-            ref = rollout(reference, self.tokenizer, [p.messages for p in prompts], [p.conversation for p in prompts],
-                          gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
+            ref = rollout(reference, self.tokenizer, [p.messages for p in prompts],
+                          [p.conversation for p in prompts], gen_config=gen_config, temperature=cfg.temperature,
+                          stop_ids=self.stop_ids,
                           chunk_size=cfg.generation_batch_size or cfg.batch_size, share_prefix=self.share_prefix)
         local = torch.stack([r.response_mask.sum(1).float().mean().cpu(), r.finished.float().mean().cpu(),
                              ref.response_mask.sum(1).float().mean().cpu(), ref.finished.float().mean().cpu()])
