@@ -40,7 +40,8 @@ class Rollout:
     logprobs: torch.Tensor | None = None  # (b, t) policy at sampling time ("old")
     values: torch.Tensor | None = None  # (b, t) critic at sampling time
     ref_logprobs: torch.Tensor | None = None  # (b, t)
-    scores: torch.Tensor | None = None  # (b,)
+    scores: torch.Tensor | None = None  # (b,) what PPO optimises: normalised (normalize_reward), then shaped
+    raw_scores: torch.Tensor | None = None  # (b,) the reward's own units (what metrics and samples show)
     prefix_len: int = 0  # leading tokens all queries share (see encode_queries)
 
     @property
@@ -156,13 +157,32 @@ def score(prompts: list, completions: list[str], reward_fn: RewardFn | None = No
     if reward_fn is not None:
         from rlhf.data.conversation import prompts_for
 
-        raw = reward_fn(prompts_for(reward_fn, prompts), list(completions))
-        scores = torch.as_tensor(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw, dtype=torch.float32)
-        if scores.shape != (len(completions),):
-            raise ValueError(f"reward_fn returned shape {tuple(scores.shape)}; it must return one number per "
-                             f"completion, shape ({len(completions)},)")
-        return scores
+        return reward_fn_scores(reward_fn(prompts_for(reward_fn, prompts), list(completions)), len(completions))
     return reward_model.score(prompts, completions, batch_size).float().cpu()
+
+
+def reward_fn_scores(raw, n: int) -> torch.Tensor:
+    """What a `reward_fn` returned, checked: one real number per completion (a list, tuple, numpy
+    array or tensor of n numbers). Non-finite values pass here and stop the trainer, which knows
+    the step and the last good checkpoint. TypeError or ValueError naming reward_fn otherwise.
+    -> (n,) float32, CPU"""
+    expected = f"reward_fn must return one finite number per completion ({n} here, e.g. a list of floats)"
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().cpu()
+    elif isinstance(raw, (str, bytes, dict)) or raw is None or not hasattr(raw, "__len__"):
+        raise TypeError(f"{expected}; it returned {type(raw).__name__}: {_short(raw)}")
+    try:
+        scores = torch.as_tensor(raw if isinstance(raw, torch.Tensor) else list(raw), dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{expected}; it returned {_short(raw)}, which is not numbers ({err})") from None
+    if scores.shape != (n,):
+        raise ValueError(f"{expected}; it returned shape {tuple(scores.shape)}")
+    return scores.float()
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def shape_scores(scores: torch.Tensor, finished: torch.Tensor, missing_eos_penalty: float | None,
