@@ -12,13 +12,28 @@ scores within `tie_tolerance` into tiers (ties are allowed, as in the app), and 
 disagree; `make_labelers(..., disagreement=d)` picks the noise that makes two labelers' rankings
 of an item differ at rate about `d`.
 
-Built-in preferences (`PREFERENCES`):
+Built-in preferences (`PREFERENCES`). The first seven are the suite (`SUITE`) that
+`benchmarks/preference_suite.py` runs, one rule of each kind, in both length directions. "usable":
+share of 64 K=4 candidate sets of the SFT policy (embedded default, 40 new tokens, shipped prompts)
+with at least one strict preference under the rule:
 
-| name | prefers |
-|---|---|
-| `concise` (default) | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short |
-| `polite` | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) |
-| `structured` | more bullet or numbered lines (capped at 5) |
+| name | kind | prefers | usable |
+|---|---|---|---|
+| `concise` (default) | length, shorter | answers that end properly (not cut off), then shorter ones, in 8-word buckets; under 4 words counts as too short | 0.98 |
+| `detailed` | length, longer | more words, in 6-word buckets, +1 for a finished answer: a cut-off long answer still beats a short one | 0.95 |
+| `on_topic` | content words | more of the question's own content words (4+ letters, not stop words) used in the answer, capped at 4 | 0.84 |
+| `numeric` | numbers, facts | more distinct numbers (quantities, years, steps), capped at 4 | 0.55 |
+| `plain` | tone | plain words: fewer letters per word on average, in steps of 0.5, whatever the answer's length | 0.98 |
+| `short_sentences` | structure | fewer words per sentence on average, in steps of 3 | 1.00 |
+| `line_breaks` | format | more non-empty lines (steps, lists, paragraphs), capped at 6 | 0.55 |
+| `polite` | tone | more courteous / enthusiastic phrases: "please", "thank", "happy to", "glad", "!" ... (capped at 4) | 0.17 |
+| `structured` | structure | more bullet or numbered lines (capped at 5) | 0.23 |
+| `no_markdown` | format | fewer Markdown marks (bold, backticks, headings, bullet lines), capped at 6 | 0.14 |
+
+A preference that ties almost every set of candidates gives a reward model no pairs to learn from:
+`polite`, `structured` and `no_markdown` leave over three quarters of the sets one tie, so they are
+not in the suite. `learnability(candidates, name)` measures it on your own samples. Rules
+read the prompt as a string or a conversation (a list of {role, content} messages; `prompt_text`).
 
 `concise` is the default because a small reward model learns it from a few hundred rankings and
 PPO can move a 135M policy toward it in tens of steps (length and a final full stop are easy
@@ -108,16 +123,149 @@ def concise(prompt: str, completion: str) -> float:
 
 @register_preference("polite")
 def polite(prompt: str, completion: str) -> float:
-    """Count of courteous / enthusiastic markers, capped at 4 so a wall of "!!!!" does not win."""
+    """Count of courteous / enthusiastic markers, capped at 4 so a wall of "!!!!" does not win.
+    Ties almost everything on the embedded default's samples (83% of K=4 sets are one tie): little
+    signal for a reward model."""
     text = completion.lower()
     return float(min(sum(text.count(marker) for marker in POLITE_MARKERS), 4))
 
 
 @register_preference("structured")
 def structured(prompt: str, completion: str) -> float:
-    """Bullet or numbered lines (capped at 5): prefers answers laid out as lists."""
+    """Bullet or numbered lines (capped at 5): prefers answers laid out as lists. Ties 77% of the
+    embedded default's K=4 sets (few lists fit in 40 tokens): little signal; see `line_breaks`."""
     items = sum(1 for line in completion.splitlines() if LIST_ITEM.match(line))
     return float(min(items, 5))
+
+
+# --- the preference suite: rules of other kinds, some where longer answers win (pure) --------------
+# Each rule takes `prompt` as a string or a conversation (a list of {role, content} messages) and
+# reads only the last user message from it (`prompt_text`). Scores move in whole steps, so answers
+# that differ only a little tie, as a person's would.
+
+STOP_WORDS = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it its "
+    "make me more most my not of on or our should so some than that the their them then there these they this "
+    "those to too use used using very was we were what when where which while who whom why will with would you "
+    "your about after also any because before between both each few give good just like many much other over "
+    "same such tell through under until up want well explain describe".split()
+)
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+MARKDOWN = re.compile(r"\*\*|__|`|^\s*#+\s|^\s*[-*\u2022]\s", re.MULTILINE)
+DETAILED_BUCKET_WORDS = 6
+DETAILED_MAX_WORDS = 200
+ON_TOPIC_CAP = 4
+NUMERIC_CAP = 4
+PLAIN_STEP = 0.5  # letters per word
+SENTENCE = re.compile(r"[^.!?]+[.!?]")
+SENTENCE_STEP_WORDS = 3
+LINES_CAP = 6
+
+
+def prompt_text(prompt) -> str:
+    """The text a rule reads from a prompt: the prompt itself when it is a string, else the content
+    of the last user message of a conversation (a list of {role, content} dicts, or an object with
+    `.messages`). An empty or unrecognised prompt gives ""."""
+    if isinstance(prompt, str):
+        return prompt
+    messages = getattr(prompt, "messages", prompt)
+    if isinstance(messages, (list, tuple)):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role", "user") == "user":
+                return str(message.get("content") or "")
+    return ""
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of 4+ letters that are not stop words, a trailing plural "s" dropped."""
+    out = set()
+    for word in WORD.findall(text.lower()):
+        word = word.strip("'-")
+        if len(word) >= 4 and word not in STOP_WORDS:
+            out.add(word[:-1] if word.endswith("s") and not word.endswith("ss") else word)
+    return out
+
+
+@register_preference("detailed")
+def detailed(prompt, completion: str) -> float:
+    """Longer wins: one point per 6 words (up to 200 words), plus one for a finished answer. The
+    mirror of `concise`: an answer cut off mid-sentence still beats a much shorter finished one.
+
+    Worked values: "Paris." -> 0 + 1 = 1; a finished 21-word answer -> 3 + 1 = 4; a cut-off 21-word
+    answer -> 3; "" -> 0."""
+    words = min(len(completion.split()), DETAILED_MAX_WORDS)
+    return float(words // DETAILED_BUCKET_WORDS + (1 if words and ends_properly(completion) else 0))
+
+
+@register_preference("on_topic")
+def on_topic(prompt, completion: str) -> float:
+    """Content words: how many of the question's own content words (4+ letters, not stop words,
+    plural "s" ignored) the answer uses, capped at 4. An answer that stays on the question's terms
+    beats one that drifts; a longer answer has more room to cover them.
+
+    Worked value: prompt "How do airplanes stay in the air?" has {airplane, stay}; "Airplanes stay
+    up because wings push air down." uses both -> 2."""
+    return float(min(len(content_words(prompt_text(prompt)) & content_words(completion)), ON_TOPIC_CAP))
+
+
+@register_preference("numeric")
+def numeric(prompt, completion: str) -> float:
+    """Numbers and facts: distinct numbers in the answer (quantities, years, steps), capped at 4.
+    Specific answers win: "Boil for 10 minutes at 100 C" (2) beats "Boil it for a while" (0)."""
+    return float(min(len(set(NUMBER.findall(completion))), NUMERIC_CAP))
+
+
+@register_preference("plain")
+def plain(prompt, completion: str) -> float:
+    """Tone: plain words win. Minus the mean letters per word, in steps of 0.5, so "use" beats
+    "utilise" whatever the answer's length. An answer with no words scores -10.
+
+    Worked values: "It is a big dog." (2.2 letters per word) -> -2.0; "Photosynthesis generates
+    carbohydrates." (12.0) -> -12.0."""
+    words = WORD.findall(completion)
+    if not words:
+        return -10.0
+    mean = sum(len(w) for w in words) / len(words)
+    return -round(mean / PLAIN_STEP) * PLAIN_STEP
+
+
+@register_preference("short_sentences")
+def short_sentences(prompt, completion: str) -> float:
+    """Structure: short sentences win. Minus the mean words per complete sentence (text up to a
+    ".", "!" or "?"), in 3-word buckets, whatever the number of sentences; an answer with no
+    complete sentence scores -20 (below any answer that has one).
+
+    Worked values: "It rains. Take a coat." (2 sentences, 2.5 words each) -> 0; "When it rains
+    you should take a coat with you." (10 words) -> -3."""
+    sentences = [s for s in SENTENCE.findall(completion) if s.split()]
+    if not sentences:
+        return -20.0
+    mean = sum(len(s.split()) for s in sentences) / len(sentences)
+    return 0.0 - mean // SENTENCE_STEP_WORDS
+
+
+@register_preference("line_breaks")
+def line_breaks(prompt, completion: str) -> float:
+    """Format: answers laid out over several lines win (steps, a list, short paragraphs): the
+    number of non-empty lines, capped at 6. "Mix.\nBake.\nServe." (3) beats one paragraph (1)."""
+    return float(min(sum(1 for line in completion.splitlines() if line.strip()), LINES_CAP))
+
+
+@register_preference("no_markdown")
+def no_markdown(prompt, completion: str) -> float:
+    """Format: plain prose wins. Minus the count of Markdown marks (bold `**`/`__`, backticks,
+    headings, bullet lines), capped at 6; an empty answer scores -7 (below any answer). Ties 86% of
+    the embedded default's K=4 sets (its short answers rarely use Markdown): little signal."""
+    if not completion.strip():
+        return -7.0
+    return -float(min(len(MARKDOWN.findall(completion)), 6))
+
+
+# The suite `benchmarks/preference_suite.py` runs: one rule of each kind, both length directions,
+# each giving a strict preference on most K=4 sets of the SFT policy's samples. `polite`,
+# `structured` and `no_markdown` stay registered but tie on 77-86% of those sets (README).
+SUITE = ("concise", "detailed", "on_topic", "numeric", "plain", "short_sentences", "line_breaks")
 
 
 def get_preference(preference: Union[str, Preference]) -> Preference:
@@ -325,7 +473,7 @@ class SimulateConfig:
     candidates: Optional[str] = field(default=None, metadata={"help": "Candidates JSONL from `rlhf sample`. May be omitted with --db: then the items already in the database are labeled."})
     output: Optional[str] = field(default=None, metadata={"help": "Rankings JSONL to write (the labeling app's export format). Default: rankings.jsonl when --db is not given."})
     db: Optional[str] = field(default=None, metadata={"help": "Labeling database to label through, as people would (next item -> submit); candidates are added to it first."})
-    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: concise (finished, shorter answers), polite, structured, a name registered with register_preference, or package.module:function."})
+    preference: str = field(default="concise", metadata={"help": "What the labelers prefer: a suite rule (concise, detailed, on_topic, numeric, plain, short_sentences, line_breaks), polite, structured, no_markdown (see rlhf.labelers), a name registered with register_preference, or package.module:function."})
     num_labelers: int = field(default=3, metadata={"help": "Simulated labelers (each with its own seed, so their slips differ)."})
     labels_per_item: int = field(default=1, metadata={"help": "Distinct labelers per item (at most --num_labelers)."})
     noise: float = field(default=0.1, metadata={"help": "Probability that a labeler slips on an item: two neighbouring tiers of its ranking swap."})
@@ -382,3 +530,31 @@ def summary(rows: list[dict]) -> str:
     pairs = sum(len(r["completions"]) * (len(r["completions"]) - 1) // 2 for r in rows)
     tied = sum(len(t) * (len(t) - 1) // 2 for r in rows for t in r["ranking"])
     return f"{len(rows)} rankings, {tiers:.2f} tiers each on average, {tied / max(pairs, 1):.0%} of pairs tied"
+
+
+def learnability(candidates: list[dict], preference: Union[str, Preference]) -> dict:
+    """How much signal a preference gives on a set of candidates (rows with `prompt` and K
+    `completions`, as `rlhf sample` writes them), scored without noise:
+
+    - `usable_rate`: share of rows whose ranking has at least one strict preference (2+ tiers);
+    - `single_tie_rate`: share of rows that are one tie (no pair for a reward model: 1 - usable_rate);
+    - `strict_pair_rate`: share of all K(K-1)/2 pairs that are strict;
+    - `mean_tiers`: tiers per ranking.
+
+    A preference that ties almost everything gives a reward model nothing to learn from.
+    Raises ValueError on an empty list."""
+    if not candidates:
+        raise ValueError("learnability needs at least one candidate row")
+    fn = get_preference(preference)
+    usable = pairs = strict = tiers_total = 0
+    for row in candidates:
+        tiers = tiers_from_scores([float(fn(row["prompt"], c)) for c in row["completions"]])
+        k = len(row["completions"])
+        tied = sum(len(t) * (len(t) - 1) // 2 for t in tiers)
+        usable += len(tiers) > 1
+        pairs += k * (k - 1) // 2
+        strict += k * (k - 1) // 2 - tied
+        tiers_total += len(tiers)
+    n = len(candidates)
+    return {"rows": n, "usable_rate": usable / n, "single_tie_rate": 1 - usable / n,
+            "strict_pair_rate": strict / max(pairs, 1), "mean_tiers": tiers_total / n}

@@ -182,6 +182,9 @@ class Pipeline:
         from rlhf.ppo import PPOConfig, run_ppo
 
         defaults = {"policy": str(self.run / "sft"), "reward_model": str(self.run / "reward"), "output_dir": str(out), **self.common()}
+        if self.config.get("label_mode", "simulated") == "simulated":
+            # The labels' own rule scores every rollout beside the reward model (reward/gold).
+            defaults["gold_preference"] = self.section("label").get("preference", "concise")
         run_ppo(build_config(PPOConfig, "ppo", defaults, self.section("ppo")))
 
     def stage_dpo(self, out: Path):
@@ -223,24 +226,29 @@ class Pipeline:
             if unknown:
                 raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; its fields are: {sorted(names)}")
 
+    def run_stage(self, stage: str, out: Path | None = None) -> float | None:
+        """Run one stage into `out` (default run_dir/STAGE) unless its DONE.json exists; then write
+        DONE.json. Returns the seconds it took, or None when it was done already."""
+        out = out or self.run / stage
+        if (out / "DONE.json").exists():
+            self.log(f"{stage}: done in an earlier run, skipped")
+            return None
+        self.log(f"{stage}: started")
+        t0 = time.time()
+        out.mkdir(parents=True, exist_ok=True)
+        step: Callable[[Path], Any] = getattr(self, f"stage_{stage}")
+        step(out)
+        seconds = round(time.time() - t0, 1)
+        (out / "DONE.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+        self.log(f"{stage}: finished in {seconds} s")
+        return seconds
+
     def run_all(self) -> Path:
         started = time.time()
         self.validate()
         for stage in STAGES:
-            out = self.run / stage
-            if not self.enabled(stage):
-                continue
-            if (out / "DONE.json").exists():
-                self.log(f"{stage}: done in an earlier run, skipped")
-                continue
-            self.log(f"{stage}: started")
-            t0 = time.time()
-            out.mkdir(parents=True, exist_ok=True)
-            step: Callable[[Path], Any] = getattr(self, f"stage_{stage}")
-            step(out)
-            seconds = round(time.time() - t0, 1)
-            (out / "DONE.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
-            self.log(f"{stage}: finished in {seconds} s")
+            if self.enabled(stage):
+                self.run_stage(stage)
         from rlhf.report import write_report
 
         report = write_report(self.run)

@@ -51,3 +51,48 @@ def points(rows: list[dict], key: str, x: str = "step") -> tuple[list[float], li
     """(x, y) of the rows that carry a number under `key`."""
     pairs = [(r[x], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def plot_gold_vs_proxy(rows: list[dict], out_dir: str | Path, proxy: str = "reward/score",
+                       gold: str = "reward/gold", kl: str = "kl/mean") -> list[Path]:
+    """The over-optimisation picture of Gao et al. (2023): the proxy (reward model) score and the gold
+    (the labels' own rule) score of the same rollouts, over PPO steps and over sqrt(KL) to the
+    reference (their x axis). Two y axes: the two scores have different units; what matters is
+    whether gold still rises where the proxy does. Writes gold_vs_proxy_steps.png and
+    gold_vs_proxy_kl.png; returns the paths (none when no row has `gold`)."""
+    import math
+
+    both = [r for r in rows if isinstance(r.get(gold), (int, float)) and isinstance(r.get(proxy), (int, float))]
+    if not both:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    window = max(1, len(both) // 10)
+    xs_by = {"steps": ([r["step"] for r in both], "PPO step"),
+             "kl": ([math.sqrt(max(float(r.get(kl, 0.0)), 0.0)) for r in both], "sqrt(KL to reference, nats)")}
+    written = []
+    for name, (xs, xlabel) in xs_by.items():
+        order = sorted(range(len(both)), key=lambda i: xs[i])
+        x = [xs[i] for i in order]
+        fig, left = plt.subplots(figsize=(6, 3.5))
+        right = left.twinx()
+        for ax, key, colour in ((left, proxy, "tab:blue"), (right, gold, "tab:orange")):
+            y = [both[i][key] for i in order]
+            ax.plot(x, y, color=colour, alpha=0.3, marker="o" if len(y) < 10 else None, markersize=3)
+            ax.plot(x, moving_mean(y, window), color=colour, label=f"{key} (moving mean {window})")
+            ax.set_ylabel(key, color=colour)
+        left.set(title="proxy (reward model) vs gold (labels' rule)", xlabel=xlabel)
+        left.grid(alpha=0.3)
+        handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        left.legend(handles=handles, loc="best", fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"gold_vs_proxy_{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

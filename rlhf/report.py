@@ -56,6 +56,10 @@ def _headline(run: Path) -> list[str]:
         lines.append(f"- PPO mean score{unit}: {ppo['score_first_tenth']:.3f} over the first tenth of the steps → "
                      f"{ppo['score_last_tenth']:.3f} over the last tenth ({ppo['steps']} steps; KL at the end "
                      f"{final.get('kl/mean', float('nan')):.2f} nats per completion)")
+    if ppo.get("gold_first_tenth") is not None:
+        lines.append(f"- PPO gold score (the labels' own rule on the same rollouts): {ppo['gold_first_tenth']:.3f} → "
+                     f"{ppo['gold_last_tenth']:.3f}: when the reward model's score rises and this does not, the "
+                     "policy is exploiting the reward model (plots `gold_vs_proxy_*.png`)")
     return (["## Headline", "", *lines, ""]) if lines else []
 
 
@@ -120,6 +124,10 @@ def _ppo(run: Path) -> list[str]:
                    ("KL at the end (nats per completion)", final.get("kl/mean")),
                    ("response length at the end (tokens)", final.get("response/length")),
                    ("cut off at the end (no stop token)", final.get("reward/missing_eos")),
+                   ("gold score, first tenth of steps", m.get("gold_first_tenth")),
+                   ("gold score, last tenth of steps", m.get("gold_last_tenth")),
+                   *[(f"last length report: {k.split('/', 1)[1].replace('_', ' ')}", v)
+                     for k, v in (m.get("length_report") or {}).items()],
                    ("seconds per step at the end", final.get("time/step")),
                    ("generation share of a step", final.get("time/generate_share"))])
 

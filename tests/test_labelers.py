@@ -145,3 +145,105 @@ def test_simulated_labels_go_through_the_labeling_store(tmp_path):
         assert [sorted(t) for t in row["ranking"]] == [sorted(t) for t in expected]
     assert {r["labeler"] for r in rows} == {"sim-0", "sim-1", "sim-2"}
     assert len(load_preferences(out)[0]) == 12
+
+
+# --- the preference suite: each rule on hand-written answers -------------------------------------
+
+from rlhf.labelers import (  # noqa: E402
+    SUITE, content_words, detailed, learnability, line_breaks, no_markdown, numeric, on_topic, plain, prompt_text,
+    short_sentences,
+)
+
+AIRPLANE = "How do airplanes stay in the air?"
+AIRPLANE_CHAT = [{"role": "system", "content": "You are a helpful pilot."}, {"role": "user", "content": AIRPLANE}]
+
+
+def ranked(preference, prompt, answers):
+    return SimulatedLabeler(preference, noise=0.0).rank(prompt, answers)
+
+
+def test_suite_is_registered_and_mixes_directions():
+    assert len(SUITE) >= 6 and all(name in PREFERENCES for name in SUITE)
+    # Nothing rewards brevity by construction: a longer answer wins under detailed, and under
+    # on_topic, numeric and structured a longer answer that adds terms, numbers or items wins too.
+    longer = MEDIUM
+    assert detailed("q", longer) > detailed("q", SHORT) and concise("q", longer) < concise("q", SHORT)
+
+
+def test_prompt_text_reads_strings_and_conversations():
+    assert prompt_text(AIRPLANE) == AIRPLANE
+    assert prompt_text(AIRPLANE_CHAT) == AIRPLANE
+    assert prompt_text(AIRPLANE_CHAT + [{"role": "assistant", "content": "Wings."}]) == AIRPLANE  # last user turn
+    assert prompt_text([]) == "" and prompt_text(None) == ""
+    # Every suite rule accepts either form and scores them the same.
+    for name in SUITE:
+        fn = PREFERENCES[name]
+        assert fn(AIRPLANE, MEDIUM) == fn(AIRPLANE_CHAT, MEDIUM), name
+
+
+def test_detailed_prefers_longer_and_ties_within_a_bucket():
+    # Worked by hand: 1 // 6 + 1 = 1; 6 // 6 + 1 = 2; 21 // 6 + 1 = 4; cut 21 words: 3; "": 0.
+    assert [detailed("", c) for c in (TOO_SHORT, SHORT, MEDIUM, CUT, "")] == [1.0, 2.0, 4.0, 3.0, 0.0]
+    assert ranked("detailed", "q", [SHORT, MEDIUM, CUT]) == [[1], [2], [0]]
+    assert ranked("detailed", "q", ["One two three four five six seven.", "One two three four five six seven eight."]) == [[0, 1]]
+
+
+def test_on_topic_counts_the_questions_own_words():
+    assert content_words(AIRPLANE) == {"airplane", "stay"}  # "how", "the" are stop words, "air" under 4 letters
+    both = "Airplanes stay up because their wings push air down."
+    one = "An airplane flies because its wings push air down."
+    none = "It is a matter of physics."
+    assert [on_topic(AIRPLANE, c) for c in (both, one, none)] == [2.0, 1.0, 0.0]
+    assert ranked("on_topic", AIRPLANE_CHAT, [none, both, one]) == [[1], [2], [0]]
+    # Same coverage, different phrasing: a tie.
+    assert ranked("on_topic", AIRPLANE, [one, "The airplane wing lifts it."]) == [[0, 1]]
+
+
+def test_numeric_counts_distinct_numbers_capped():
+    assert numeric("", "Boil for 10 minutes at 100 C.") == 2.0
+    assert numeric("", "Boil it for a while.") == 0.0
+    assert numeric("", "10, 10 and 10 again.") == 1.0  # distinct numbers only
+    assert numeric("", "In 1990, 3.5 kg, 1,000 m, 7 days and 12 hours.") == 4.0  # 5 numbers, capped at 4
+    assert numeric("", "Version2 and x3") == 0.0  # digits glued to words are not quantities
+    assert ranked("numeric", "q", ["Boil it.", "Boil 10 minutes.", "Boil 10 minutes at 100 C."]) == [[2], [1], [0]]
+
+
+def test_plain_prefers_short_words_whatever_the_length():
+    assert plain("", "It is a big dog.") == -2.0  # 11 letters / 5 words = 2.2 -> -2.0
+    assert plain("", "Photosynthesis generates carbohydrates.") == -12.0  # 36 / 3
+    assert plain("", "") == -10.0 and plain("", "42") == -10.0
+    short_fancy, long_plain = "Utilise sophisticated methodology.", "Use a plan that is easy to read and you can do it."
+    assert plain("", long_plain) > plain("", short_fancy)
+    assert ranked("plain", "q", ["The cat sat.", "The dog sat."]) == [[0, 1]]
+
+
+def test_short_sentences_prefers_short_sentences_not_short_answers():
+    assert short_sentences("", "It rains. Take a coat.") == 0.0  # 5 words / 2 sentences = 2.5 -> 2.5 // 3 = 0
+    assert short_sentences("", "When it rains you should take a coat with you.") == -3.0  # 10 // 3 = 3
+    assert short_sentences("", "no full stop here") == -20.0
+    many_short = "Mix flour and milk. Add two eggs. Stir well. Heat the pan. Pour a ladle. Flip it once."
+    assert short_sentences("", many_short) > short_sentences("", "Mix the flour, milk and eggs and then fry them.")
+    assert ranked("short_sentences", "q", ["Stir it. Serve.", "Heat it up. Serve now."]) == [[0, 1]]  # 1.5, 2.5 words: bucket 0
+
+
+def test_line_breaks_counts_non_empty_lines():
+    assert line_breaks("", "Mix.\nBake.\n\nServe.") == 3.0
+    assert line_breaks("", "One paragraph only.") == 1.0
+    assert line_breaks("", "\n".join("step" for _ in range(9))) == 6.0  # capped
+    assert ranked("line_breaks", "q", ["a b c", "a\nb", "a\nb\nc"]) == [[2], [1], [0]]
+
+
+def test_no_markdown_prefers_prose():
+    assert no_markdown("", "Plain prose answer.") == 0.0
+    assert no_markdown("", "**Bold** and `code`\n- item\n# Head") == -6.0  # 2 bold + 2 backticks + bullet + heading
+    assert no_markdown("", "") == -7.0
+    assert ranked("no_markdown", "q", ["- a\n- b", "A and b.", "**A** and b."]) == [[1], [0, 2]]
+
+
+def test_learnability_counts_usable_rankings_and_strict_pairs():
+    rows = [{"prompt": "q", "completions": [SHORT, MEDIUM, CUT, TOO_SHORT]},   # concise tiers [0] [1,3] [2]: 5 of 6 pairs strict
+            {"prompt": "q", "completions": ["One two three four.", "Five six seven eight.", "a b c d.", "w x y z."]}]  # one tie
+    m = learnability(rows, "concise")
+    assert m == {"rows": 2, "usable_rate": 0.5, "single_tie_rate": 0.5, "strict_pair_rate": 5 / 12, "mean_tiers": 2.0}
+    with pytest.raises(ValueError, match="at least one"):
+        learnability([], "concise")

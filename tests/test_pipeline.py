@@ -201,3 +201,19 @@ def test_app_label_step_ends_when_an_admin_exports(tmp_path):
     assert "admin exported 3 rankings rows" in (run / "pipeline.log").read_text()
     assert len((run / "label" / "rankings.jsonl").read_text().splitlines()) == 3
     store.close()
+
+
+@pytest.mark.parametrize("label_mode, expected", [("simulated", "numeric"), ("app", None)])
+def test_ppo_gets_the_simulated_preference_as_gold_only_when_labels_are_simulated(tmp_path, monkeypatch, label_mode,
+                                                                                  expected):
+    """With simulated labels the pipeline hands their preference to PPO (reward/gold is logged);
+    with people labeling there is no gold rule and none is set."""
+    import rlhf.ppo
+    from rlhf.pipeline import Pipeline
+
+    seen = {}
+    monkeypatch.setattr(rlhf.ppo, "run_ppo", lambda config: seen.setdefault("config", config))
+    pipe = Pipeline({"run_dir": str(tmp_path / "run"), "label_mode": label_mode, "label": {"preference": "numeric"},
+                     "ppo": {"steps": 1}})
+    pipe.stage_ppo(tmp_path / "run" / "ppo")
+    assert seen["config"].gold_preference == expected and seen["config"].steps == 1

@@ -260,7 +260,9 @@ def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
         assert (out / name).exists(), name
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert [r["step"] for r in samples] == [1, 1, 2, 2, 3, 3] and {"prompt", "completion", "score"} <= set(samples[0])
-    assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(name for _, _, name in PLOTS)
+    # The length report runs on step 1 (length_report_steps=10), so its plot is drawn too.
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted([name for _, _, name in PLOTS] +
+                                                                           ["length_vs_reference.png"])
     assert list((out / "logs").glob("events.out.tfevents.*"))
     resolved = json.loads((out / "rlhf_config.json").read_text())
     assert resolved["critic"] == "value-head" and resolved["reference"] == "lora" and resolved["stage"] == "ppo"
@@ -363,6 +365,50 @@ def test_reward_scores_match_the_reward_model(tiny_reward_dir):
     prompts, completions = PROMPTS[:5], ["yes", "a much longer answer here", "no", "sun tree", "ok then"]
     expected = rm.score(prompts, completions, normalize=True)
     assert torch.allclose(score(prompts, completions, reward_model=rm, batch_size=2), expected, atol=1e-5)
+
+
+# --- gold against proxy, and the length report ----------------------------------------------------
+
+
+def test_gold_score_and_length_report_are_logged_beside_the_reward(tiny_model_dir, tmp_path):
+    """With gold_preference, reward/gold is the preference's mean over every rollout of the step
+    (checked against samples.jsonl, which here holds all of them); length/* compares the policy
+    with the reference on the report steps; both are documented and plotted."""
+    from rlhf.labelers import detailed
+
+    config = tiny_config(tmp_path, tiny_model_dir, steps=3, gold_preference="detailed", length_report_steps=2,
+                         log_samples=4)
+    PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS).train()
+    out = tmp_path / "run"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    for row in rows:
+        step_samples = [s for s in samples if s["step"] == row["step"]]
+        assert len(step_samples) == 4
+        expected = sum(detailed(s["prompt"], s["completion"]) for s in step_samples) / 4
+        assert row["reward/gold"] == pytest.approx(expected, abs=1e-6)
+    assert [("length/ratio" in r) for r in rows] == [True, False, True]  # steps 1 and 3
+    first = rows[0]
+    assert first["length/policy_tokens"] == pytest.approx(first["response/length"])
+    assert 0 < first["length/reference_tokens"] <= 8 and 0 <= first["length/reference_finished"] <= 1
+    assert first["length/ratio"] == pytest.approx(first["length/policy_tokens"] / first["length/reference_tokens"])
+    documented = (Path(__file__).parents[1] / "docs" / "ppo_metrics.md").read_text()
+    for key in {k for r in rows for k in r}:
+        assert f"`{key}`" in documented, f"metric {key} is not in docs/ppo_metrics.md"
+    for png in ("gold_vs_proxy_steps.png", "gold_vs_proxy_kl.png", "length_vs_reference.png"):
+        assert (out / "plots" / png).stat().st_size > 1000, png
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["gold_first_tenth"] == pytest.approx(rows[0]["reward/gold"])
+    assert set(summary["length_report"]) >= {"length/policy_tokens", "length/reference_tokens"}
+
+
+def test_no_gold_metric_without_a_gold_preference(tiny_model_dir, tmp_path):
+    config = tiny_config(tmp_path, tiny_model_dir, steps=1, length_report_steps=0)
+    PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS).train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert not any(k.startswith(("reward/gold", "length/")) for r in rows for k in r)
+    assert "gold_first_tenth" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert not list((tmp_path / "run" / "plots").glob("gold_vs_proxy_*.png"))
 
 
 def test_one_score_for_one_text_in_ppo_eval_best_of_n_and_reward_model(tiny_reward_dir):

@@ -144,6 +144,19 @@ class PPOConfig:
         metadata={"help": "Take the rollout log-probs (and value-head values) from generate() instead of a second "
                   "forward pass (they agree within ~2e-5)."},
     )
+    gold_preference: Optional[str] = field(
+        default=None,
+        metadata={"help": "A simulated preference (a name in rlhf.labelers.PREFERENCES or package.module:function) "
+                  "that scores every rollout beside the reward model, logged as reward/gold: the true objective "
+                  "next to the proxy (Gao et al. 2023). `rlhf pipeline` sets it to the labelers' preference when "
+                  "labels are simulated. None = not logged."},
+    )
+    length_report_steps: int = field(
+        default=10,
+        metadata={"help": "Every N steps (from the first), the reference also answers the step's prompts, and the "
+                  "answer length and finished share of policy and reference are logged (length/*): the "
+                  "length-hacking guard. 0 = never."},
+    )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
     log_samples: int = field(
         default=2, metadata={"help": "Completions per step written with their scores to samples.jsonl (0 = none)."}
@@ -156,6 +169,8 @@ class PPOConfig:
                             f"{self.num_minibatches * self.grad_accum}")
         if self.temperature <= 0:
             problems.append("temperature must be > 0 (PPO samples)")
+        if self.length_report_steps < 0:
+            problems.append("length_report_steps must be >= 0")
         for name in ("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches", "grad_accum"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")

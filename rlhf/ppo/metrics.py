@@ -90,9 +90,17 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def plot_metrics(rows: list[dict], out_dir: str | Path) -> list[Path]:
-    """One PNG per curve in PLOTS (steps on x), with a moving average when there are many steps."""
-    from rlhf.plots import plot_series, points
+    """One PNG per curve in PLOTS (steps on x), with a moving average when there are many steps; the
+    length report (policy vs reference) and, when the run logged `reward/gold`, gold vs proxy over
+    steps and over KL."""
+    from rlhf.plots import plot_gold_vs_proxy, plot_series, points
 
     written = [plot_series({key: points(rows, key)}, Path(out_dir) / name, title, "PPO step", key)
                for key, title, name in PLOTS]
+    # Answer length of policy and reference, on the steps that carry a length report.
+    written.append(plot_series({"policy": points(rows, "length/policy_tokens"),
+                                "reference": points(rows, "length/reference_tokens")},
+                               Path(out_dir) / "length_vs_reference.png", "answer length, policy vs reference",
+                               "PPO step", "tokens"))
+    written += plot_gold_vs_proxy(rows, out_dir)
     return [p for p in written if p is not None]

@@ -34,6 +34,7 @@ from rlhf.adapters import adapter_kind
 from rlhf.data import Prompt, builtin, load_prompts
 from rlhf.finite import NonFiniteError  # raised here; re-exported as rlhf.ppo.NonFiniteError
 from rlhf.generation import stop_token_ids
+from rlhf.labelers import get_preference
 from rlhf.models import load_tokenizer, pick_device, pick_dtype
 from rlhf.ppo import core
 from rlhf.ppo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -57,10 +58,12 @@ class PPOTrainer:
     `rlhf.data.Prompt`s. The reward model scores each whole conversation; `reward_fn` gets the
     last user message's text per prompt (the signature from before prompts were conversations),
     or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
-    or its first parameter is annotated with a message type (e.g. `list[list[dict]]`)."""
+    or its first parameter is annotated with a message type (e.g. `list[list[dict]]`). gold_fn: a
+    preference `fn(prompt, completion) -> float` logged beside the reward as `reward/gold` (default:
+    config.gold_preference, else none); it gets the conversation, as the suite's rules accept."""
 
     def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
-                 reward_model=None, prompts=None):
+                 reward_model=None, prompts=None, gold_fn=None):
 
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ValueError("PPO needs a reward: set reward_model (a `rlhf reward` output) or pass reward_fn")
@@ -70,6 +73,7 @@ class PPOTrainer:
         set_seed(config.seed)  # same initialisation on every process
         self.output_dir = Path(config.output_dir)
         self.reward_fn = reward_fn
+        self.gold_fn = _gold_fn(gold_fn, config.gold_preference)
         self.step_count = 0
         self.normalize_reward = config.normalize_reward if config.normalize_reward is not None else reward_fn is not None
         self.reward_moments = RunningMoments()  # of every raw score seen, for normalize_reward
@@ -169,6 +173,7 @@ class PPOTrainer:
         with timer("score"):
             r.raw_scores, r.scores = self._score(r)
         self._check_finite("reward", r.scores)
+        gold = self._gold_scores(r) if self.gold_fn is not None else None  # a diagnostic, never a reward
         # Step 4: per-token rewards, advantages and returns.
         kl = core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator) * r.response_mask
         rewards = core.shaped_rewards(r.scores.to(kl.device), kl, r.response_mask, self.kl_ctl.value)
@@ -185,7 +190,9 @@ class PPOTrainer:
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
         # Step 6: KL controller and metrics.
-        metrics = self._metrics(r, kl, rewards, returns, signal_std, train_stats, timer)
+        metrics = self._metrics(r, kl, rewards, returns, signal_std, train_stats, timer, gold=gold)
+        if cfg.length_report_steps and self.step_count % cfg.length_report_steps == 0:
+            metrics.update(self._length_report(batch, r))
         self.kl_ctl.update(metrics["kl/mean"], cfg.batch_size * self.accelerator.num_processes)
         self.step_count += 1
         self.last_rollout = r
@@ -249,6 +256,38 @@ class PPOTrainer:
         trained = shape_scores(trained, r.finished.cpu(), cfg.missing_eos_penalty, cfg.score_clip)
         device = r.response_ids.device
         return scores.to(device), trained.to(device)
+
+    # --- diagnostics: gold score and length report (they never change the update) ----------------
+
+    def _gold_scores(self, r: Rollout) -> torch.Tensor:
+        """The gold preference's score of every rollout, (b,) float32: what the labels were meant to
+        express, against which the reward model is only a proxy."""
+        gold = torch.tensor([float(self.gold_fn(p, c)) for p, c in zip(r.prompts, r.completions)])
+        self._check_finite("gold score", gold)
+        return gold
+
+    @torch.no_grad()
+    def _length_report(self, prompts, r: Rollout) -> dict[str, float]:
+        """The reference answers the step's prompts too: mean tokens and finished share of both, so a
+        policy drifting long (or cut off) shows against where it started. Sampled under a forked RNG
+        seeded by (seed, step), so the run's own sampling and a resumed run are unchanged."""
+        cfg, device, t0 = self.config, self.accelerator.device, time.perf_counter()
+        gen_config = generation_config(cfg.max_new_tokens, cfg.temperature, cfg.top_p, self.tokenizer.pad_token_id,
+                                       self.stop_ids)
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self.policy_and_reference.reference() as reference:
+            torch.manual_seed(cfg.seed * 15485863 + self.step_count)
+            ref = rollout(reference, self.tokenizer, [p.messages for p in prompts],
+                          [p.conversation for p in prompts], gen_config=gen_config, temperature=cfg.temperature,
+                          stop_ids=self.stop_ids,
+                          chunk_size=cfg.generation_batch_size or cfg.batch_size, share_prefix=self.share_prefix)
+        local = torch.stack([r.response_mask.sum(1).float().mean().cpu(), r.finished.float().mean().cpu(),
+                             ref.response_mask.sum(1).float().mean().cpu(), ref.finished.float().mean().cpu()])
+        policy_tokens, policy_finished, ref_tokens, ref_finished = \
+            self.accelerator.reduce(local.to(device), reduction="mean").tolist()
+        return {"length/policy_tokens": policy_tokens, "length/reference_tokens": ref_tokens,
+                "length/ratio": policy_tokens / max(ref_tokens, 1e-9), "length/policy_finished": policy_finished,
+                "length/reference_finished": ref_finished, "time/length_report": time.perf_counter() - t0}
 
     def _ppo_epochs(self, r: Rollout, advantages, returns, policy_on: bool) -> dict[str, float]:
         """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
@@ -334,7 +373,7 @@ class PPOTrainer:
         raise NonFiniteError(f"PPO step {self.step_count + 1}: {name} is not finite (NaN or inf){hint}; the run "
                              f"stopped before updating the weights with it, and {kept}.")
 
-    def _metrics(self, r, kl, rewards, returns, signal_std, train, timer) -> dict[str, float]:
+    def _metrics(self, r, kl, rewards, returns, signal_std, train, timer, gold=None) -> dict[str, float]:
         mask = r.response_mask
         kl_seq = kl.sum(1)  # (b,) nats per completion
         lengths = mask.sum(1).float()
@@ -348,6 +387,7 @@ class PPOTrainer:
             "ppo/explained_variance": core.explained_variance(r.values, returns, mask),
             "ppo/values_mean": core.masked_mean(r.values, mask), "ppo/returns_mean": core.masked_mean(returns, mask),
             "reward/rlhf_std": signal_std,
+            **({"reward/gold": gold.mean(), "reward/gold_std": gold.std(unbiased=False)} if gold is not None else {}),
             **{f"ppo/{k}": torch.tensor(v) for k, v in train.items()},
         }
         keys = sorted(local)
@@ -458,12 +498,17 @@ class PPOTrainer:
 
     def _write_summary(self, rows: list[dict]) -> None:
         plot_metrics(rows, self.output_dir / "plots")
-        scores = [r["reward/score"] for r in rows if "reward/score" in r]
-        tenth = max(1, len(scores) // 10)
         summary = {"steps": len(rows), "final": rows[-1] if rows else {},
-                   "score_first_tenth": sum(scores[:tenth]) / tenth if scores else None,
-                   "score_last_tenth": sum(scores[-tenth:]) / tenth if scores else None,
                    "reward_unit": self.resolved_config()["reward_unit"]}
+        for key, name in (("reward/score", "score"), ("reward/gold", "gold")):
+            values = [r[key] for r in rows if key in r]
+            tenth = max(1, len(values) // 10)
+            if values or key == "reward/score":
+                summary[f"{name}_first_tenth"] = sum(values[:tenth]) / tenth if values else None
+                summary[f"{name}_last_tenth"] = sum(values[-tenth:]) / tenth if values else None
+        reports = [r for r in rows if "length/policy_tokens" in r]
+        if reports:
+            summary["length_report"] = {k: reports[-1][k] for k in reports[-1] if k.startswith("length/")}
         (self.output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
 
 
@@ -494,6 +539,13 @@ def _as_prompts(source) -> list:
     if not out:
         raise ValueError("no prompts given")
     return out
+
+
+def _gold_fn(gold_fn, gold_preference: str | None):
+    """The gold preference: the callable given, else the one config.gold_preference names."""
+    if gold_fn is not None or not gold_preference:
+        return gold_fn
+    return get_preference(gold_preference)
 
 
 def _adopt_model(model):

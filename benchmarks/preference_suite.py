@@ -1,0 +1,368 @@
+"""The preference suite: does alignment work for preferences the defaults were not tuned on?
+
+For each simulated preference of the suite (`rlhf.labelers.SUITE`), the quickstart loop
+(examples/quickstart.yaml): one SFT policy and one set of K=4 candidates shared by every
+preference; then per preference simulated labels with noise, a reward model, and each method
+trained from those same labels:
+
+| method | what it is |
+|---|---|
+| `ppo` | `rlhf ppo` against the reward model (the quickstart's PPO section) |
+| `grpo`, `rloo` | the same trainer with `advantage_estimator` grpo / rloo, 4 completions per prompt (listed only when PPOConfig has that field) |
+| `dpo` | `rlhf dpo` on the rankings (no reward model) |
+| `best_of_n` | no training: N samples of the SFT policy, the reward model picks one |
+
+Each method's policy answers the held-out prompts once and that preference's own rule judges it
+against the SFT policy's answer (`rlhf eval --judge simulated`, noise 0): one cell = a win rate
+against SFT with its 95% bootstrap CI. The table has a row per preference, a column per method,
+plus the reward model's held-out pair accuracy and the preference's learnability on the shared
+candidates (share of K=4 sets with at least one strict preference).
+
+    python benchmarks/preference_suite.py --learnability            # SFT + sampling + learnability only
+    python benchmarks/preference_suite.py --scale small --preferences concise,detailed --methods ppo,dpo
+    python benchmarks/preference_suite.py --scale quickstart        # the full suite, ~25 min per preference
+                                                                   # on a quiet 2-core machine
+
+A cell whose result JSON exists (RUN_DIR/cells/PREF__METHOD.json) is not run again, and each stage
+of a preference resumes from its DONE.json as `rlhf pipeline` does, so a stopped run continues.
+Writes benchmarks/results/preference_suite_SCALE.json and .md (and preference_learnability_SCALE.*
+with --learnability). Sizes: `quickstart` = the YAML as shipped; `small` = fewer PPO steps and
+held-out prompts; `tiny` = a tiny random model for tests (`--model` a folder, or one is made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CRITIC_FREE = ("grpo", "rloo")
+CRITIC_FREE_GENERATIONS = 4
+METHODS = ("ppo", *CRITIC_FREE, "dpo", "best_of_n")
+SCALES = {
+    "quickstart": {},
+    # Same SFT, candidates, labels, reward model and DPO as the quickstart; fewer PPO steps and
+    # held-out prompts, so two preferences fit in about an hour on a busy 2-core machine.
+    "small": {"ppo": {"steps": 12, "save_steps": 0}, "eval": {"limit": 32}},
+    "tiny": {
+        "sft": {"adapter": "lora", "max_steps": 2, "batch_size": 4, "max_length": 128, "learning_rate": 5e-3},
+        "sample": {"limit": 16, "k": 4, "max_new_tokens": 8, "batch_size": 64},
+        "label": {"num_labelers": 2, "noise": 0.1},
+        "reward": {"epochs": 1, "batch_size": 2, "max_length": 128, "eval_fraction": 0.25},
+        "ppo": {"steps": 2, "batch_size": 4, "max_new_tokens": 8, "ppo_epochs": 1, "num_minibatches": 1,
+                "save_steps": 0, "length_report_steps": 1},
+        "dpo": {"enabled": True, "max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 128},
+        "eval": {"limit": 4, "max_new_tokens": 8, "best_of_n": 2, "bootstrap": 200, "batch_size": 8},
+    },
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--scale", choices=sorted(SCALES), default="small")
+    p.add_argument("--preferences", default=None, help="comma-separated names (default: the whole suite)")
+    p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)} (default: all available)")
+    p.add_argument("--learnability", action="store_true", help="only SFT, sampling and the learnability table")
+    p.add_argument("--config", default=str(ROOT / "examples" / "quickstart.yaml"), help="the base pipeline YAML")
+    p.add_argument("--model", default=None, help="base model (default: the YAML's; with --scale tiny, a tiny random one)")
+    p.add_argument("--run_dir", default=None, help="where runs go (default runs/preference_suite/SCALE)")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON and Markdown")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a shared machine)")
+    return p.parse_args(argv)
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def merge(base: dict, override: dict) -> dict:
+    """`base` with each stage section updated by `override`'s (one level deep)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = {**(out.get(key) or {}), **value} if isinstance(value, dict) else value
+    return out
+
+
+def available_methods() -> list[str]:
+    """Every method this checkout can run: the critic-free ones need PPOConfig.advantage_estimator."""
+    from rlhf.ppo import PPOConfig
+
+    has_estimator = "advantage_estimator" in {f.name for f in dataclasses.fields(PPOConfig)}
+    return [m for m in METHODS if m not in CRITIC_FREE or has_estimator]
+
+
+def pick(names: str | None, known: list[str], what: str) -> list[str]:
+    if not names:
+        return list(known)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise SystemExit(f"preference_suite: unknown {what} {unknown}; known: {', '.join(known)}")
+    return chosen
+
+
+def base_config(args) -> dict:
+    from rlhf.pipeline import load_pipeline_config
+
+    config = merge(load_pipeline_config(args.config), SCALES[args.scale])
+    config["seed"] = args.seed
+    config["label_mode"] = "simulated"
+    if args.model:
+        config["model"] = args.model
+    elif args.scale == "tiny":
+        from rlhf.models import save_tiny_model
+
+        folder = Path(args.run_dir) / "tiny-model"
+        if not (folder / "config.json").exists():
+            save_tiny_model(folder)
+        config["model"] = str(folder)
+    return config
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+
+def shared_stages(config: dict, root: Path):
+    """SFT and sampling once for every preference, in root/shared."""
+    from rlhf.pipeline import Pipeline
+
+    pipe = Pipeline({**config, "run_dir": str(root / "shared")})
+    for stage in ("sft", "sample"):
+        pipe.run_stage(stage)
+    return pipe
+
+
+def preference_pipeline(config: dict, root: Path, preference: str):
+    """A pipeline in root/PREF whose sft and sample folders are the shared ones (linked)."""
+    from rlhf.pipeline import Pipeline
+
+    run = root / preference
+    run.mkdir(parents=True, exist_ok=True)
+    for stage in ("sft", "sample"):
+        link = run / stage
+        if not link.exists():
+            link.symlink_to(Path("..") / "shared" / stage, target_is_directory=True)
+    cfg = merge(config, {"run_dir": str(run), "label": {"preference": preference}})
+    cfg["run_dir"] = str(run)
+    return Pipeline(cfg)
+
+
+def train_method(pipe, method: str) -> tuple[str, float]:
+    """Train `method` from the preference's labels; returns (policy folder, seconds; 0 if done before)."""
+    from rlhf.pipeline import Pipeline
+
+    run = pipe.run
+    if method == "best_of_n":
+        return str(run / "sft"), 0.0
+    if method == "dpo":
+        return str(run / "dpo"), pipe.run_stage("dpo") or 0.0
+    if method == "ppo":
+        return str(run / "ppo" / "policy"), pipe.run_stage("ppo") or 0.0
+    # Same section as PPO, same prompts per step in completions: G = 4 completions per prompt (the K
+    # of the labels), and no critic setting (the estimator builds none).
+    settings = {"advantage_estimator": method, "num_generations": CRITIC_FREE_GENERATIONS, "critic": "auto"}
+    variant = Pipeline(merge(pipe.config, {"ppo": settings}))
+    return str(run / method / "policy"), variant.run_stage("ppo", run / method) or 0.0
+
+
+def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
+    """The method's policy against SFT on the held-out prompts, judged by the preference's rule."""
+    from rlhf.eval import EvalConfig, run_eval
+    from rlhf.pipeline import build_config
+
+    run = pipe.run
+    section = {k: v for k, v in pipe.section("eval").items() if k not in ("extra_policies", "best_of_n")}
+    defaults = {"policy_a": policy, "policy_b": str(run / "sft"), "reward_model": str(run / "reward"),
+                "reference": str(run / "sft"), "output": str(out), "judge": "simulated",
+                "preference": pipe.section("label")["preference"], "seed": pipe.config.get("seed", 0)}
+    if method == "best_of_n":
+        section["best_of_n"] = pipe.section("eval").get("best_of_n") or 4
+    results = run_eval(build_config(EvalConfig, "eval", defaults, section))
+    if method == "best_of_n":
+        name = f"best-of-{section['best_of_n']}("
+        row = next(c for c in results["comparisons"] if c["a"].startswith(name))
+        # Length and finished share of the picks are not recorded by rlhf eval: only the reward is.
+        stats = {"name": row["a"], "mean_reward_std_units": results["best_of_n"]["mean_reward_std_units"]}
+        return {**{k: row[k] for k in ("win_rate", "ci95", "n", "wins", "ties", "losses")}, "policy": stats,
+                "sft": results["policies"]["b"], "sft_vs_sft": results["comparisons"][0]["win_rate"]}
+    return {**{k: results[k] for k in ("win_rate", "ci95", "n", "wins", "ties", "losses")},
+            "policy": results["policies"]["a"], "sft": results["policies"]["b"]}
+
+
+def run_cell(pipe, method: str, cells: Path) -> dict:
+    """Train and judge one (preference, method) cell; its JSON is written last, so it marks done."""
+    preference = pipe.section("label")["preference"]
+    path = cells / f"{preference}__{method}.json"
+    if path.exists():
+        print(f"[preference_suite] {preference} / {method}: done in an earlier run, skipped", flush=True)
+        return json.loads(path.read_text())
+    load_before, t0 = os.getloadavg(), time.time()
+    policy, train_seconds = train_method(pipe, method)
+    t1 = time.time()
+    cell = evaluate_cell(pipe, method, policy, pipe.run / f"eval_{method}")
+    cell.update({"preference": preference, "method": method, "train_seconds": round(train_seconds, 1),
+                 "eval_seconds": round(time.time() - t1, 1), "cell_seconds": round(time.time() - t0, 1),
+                 "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg())})
+    if method in ("ppo", *CRITIC_FREE):
+        metrics = json.loads((Path(policy).parent / "metrics.json").read_text())
+        cell["train"] = {k: metrics.get(k) for k in ("steps", "score_first_tenth", "score_last_tenth",
+                                                     "gold_first_tenth", "gold_last_tenth", "length_report")}
+    cells.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cell, indent=2))
+    lo, hi = cell["ci95"]
+    print(f"[preference_suite] {preference} / {method}: win rate vs SFT {cell['win_rate']:.3f} "
+          f"[{lo:.3f}, {hi:.3f}] in {cell['cell_seconds']:.0f} s", flush=True)
+    return cell
+
+
+# --- learnability and the tables -------------------------------------------------------------------
+
+
+def learnability_table(candidates_path: Path, preferences: list[str]) -> dict:
+    """Each preference's learnability (rlhf.labelers.learnability) on the shared candidates."""
+    from rlhf.data import load_candidates
+    from rlhf.labelers import learnability
+
+    rows = load_candidates(candidates_path)
+    return {name: learnability(rows, name) for name in preferences}
+
+
+def reward_accuracy(run: Path) -> float | None:
+    """The reward model's held-out pair accuracy; None when the held-out rankings had no strict pair."""
+    import math
+
+    try:
+        accuracy = float(json.loads((run / "reward" / "metrics.json").read_text())["eval"]["accuracy"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return accuracy if math.isfinite(accuracy) else None
+
+
+def markdown(report: dict) -> str:
+    methods, lines = report["methods"], []
+    lines += [f"# Preference suite ({report['scale']})", "",
+              f"Win rate against the SFT policy on {report['eval_prompts']} held-out prompts, judged by each "
+              "preference's own rule (ties count half), 95% bootstrap CI in brackets. RM acc = the reward "
+              "model's held-out pair accuracy; usable = share of the shared K=4 candidate sets with at least one "
+              "strict preference under the rule.", "",
+              "| preference | usable | RM acc | " + " | ".join(methods) + " |",
+              "|---|---|---|" + "---|" * len(methods)]
+    for pref, row in report["table"].items():
+        usable = report["learnability"].get(pref, {}).get("usable_rate")
+        acc = row.get("reward_accuracy")
+        cells = []
+        for m in methods:
+            c = row["cells"].get(m)
+            cells.append(f"{c['win_rate']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if c else "–")
+        lines.append(f"| `{pref}` | {usable:.2f} | " if usable is not None else f"| `{pref}` | – | ")
+        lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + " | " + " | ".join(cells) + " |"
+    lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
+              "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
+              "token limit) and the KL to the SFT policy (nats per answer).", "",
+              "| preference | method | win rate | RM score, std units (method / SFT) | words | finished | KL |", "|---|---|---|---|---|---|---|"]
+    for pref, row in report["table"].items():
+        for m, c in row["cells"].items():
+            pol, sft = c.get("policy", {}), c.get("sft", {})
+            lines.append(f"| `{pref}` | {m} | {c['win_rate']:.2f} | {_pair(pol.get('mean_reward_std_units'), sft.get('mean_reward_std_units'))} | "
+                         f"{_pair(pol.get('mean_words'), sft.get('mean_words'), '.1f')} | "
+                         f"{_pair(pol.get('finished_rate'), sft.get('finished_rate'))} | {_one(pol.get('kl_to_reference'))} |")
+    cell_seconds = sum(c.get("cell_seconds", 0) for row in report["table"].values() for c in row["cells"].values())
+    lines += ["", f"Cells' own time (training + evaluation, summed over every invocation): {cell_seconds / 60:.1f} min; "
+              "shared SFT and sampling, labels and reward models not included (see run_dir/*/DONE.json)."]
+    lines += ["", f"Command: `{report['command']}`  ", f"Machine: {report['machine']}; load average at start "
+              f"{report['load_avg_start']}, at end {report['load_avg_end']}; wall time {report['wall_seconds'] / 60:.1f} min "
+              "(cells run in earlier invocations keep their own times in the JSON).", ""]
+    return "\n".join(lines)
+
+
+def _one(x, fmt: str = ".2f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def _pair(x, y, fmt: str = ".2f") -> str:
+    return f"{_one(x, fmt)} / {_one(y, fmt)}"
+
+
+def learnability_markdown(report: dict) -> str:
+    lines = [f"# Learnability of the suite's preferences ({report['scale']})", "",
+             f"{report['rows']} shared candidate sets (K = {report['k']}) sampled from the SFT policy on the shipped "
+             "training prompts, scored by each rule without noise.", "",
+             "| preference | usable (>= 1 strict pair) | single tie | strict pairs | tiers per ranking |",
+             "|---|---|---|---|---|"]
+    for name, m in report["learnability"].items():
+        lines.append(f"| `{name}` | {m['usable_rate']:.2f} | {m['single_tie_rate']:.2f} | {m['strict_pair_rate']:.2f} | "
+                     f"{m['mean_tiers']:.2f} |")
+    return "\n".join(lines + ["", f"Command: `{report['command']}`", ""])
+
+
+def write(results: Path, stem: str, report: dict, md: str) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (results / f"{stem}.md").write_text(md)
+    print(md)
+    print(f"[preference_suite] wrote {results / stem}.json and .md")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from rlhf.labelers import PREFERENCES, SUITE
+
+    args.run_dir = args.run_dir or str(ROOT / "runs" / "preference_suite" / args.scale)
+    root = Path(args.run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    # Any registered preference may be named; the default is the suite (every built-in rule for
+    # the learnability table, so the rules left out of the suite show why).
+    preferences = pick(args.preferences or ",".join(PREFERENCES if args.learnability else SUITE),
+                       list(PREFERENCES), "preference(s)")
+    missing = [m for m in (args.methods or "").split(",") if m in CRITIC_FREE and m not in available_methods()]
+    if missing:
+        raise SystemExit(f"preference_suite: {missing} need PPOConfig.advantage_estimator, which this checkout lacks")
+    methods = pick(args.methods, available_methods(), "method(s)")
+    config, started, load_start = base_config(args), time.time(), os.getloadavg()
+    command = "python benchmarks/preference_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, torch threads {args.threads or 'default'}"
+
+    shared = shared_stages(config, root)
+    candidates = shared.run / "sample" / "candidates.jsonl"
+    learn = learnability_table(candidates, preferences)
+    k = (config.get("sample") or {}).get("k", 4)
+    if args.learnability:
+        report = {"scale": args.scale, "command": command, "rows": next(iter(learn.values()))["rows"], "k": k,
+                  "learnability": learn, "load_avg": [list(load_start), list(os.getloadavg())]}
+        write(Path(args.results), f"preference_learnability_{args.scale}", report, learnability_markdown(report))
+        return report
+
+    table = {}
+    for preference in preferences:
+        pipe = preference_pipeline(config, root, preference)
+        for stage in ("label", "reward"):
+            pipe.run_stage(stage)
+        row = {"reward_accuracy": reward_accuracy(pipe.run), "cells": {}}
+        for method in methods:
+            row["cells"][method] = run_cell(pipe, method, root / "cells")
+        table[preference] = row
+    report = {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
+              "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
+              "config": config, "load_avg_start": [round(x, 2) for x in load_start],
+              "load_avg_end": [round(x, 2) for x in os.getloadavg()], "wall_seconds": round(time.time() - started, 1)}
+    write(Path(args.results), f"preference_suite_{args.scale}", report, markdown(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""benchmarks/preference_suite.py end to end at tiny size: two preferences x two methods on a tiny
+random model (rules that rarely tie on its random words), every stage real (SFT, sampling, simulated labels, reward model, PPO, DPO, eval), and
+a second invocation that finds every cell done."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("preference_suite", ROOT / "benchmarks" / "preference_suite.py")
+suite = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(suite)
+
+
+def test_unknown_names_and_method_availability():
+    with pytest.raises(SystemExit, match="unknown method"):
+        suite.pick("ppo,nope", suite.available_methods(), "method(s)")
+    assert suite.pick(None, ["a", "b"], "x") == ["a", "b"]
+    from rlhf.ppo import PPOConfig
+    import dataclasses
+
+    critic_free = "advantage_estimator" in {f.name for f in dataclasses.fields(PPOConfig)}
+    assert ("grpo" in suite.available_methods()) == critic_free
+    assert {"ppo", "dpo", "best_of_n"} <= set(suite.available_methods())
+
+
+@pytest.mark.slow
+def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_model_dir, capsys):
+    args = ["--scale", "tiny", "--model", str(tiny_model_dir), "--preferences", "detailed,plain",
+            "--methods", "ppo,best_of_n", "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "results")]
+    report = suite.main(args)
+    assert list(report["table"]) == ["detailed", "plain"]
+    for pref, row in report["table"].items():
+        assert 0 <= row["reward_accuracy"] <= 1
+        for method in ("ppo", "best_of_n"):
+            cell = row["cells"][method]
+            lo, hi = cell["ci95"]
+            assert 0 <= lo <= cell["win_rate"] <= hi <= 1 and cell["n"] == 4
+            assert cell["wins"] + cell["ties"] + cell["losses"] == 4
+        # PPO logged its gold score (the preference's rule) beside the reward model's.
+        rows = [json.loads(x) for x in (tmp_path / "run" / pref / "ppo" / "metrics.jsonl").read_text().splitlines()]
+        assert all("reward/gold" in r and "length/ratio" in r for r in rows)
+        assert json.loads((tmp_path / "run" / pref / "ppo" / "rlhf_config.json").read_text())["gold_preference"] == pref
+        assert row["cells"]["ppo"]["train"]["gold_first_tenth"] is not None
+        assert pref in report["learnability"] and 0 <= report["learnability"][pref]["usable_rate"] <= 1
+    # SFT and sampling ran once, shared by both preferences.
+    assert (tmp_path / "run" / "plain" / "sft").resolve() == (tmp_path / "run" / "shared" / "sft").resolve()
+    md = (tmp_path / "results" / "preference_suite_tiny.md").read_text()
+    assert "| `detailed` |" in md and "| `plain` |" in md and "ppo | best_of_n" in md
+    assert json.loads((tmp_path / "results" / "preference_suite_tiny.json").read_text())["methods"] == ["ppo", "best_of_n"]
+
+    # Again: every cell is found done; nothing retrains.
+    cell_file = tmp_path / "run" / "cells" / "detailed__ppo.json"
+    before = cell_file.stat().st_mtime
+    capsys.readouterr()
+    again = suite.main(args)
+    assert cell_file.stat().st_mtime == before
+    assert capsys.readouterr().out.count("done in an earlier run, skipped") >= 4
+    assert again["table"]["detailed"]["cells"]["ppo"] == report["table"]["detailed"]["cells"]["ppo"]
