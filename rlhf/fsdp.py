@@ -84,7 +84,15 @@ value head: the module alone). Parameters become DTensors
     layers = [m for m in model.modules() if type(m).__name__ in names and m is not model]
     for layer in layers:
         fully_shard(layer)
-    fully_shard(model)
+    # A sequence-classification model is run as backbone + score head (rlhf.reward.model), never
+    # through its own forward, so each of the two is a root; any other model is one root.
+    head = getattr(model, "score", None)
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    if isinstance(head, nn.Module) and isinstance(backbone, nn.Module) and backbone is not model:
+        fully_shard(backbone)
+        fully_shard(head)
+    else:
+        fully_shard(model)
     return model
 
 
