@@ -46,6 +46,7 @@ def child(out: Path, fsdp: bool) -> None:
     rows = [trainer.step() for _ in range(STEPS)]
     modules = [trainer.accelerator.unwrap_model(trainer.model), trainer.pair.ref_model]
     rank = trainer.accelerator.process_index
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{rank}.json").write_text(json.dumps({
         "rank": rank, "world": trainer.accelerator.num_processes, "fsdp": fsdp,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,

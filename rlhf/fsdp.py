@@ -14,8 +14,9 @@ parameters are all-gathered just before it runs and freed after. Each model that
 Generation is the known trap: `generate` runs one forward per new token, and with per-layer
 resharding each of them would all-gather every layer again (slow), in a count of steps that differs
 between processes when their completions stop at different lengths (a hang). `gathered_for_generation`
-does what the field does (TRL's `unwrap_model_for_generation`, DeepSpeed's `GatheredParameters`):
-all-gather every layer once, keep the full weights for the whole `generate`, free them afterwards.
+does what TRL does with DeepSpeed ZeRO-3 (`GatheredParameters`) and FSDP1 (`summon_full_params`), in
+FSDP2's terms: all-gather every layer once, keep the full weights for the whole `generate`, free
+them afterwards.
 
 Only full-parameter training shards here (`SUPPORTED`): a LoRA or other adapter trains a few
 million parameters that fit on any device, and plain data parallelism (DDP) runs it.
