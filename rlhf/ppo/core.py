@@ -77,7 +77,7 @@ def masked_whiten(
 
     `min_std` floors the std: when every score in a batch is equal the raw spread is numerical
     noise, and dividing by it would turn noise into unit-size advantages that Adam follows at full
-    step (measured, FACTS.md). Flooring damps such batches instead. `shift_mean=False` keeps the
+    step (measured: docs/notes.md#equal-rewards). Flooring damps such batches instead. `shift_mean=False` keeps the
     mean (N+ whitens rewards that way). x, mask (b, t) -> (b, t)"""
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     std = torch.sqrt(var + eps).clamp_min(min_std)

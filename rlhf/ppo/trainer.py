@@ -27,6 +27,7 @@ import torch
 from rlhf.ppo import core
 from rlhf.ppo.config import PPOConfig
 from rlhf.ppo.rollout import Rollout, RewardFn
+from rlhf.stages import save_resolved_config
 
 
 class NonFiniteError(RuntimeError):
@@ -182,7 +183,7 @@ class PPOTrainer:
         self._check_finite("advantages", advantages)
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
         # equal, KL ~ 0), the advantages are the critic's noise whitened to unit size, and Adam
-        # would take a full step on it (FACTS.md): skip the policy update then.
+        # would take a full step on it (docs/notes.md#equal-rewards): skip the policy update then.
         policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
@@ -457,7 +458,7 @@ class PPOTrainer:
 
     def resolved_config(self) -> dict[str, Any]:
         cfg = self.config
-        return {"stage": "ppo", **cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
+        return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.pair.layout, "fsdp": cfg.fsdp,
                 "logprobs_from_generate": self.logprobs_from_generate}
@@ -465,7 +466,7 @@ class PPOTrainer:
     def _write_config(self) -> None:
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "rlhf_config.json").write_text(json.dumps(self.resolved_config(), indent=2))
+            save_resolved_config("ppo", self.resolved_config(), self.output_dir)
 
     def _write_summary(self, rows: list[dict]) -> None:
         from rlhf.ppo.metrics import plot_metrics
