@@ -1,9 +1,9 @@
 """Sharded full-parameter training with torch's FSDP2 (`torch.distributed.fsdp.fully_shard`).
 
-Why our own ~150 lines instead of accelerate's FSDP plugin: accelerate 1.15 turns FSDP on only for
-GPU-family process groups. Under `torchrun` on CPU, `Accelerator(cpu=True, fsdp_plugin=...)`
-silently gives plain DDP (`DistributedType.MULTI_CPU`), and without `cpu=True` each process sees a
-world of one. Calling `fully_shard` ourselves gives one code path that runs over gloo on CPU and over
+Why our own ~180 lines instead of accelerate's FSDP plugin (docs/notes.md#accelerate-fsdp-cpu):
+accelerate 1.15 turns FSDP on only for GPU-family process groups. Under `torchrun` on CPU,
+`Accelerator(cpu=True, fsdp_plugin=...)` silently gives plain DDP (`DistributedType.MULTI_CPU`), and
+without `cpu=True` each process sees a world of one. Calling `fully_shard` ourselves gives one code path that runs over gloo on CPU and over
 NCCL on GPUs, and that the test suite can check on this machine.
 
 The layout is the one torchtitan and torchtune use: `fully_shard` on every decoder layer (the classes

@@ -265,7 +265,8 @@ class PPOTrainer:
         mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // cfg.grad_accum
         order = torch.Generator().manual_seed(cfg.seed * 100003 + self.step_count)  # resumable, no global RNG
         # FSDP2 re-gathers a layer for backward when gradient reaches the layer's output; gradient
-        # through a shared-prefix KV cache bypasses that, so sharded training runs the full prompt.
+        # through a shared-prefix KV cache bypasses that, so sharded training runs the full prompt
+        # (docs/notes.md#fsdp2-kv-cache).
         prefix_len = 0 if cfg.fsdp else r.prefix_len
         self._set_lr()
         sums: dict[str, float] = {}
