@@ -73,10 +73,11 @@ def is_sharded(module: nn.Module) -> bool:
 
 
 def shard_model(model: nn.Module) -> nn.Module:
-    """`fully_shard` each decoder layer (the classes in `model._no_split_modules`; for a PEFT or
-    wrapper model, the ones of the model inside), then the model itself (a small module such as a
-value head: the module alone). Parameters become DTensors
-    sharded along dim 0 over all processes; build the optimizer after this. Returns `model`."""
+    """`fully_shard` each decoder layer (the classes in `model._no_split_modules`; for a wrapper
+    model, the ones of the model inside), then the model itself (a small module such as a value
+    head: the module alone; a sequence-classification model: its backbone and its head).
+    Parameters become DTensors sharded along dim 0 over all processes; build the optimizer after
+    this. Returns `model`."""
     from torch.distributed.fsdp import fully_shard
 
     names = set()
@@ -108,7 +109,9 @@ def local_shard_numel(module: nn.Module) -> int:
 def gathered_for_generation(*models: nn.Module):
     """Full weights on every process for the duration of the block (one all-gather per layer, no
     collective inside it), sharded again after. Every process must enter it together. Outside
-    FSDP2 it does nothing."""
+    FSDP2 it does nothing. Afterwards every FSDP module reshards after forward, the roots too
+    (FSDP2 keeps a root's weights between forward and backward by default): one more all-gather
+    of the embeddings per training pass, the same result."""
     from torch.distributed.fsdp import FSDPModule
 
     fsdp = [m for model in models for m in model.modules() if isinstance(m, FSDPModule)]
