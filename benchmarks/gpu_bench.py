@@ -175,7 +175,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_rows(args) -> list[dict]:
+def run_rows(args, save) -> list[dict]:
+    """Every planned row in turn; `save(rows)` after each, so a run stopped by a timeout keeps
+    what it measured."""
     from rlhf.models import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
@@ -203,6 +205,7 @@ def run_rows(args) -> list[dict]:
             traceback.print_exc()
             rows.append({**row, "status": "failed", "reason": f"{type(err).__name__}: {str(err)[:300]}"})
         print(f"[gpu_bench]   -> {rows[-1]}", flush=True)
+        save(rows)
     return rows
 
 
@@ -217,7 +220,7 @@ def environment(device: str) -> dict:
     return env
 
 
-def write(rows: list[dict], args, out: Path) -> None:
+def write(rows: list[dict], args, out: Path, show: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     (out / "gpu_bench.json").write_text(json.dumps({"environment": environment(args.device), "settings": settings,
@@ -234,7 +237,8 @@ def write(rows: list[dict], args, out: Path) -> None:
                      f"{fmt(r.get('generation_share'), '.0%')} | {fmt(r.get('tokens_per_s'), ',.0f')} | "
                      f"{fmt(r.get('peak_gpu_gb'), '.2f')} |")
     (out / "gpu_bench.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if show:
+        print("\n".join(lines))
 
 
 def main(argv=None) -> None:
@@ -252,7 +256,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sft-batch", type=int, default=16)
     parser.add_argument("--budget", type=float, default=330, help="seconds after which rows are skipped")
     args = parser.parse_args(argv)
-    write(run_rows(args), args, args.out)
+    rows = run_rows(args, lambda so_far: write(so_far, args, args.out, show=False))
+    write(rows, args, args.out)
 
 
 if __name__ == "__main__":
