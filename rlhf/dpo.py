@@ -20,7 +20,7 @@ turning it off (TRL's reference pass with `ref_model=None`) gives exactly the SF
 pre-SFT base.
 
 What is saved (`output_dir`): the DPO LoRA merged too, so the folder *is* the DPO policy and
-`rlhf.models.load_causal_lm(output_dir)` loads it like any model folder. A LoRA adapter alone would
+`rlhf.load_causal_lm(output_dir)` loads it like any model folder. A LoRA adapter alone would
 not do: it sits on the merged SFT weights, which exist nowhere on disk. Series/parallel SFT: the
 merged weights go to `output_dir/base` and the (unchanged) bottleneck adapter to `output_dir`,
 pointing at it. Prompt/prefix tuning: the trained soft prompt, a PEFT adapter on the original base.
@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from rlhf.stages import save_resolved_config
 
+from rlhf.adapters import resolve_learning_rate
+
 # The DPO paper's 1e-6 (Rafailov et al. 2023, App. B) is for a full fine-tune; TRL's LoRA example
 # (trl/scripts/dpo.py) uses 5e-6 at alpha/r = 0.5. Our LoRA scales by alpha/r = 2 (4x) and runs for
 # tens of CPU steps, not thousands: 5e-5, a quarter of the SFT stage's LoRA rate (2e-4). Measured on
@@ -48,6 +50,7 @@ from rlhf.stages import save_resolved_config
 DEFAULT_LR = 5e-5
 # A soft prompt trained further gets a quarter of its SFT rate (3e-3) by the same rule.
 PROMPT_LEARNING_LR = 7.5e-4
+DEFAULT_LEARNING_RATES = {"lora": DEFAULT_LR, "prompt-learning": PROMPT_LEARNING_LR}  # by what DPO trains
 # A bottleneck adapter's own Linear layers (`...bottleneck.<name>.down/up`) stay frozen and unwrapped.
 NOT_LORA = r".*\.bottleneck\..*"
 
@@ -117,23 +120,21 @@ def load_pairs(config: DPOStageConfig):
 
 
 def load_sft_policy(policy: str | None, device: str):
-    """(model, kind): the SFT policy ready for a fresh LoRA. kind is "merged" (a PEFT adapter merged
-    into its base), "series"/"parallel" (frozen bottleneck kept), "prompt-learning" (a PeftModel whose
-    soft prompt trains further) or "full" (a plain model folder)."""
-    from rlhf.adapters import adapter_kind
-    from rlhf.models import load_causal_lm
+    """(model, kind): the SFT policy ready for a fresh LoRA (`rlhf.adapters.load_sft_output`). kind is
+    "merged" (a PEFT adapter merged into its base), "series"/"parallel" (frozen bottleneck kept),
+    "prompt-learning" (a PeftModel whose soft prompt trains further) or "full" (a plain model folder)."""
+    from rlhf.adapters.sft_output import MERGEABLE, PLAIN, PROMPT_LEARNING, load_sft_output
 
-    model = load_causal_lm(policy, device=device)
-    kind = adapter_kind(model)
-    if kind == "peft":
-        if model.active_peft_config.is_prompt_learning:
-            for name, p in model.named_parameters():
-                p.requires_grad_(".default." in name and "prompt_encoder" in name)
-            return model, "prompt-learning"
+    model, kind = load_sft_output(policy, device=device)
+    if kind == PROMPT_LEARNING:
+        for name, p in model.named_parameters():
+            p.requires_grad_(".default." in name and "prompt_encoder" in name)
+        return model, "prompt-learning"
+    if kind == MERGEABLE:
         # merge_and_unload folds LoRA / DoRA / IA3 into the base weights: the SFT policy as a plain model.
         return model.merge_and_unload(), "merged"
     model.requires_grad_(False)
-    return model, kind if kind in ("series", "parallel") else "full"
+    return model, "full" if kind == PLAIN else kind
 
 
 def fresh_lora(config: DPOStageConfig, kind: str):
@@ -148,7 +149,9 @@ def fresh_lora(config: DPOStageConfig, kind: str):
 
 
 def resolved_learning_rate(config: DPOStageConfig, kind: str) -> float:
-    return config.learning_rate or (PROMPT_LEARNING_LR if kind == "prompt-learning" else DEFAULT_LR)
+    """The learning rate for the SFT kind `kind`: a soft prompt trains further, anything else a fresh LoRA."""
+    return resolve_learning_rate(config.learning_rate, DEFAULT_LEARNING_RATES,
+                                 "prompt-learning" if kind == "prompt-learning" else "lora")
 
 
 # --- 3. the trainer ----------------------------------------------------------------------------
@@ -234,7 +237,7 @@ def _environ(**values: str):
 
 
 def save_policy(model, tokenizer, out: str | Path) -> Path:
-    """Write the DPO policy so that `rlhf.models.load_causal_lm(out)` loads it (see the module doc).
+    """Write the DPO policy so that `rlhf.load_causal_lm(out)` loads it (see the module doc).
     Merges the DPO LoRA into `model` in place; returns `out`."""
     from rlhf.adapters import adapter_kind, save_adapter
 

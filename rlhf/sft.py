@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from rlhf.adapters import AdapterConfig
+from rlhf.adapters import AdapterConfig, resolve_learning_rate
 from rlhf.stages import save_resolved_config
 
 # Adapters learn far less per step than a full model, so TRL's 2e-5 (a full fine-tune default)
 # barely moves them (docs/notes.md#adapter-lr). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
-DEFAULT_LR = {
+ADAPTER_LR = 2e-4
+DEFAULT_LEARNING_RATES = {
+    **{name: ADAPTER_LR for name in ("lora", "dora", "rslora", "qlora", "series", "parallel")},
     "full": 2e-5,
     "partial": 5e-5,
     "prompt-tuning": 3e-3,
     "prefix-tuning": 3e-3,
     "ia3": 3e-3,
 }
-ADAPTER_LR = 2e-4
 
 
 @dataclass
@@ -62,7 +63,7 @@ class SFTConfig(AdapterConfig):
     fsdp: bool = field(default=False, metadata={"help": "Shard the model with FSDP2 across the processes of a torchrun launch, through TRL/transformers' own FSDP support (fsdp_config version 2, full state dict on save). adapter=full and CUDA only: accelerate enables FSDP on GPUs only (on CPU run SFT without it, as DDP)."})
 
     def resolved_learning_rate(self) -> float:
-        return self.learning_rate or DEFAULT_LR.get(self.adapter, ADAPTER_LR)
+        return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.adapter)
 
 
 def run_sft(config: SFTConfig) -> Path:

@@ -91,7 +91,7 @@ def distributed_main(model_dir: str, output_dir: str, steps: int) -> None:
     trainer = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS)
     history = trainer.train()
     rank = trainer.accelerator.process_index
-    weights = {n: p.detach().double() for n, p in trainer.accelerator.unwrap_model(trainer.model).named_parameters()
+    weights = {n: p.detach().double() for n, p in trainer.actor_critic.named_parameters()
                if p.requires_grad}
     digest = {"world": trainer.accelerator.num_processes, "sum": sum(float(w.sum()) for w in weights.values()),
               "abs": sum(float(w.abs().sum()) for w in weights.values()),

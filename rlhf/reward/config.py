@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from rlhf.adapters import resolve_learning_rate
+
 # Per-mode learning rates when none is given. LoRA and a fresh head need a larger step than full
 # fine-tuning: on SmolLM2-135M, one epoch of 64 K=4 rankings reached 0.99 held-out pair accuracy
 # at 3e-4 and 0.83 at 1e-4 (TRL's default; benchmarks/reward_speed.py). Full fine-tuning follows
@@ -82,9 +84,10 @@ class RewardConfig:
     )
     calibration_data: Optional[str] = field(
         default=None,
-        metadata={"help": "Demonstrations whose completions get mean reward 0 after training (bias) and whose reward "
-                  "std is stored. None = the shipped demonstrations if present, else the training completions; "
-                  "'train' = the training completions; 'none' = no calibration."},
+        metadata={"help": "Completions that set the reward scale after training: rewards are (raw + bias) / std with "
+                  "mean 0 and std 1 on them. None or 'train' = every completion of the training rankings (your "
+                  "prompts, the answers you ranked); 'chosen' = the top tier of each ranking; 'demonstrations' = "
+                  "the shipped demonstrations; a path = a demonstrations file; 'none' = raw scores."},
     )
     resume: bool = field(default=False, metadata={"help": "Continue from output_dir/checkpoint if it exists."})
     save_steps: int = field(
@@ -93,3 +96,6 @@ class RewardConfig:
     logging_steps: int = field(default=5, metadata={"help": "Write TensorBoard scalars every N optimizer steps."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = cuda if available."})
     fsdp: bool = field(default=False, metadata={"help": "Train over the processes of a torchrun launch, the model sharded with torch's FSDP2 (fully_shard per decoder layer) and each optimizer step's rankings split between the processes; train=full only. CPU (gloo) and GPU (NCCL)."})
+
+    def resolved_learning_rate(self) -> float:
+        return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.train)

@@ -7,7 +7,9 @@
 4. train: each batch scores all K completions of several rankings in one forward pass, the loss
    forms every ordered pair from those scores (rlhf/reward/loss.py); checkpoint each epoch;
 5. evaluate pair accuracy, margin and loss on train and held-out prompts, per labeler too;
-6. merge LoRA, centre the rewards on the calibration completions, save a plain seq-cls folder.
+6. merge LoRA, calibrate on completions of the user's domain (by default the training rankings'
+   own: their prompts, their policy's answers): rewards are (raw + bias) / std, 0 = the mean
+   calibration completion, 1 = one std; save a plain seq-cls folder recording that choice.
 
 Outputs in `output_dir`: the model (config.json carries `rlhf_reward_bias` and `rlhf_reward_std`),
 tokenizer, rlhf_config.json (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
@@ -32,13 +34,20 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
+from rlhf.adapters import load_trainable_state, trainable_state
 from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
-from rlhf.reward.config import DEFAULT_LEARNING_RATES, RewardConfig
+from rlhf.models import count_parameters, load_tokenizer, pick_device
+from rlhf.plots import plot_series, points
+from rlhf.reward.config import RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
 from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
-from rlhf.reward.model import (autocast, build_reward_model, collate, encode, merged, prepare_for_training,
+from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, merged, prepare_for_training,
                                save_reward_model, score_ids, sequence_scores)
+from rlhf.sequences import pad
 from rlhf.stages import save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
@@ -50,11 +59,9 @@ RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers
 
 def train_reward(config: RewardConfig) -> dict:
     """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
-    from rlhf.models import count_parameters, load_tokenizer, pick_device
-
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lr = config.learning_rate or DEFAULT_LEARNING_RATES[config.train]
+    lr = config.resolved_learning_rate()
     resolved = dataclasses.replace(config, learning_rate=lr)
     device = pick_device(config.device)
     rank, world = _join_processes(config, device)
@@ -79,8 +86,6 @@ def train_reward(config: RewardConfig) -> dict:
     train_examples = encode_rankings(tokenizer, train_set, config.max_length)
     eval_examples = encode_rankings(tokenizer, eval_set, config.max_length)
     # 4. train
-    from torch.utils.tensorboard import SummaryWriter
-
     writer = SummaryWriter(str(out / "logs")) if main else _NoWriter()
     started = time.perf_counter()
     progress = fit(model, train_examples, eval_examples, resolved, tokenizer.pad_token_id, device, out, writer,
@@ -118,7 +123,7 @@ def train_reward(config: RewardConfig) -> dict:
         state = full_state_dict(model)
     if main:
         save_reward_model(model if config.fsdp else model.to("cpu"), tokenizer, out, bias, std, config.max_length,
-                          {"source": calibration["source"]}, state_dict=state)
+                          {"source": calibration["source"], "n": calibration["n"]}, state_dict=state)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         _print_summary(metrics, out)
     if world > 1:
@@ -196,7 +201,7 @@ def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int) -> list
 def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
     """All completions of the given rankings in one padded batch, plus the pair/tie index.
     Returns input_ids (n, t), attention_mask (n, t), RankingIndex, margin (g,)."""
-    input_ids, mask = collate([x for e in examples for x in e["ids"]], pad_id, padding_side)
+    input_ids, mask = pad([x for e in examples for x in e["ids"]], pad_id, padding_side)
     index = ranking_index([e["tiers"] for e in examples])
     margin = torch.tensor([e["margin"] for e in examples], dtype=torch.float32)
     return input_ids, mask, index, margin
@@ -211,9 +216,6 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
     Held-out metrics go to TensorBoard after every epoch but the last (the caller logs the final
     ones). With `world` processes each optimizer step takes batch_size x grad_accum x world
     rankings, process `rank` the rank-th share. Returns progress: step, epoch, epoch_seconds."""
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
     per_step = config.batch_size * config.grad_accum * world
     steps_per_epoch = math.ceil(len(examples) / per_step)
     total = config.max_steps or config.epochs * steps_per_epoch
@@ -345,8 +347,7 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, con
         if torch.distributed.get_rank() != 0:
             return
     else:
-        trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-        optim_state = optimizer.state_dict()
+        trainable, optim_state = trainable_state(model), optimizer.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "trainable": trainable,
@@ -364,9 +365,6 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     if changed:
         raise ValueError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
                          "(use another output_dir, or resume=False to start over)")
-    missing = set(state["trainable"]) - {n for n, _ in model.named_parameters()}
-    if missing:
-        raise ValueError(f"cannot resume from {path}: the model has no parameters {sorted(missing)[:3]}")
     if config.fsdp:  # process 0 holds the full tensors; each process loads its shards
         from rlhf import fsdp
 
@@ -374,7 +372,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
         fsdp.load_full_state_dict(model, state["trainable"] if main else {})
         fsdp.load_full_optimizer_state(model, optimizer, state["optimizer"] if main else {})
     else:
-        model.load_state_dict(state["trainable"], strict=False)
+        load_trainable_state(model, state["trainable"], path)
         optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
@@ -410,19 +408,22 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
 
 
 def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[list[str], list[str], str]:
-    """(prompts, completions, source name) whose rewards are centred on 0."""
-    source = config.calibration_data
-    if source is None:
-        try:
-            source = str(builtin("demonstrations"))
-        except FileNotFoundError:
-            source = "train"
-    if source == "train":
-        seen = dict.fromkeys((r.prompt, c) for r in train_set for c in r.completions)
+    """(prompts, completions, source name) whose rewards are centred on 0 and scaled to std 1.
+
+    "train" (the default): every distinct completion of the training rankings, the user's own
+    prompts and the answers that were ranked (in the pipeline, the SFT policy's samples), so unit
+    scale is unit on the data PPO will see. "chosen": the top tier of each ranking only.
+    "demonstrations": the shipped demonstrations. Any other value: a demonstrations file."""
+    source = config.calibration_data or "train"
+    if source in ("train", "chosen"):
+        seen = dict.fromkeys((r.prompt, r.completions[i]) for r in train_set
+                             for i in (r.ranking[0] if source == "chosen" else range(len(r.completions))))
         pairs = list(seen)
         random.Random(0).shuffle(pairs)
         pairs = pairs[:CALIBRATION_LIMIT]
-        return [p for p, _ in pairs], [c for _, c in pairs], "train"
+        return [p for p, _ in pairs], [c for _, c in pairs], source
+    if source == "demonstrations":
+        source = str(builtin("demonstrations"))
     rows = load_demonstrations(source)
     rows = rows.select(range(min(CALIBRATION_LIMIT, len(rows))))
     prompts = [next(m["content"] for m in reversed(row["prompt"]) if m["role"] == "user") for row in rows]
@@ -431,15 +432,16 @@ def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[l
 
 
 def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) -> tuple[float, float, dict]:
-    """bias = -mean raw score and std of the scores on the calibration completions."""
+    """bias = -mean raw score and std of the raw scores on the calibration completions, so that
+    rewards (raw + bias) / std have mean 0 and std 1 there. Returns (bias, std, record)."""
     if config.calibration_data == "none":
-        return 0.0, 1.0, {"source": "none", "bias": 0.0, "std": 1.0, "n": 0}
+        return 0.0, 1.0, {"source": "none", "bias": 0.0, "std": 1.0, "n": 0, "unit": "raw head output (not calibrated)"}
     prompts, completions, source = calibration_pairs(config, train_set)
     ids = encode(tokenizer, prompts, completions, config.max_length)
     raw = score_ids(model.eval(), ids, tokenizer.pad_token_id, batch_size=32).float().cpu()
     bias = -raw.mean().item()
     std = max(raw.std().item() if raw.numel() > 1 else 1.0, 1e-6)
-    return bias, std, {"source": source, "bias": bias, "std": std, "n": int(raw.numel())}
+    return bias, std, {"source": source, "bias": bias, "std": std, "n": int(raw.numel()), "unit": REWARD_UNIT}
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -458,8 +460,6 @@ def _print_summary(metrics: dict, out: Path) -> None:
 def plot_reward(history: list[dict], out_dir: Path) -> list[Path]:
     """plots/loss.png and plots/accuracy.png: per logged training step (the batch's own pairs) and
     on the held-out rankings after each epoch (the merged model, as saved)."""
-    from rlhf.plots import plot_series, points
-
     written = [
         plot_series({"train (batch)": points(history, "loss"), "held-out": points(history, "eval_loss")},
                     out_dir / "loss.png", "reward model loss (-log sigmoid of pair margins)", "step", "loss"),
