@@ -44,7 +44,7 @@ def child(out: Path, fsdp: bool) -> None:
                        fsdp=fsdp, log_samples=0, min_reward_std=0.0)
     trainer = PPOTrainer(config, reward_fn=lambda prompts, completions: [len(c) / 50.0 for c in completions])
     rows = [trainer.step() for _ in range(STEPS)]
-    modules = [trainer.accelerator.unwrap_model(trainer.model), trainer.pair.ref_model]
+    modules = [trainer.actor_critic, trainer.policy_and_reference.ref_model]
     rank = trainer.accelerator.process_index
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{rank}.json").write_text(json.dumps({

@@ -41,7 +41,7 @@ def run_ppo(job: dict) -> None:
 
     trainer = PPOTrainer(config, reward_fn=None if job.get("reward_model") else reward, prompts=PROMPTS)
     trainer.train()
-    _write_full_weights(trainer.accelerator.unwrap_model(trainer.model), Path(job["out"]) / "full_weights.pt",
+    _write_full_weights(trainer.actor_critic, Path(job["out"]) / "full_weights.pt",
                         job["fsdp"])
 
 
