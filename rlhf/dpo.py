@@ -85,10 +85,11 @@ class DPOStageConfig:
 
 
 def ranking_to_pairs(rankings) -> list[dict[str, list[dict[str, str]]]]:
-    """Every strictly ordered pair of every ranking as a TRL conversational preference row."""
+    """Every strictly ordered pair of every ranking as a TRL conversational preference row; the
+    prompt is the whole conversation (system message and earlier turns kept)."""
     rows = []
     for r in rankings:
-        prompt = [{"role": "user", "content": r.prompt}]
+        prompt = r.messages
         for better, worse, _gap in r.pairs():
             rows.append({"prompt": prompt,
                          "chosen": [{"role": "assistant", "content": r.completions[better]}],
@@ -111,9 +112,29 @@ def load_pairs(config: DPOStageConfig):
     if not train_rows:
         raise DataError(config.data, None, "ranking", "no strictly ordered pair to train on: every ranking is a single tie")
     counts = {"rankings": len(rankings), "bad_rows": len(bad), "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
-              "train_prompts": len({r.prompt for r in train}), "eval_prompts": len({r.prompt for r in held_out})}
+              "train_prompts": len({r.key for r in train}), "eval_prompts": len({r.key for r in held_out})}
     eval_ds = datasets.Dataset.from_list(eval_rows) if eval_rows else None
     return datasets.Dataset.from_list(train_rows), eval_ds, counts
+
+
+def length_report(tokenizer, rows, max_length: int) -> dict:
+    """How many training pairs TRL's DPOTrainer will cut at `max_length` (it keeps the start, so
+    the answers lose their end) and how many leave no answer token at all (the prompt alone fills
+    max_length). Printed and written to metrics.json (`data_loss`): nothing is cut unseen."""
+    from rlhf.data.conversation import render_ids
+
+    cut = no_answer = 0
+    for row in rows:
+        prompt_len = len(render_ids(tokenizer, row["prompt"]))
+        longest = max(len(render_ids(tokenizer, row["prompt"], row[k][0]["content"])) for k in ("chosen", "rejected"))
+        cut += longest > max_length
+        no_answer += prompt_len >= max_length
+    report = {"stage": "dpo", "max_length": max_length, "pairs": len(rows), "pairs_cut": cut,
+              "pairs_without_answer_tokens": no_answer}
+    if cut:
+        print(f"[rlhf dpo] {cut} of {len(rows)} training pairs are longer than max_length={max_length} and lose the end "
+              f"of their answers ({no_answer} keep no answer token at all); raise --max_length to keep them")
+    return report
 
 
 # --- 2. the SFT policy, once -------------------------------------------------------------------
@@ -166,6 +187,7 @@ def build_trainer(config: DPOStageConfig):
     device = pick_device(config.device)
     train_ds, eval_ds, counts = load_pairs(config)
     tokenizer = load_tokenizer(config.policy)
+    counts["data_loss"] = length_report(tokenizer, train_ds, config.max_length)
     model, kind = load_sft_policy(config.policy, device)
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}
@@ -330,7 +352,8 @@ def _metrics(trainer, result, eval_metrics: dict, seconds: float) -> dict[str, A
         "steps": result.global_step,
         "train_seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(result.global_step, 1), 3),
-        **{k: info[k] for k in ("rankings", "bad_rows", "train_pairs", "eval_pairs", "train_prompts", "eval_prompts", "device")},
+        **{k: info[k] for k in ("rankings", "bad_rows", "train_pairs", "eval_pairs", "train_prompts", "eval_prompts", "device",
+                                "data_loss")},
     }
     metrics.update({f"train_{k}": last_train[v] for k, v in TRL_METRICS.items() if v in last_train})
     if "eval_loss" in eval_metrics:

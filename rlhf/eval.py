@@ -101,11 +101,15 @@ def summarize(outcomes: list[float], bootstrap: int = 1000, seed: int = 0) -> di
             "losses": sum(o == 0 for o in outcomes)}
 
 
-def compare(prompts: list[str], a: list[str], b: list[str], judge: Judge, bootstrap: int = 1000, seed: int = 0) -> dict:
+def compare(prompts: list, a: list[str], b: list[str], judge: Judge, bootstrap: int = 1000, seed: int = 0) -> dict:
     """Judge every pair (any `judge(prompt, a, b) -> float`, or an object with `.judge`) and
-    summarize: win rate, CI, wins / ties / losses, and the per-prompt `outcomes`."""
+    summarize: win rate, CI, wins / ties / losses, and the per-prompt `outcomes`. `prompts` are
+    conversations; a judge gets the last user message's text unless it takes conversations
+    (rlhf.data.conversation.wants_conversations)."""
+    from rlhf.data.conversation import prompts_for
+
     fn = getattr(judge, "judge", judge)
-    outcomes = [float(fn(p, x, y)) for p, x, y in zip(prompts, a, b)]
+    outcomes = [float(fn(p, x, y)) for p, x, y in zip(prompts_for(fn, prompts), a, b)]
     return {**summarize(outcomes, bootstrap, seed), "outcomes": outcomes}
 
 
@@ -206,7 +210,7 @@ def run_eval(config: EvalConfig) -> dict:
     if config.judge == "app" and config.app_rankings:
         return app_results(config, out)
     prompts = load_prompts(config.prompts, limit=config.limit)
-    texts = [p.text for p in prompts]
+    texts = [p.conversation for p in prompts]  # the whole context: what the judge and reward model see
 
     # 2. Answers: A with `seed`, B with `seed + 1` (so A vs itself is a fair coin, not all ties).
     a = sample_policy(config.policy_a, prompts, config, config.seed)
@@ -239,13 +243,17 @@ def make_judge(config: EvalConfig, texts, policies: list[PolicySamples], best: l
         from rlhf.labelers import SimulatedLabeler
 
         return SimulatedLabeler(config.preference, noise=config.judge_noise, seed=config.seed, name="judge")
-    # The reward judge compares scores already computed for every answer: look them up by text.
-    table = {(prompt, g.text): r for p in policies for prompt, g, r in zip(texts, p.gens, p.rewards)}
-    if best is not None:
-        table.update({(prompt, text): r for prompt, text, r in zip(texts, best, policies[1].best_rewards)})
+    from rlhf.data.conversation import prompt_key, takes_conversations
 
-    def reward_judge(prompt: str, x: str, y: str) -> float:
-        return outcomes_from_scores([table[(prompt, x)]], [table[(prompt, y)]])[0]
+    # The reward judge compares scores already computed for every answer: look them up by text.
+    table = {(prompt_key(prompt), g.text): r for p in policies for prompt, g, r in zip(texts, p.gens, p.rewards)}
+    if best is not None:
+        table.update({(prompt_key(prompt), text): r for prompt, text, r in zip(texts, best, policies[1].best_rewards)})
+
+    @takes_conversations
+    def reward_judge(prompt, x: str, y: str) -> float:
+        key = prompt_key(prompt)
+        return outcomes_from_scores([table[(key, x)]], [table[(key, y)]])[0]
 
     return reward_judge
 

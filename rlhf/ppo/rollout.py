@@ -19,7 +19,10 @@ from rlhf.generation import encode_prompt
 from rlhf.ppo.core import logprobs_from_logits
 from rlhf.sequences import cat_padded, pad_with_shared_prefix, prefix_cache
 
-RewardFn = Callable[[list[str], list[str]], "torch.Tensor | Sequence[float]"]
+# reward_fn(prompts, completions) -> (b,) scores. `prompts` are the last user messages' text, unless
+# the function takes whole conversations (marked with rlhf.data.conversation.takes_conversations, or
+# its first parameter annotated with a message type): then each is a string or a list of messages.
+RewardFn = Callable[[list, list[str]], "torch.Tensor | Sequence[float]"]
 
 
 @dataclass
@@ -27,7 +30,7 @@ class Rollout:
     """One batch of experience. Shapes: b rollouts, p prompt tokens (left-padded), t response tokens
     (right-padded). Fields after `finished` are filled step by step by the trainer."""
 
-    prompts: list[str]  # the user message of each prompt (what reward functions see)
+    prompts: list  # each prompt's conversation (str = one user message, else messages), as scored
     completions: list[str]  # decoded responses, special tokens removed
     query_ids: torch.Tensor  # (b, p)
     query_mask: torch.Tensor  # (b, p)
@@ -124,7 +127,7 @@ def generate(model, query_ids, query_mask, gen_config, temperature: float, value
     return response_ids, logprobs, values
 
 
-def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list[str], *, gen_config,
+def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list, *, gen_config,
             temperature: float, stop_ids: list[int], chunk_size: int, value_head=None,
             share_prefix: bool = True) -> Rollout:
     """Generate responses for a batch of conversations, `chunk_size` per generate() call."""
@@ -144,13 +147,16 @@ def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: lis
 # --- scores ------------------------------------------------------------------------------------
 
 
-def score(prompts: list[str], completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
+def score(prompts: list, completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
           batch_size: int = 16) -> torch.Tensor:
     """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`, which
     scores exactly as `rlhf eval` and the reward stage do (`RewardModel.score`: std units).
-    -> (b,) float32, CPU"""
+    `prompts` are conversations; the reward model scores them whole, `reward_fn` gets them as it
+    declares (see RewardFn). -> (b,) float32, CPU"""
     if reward_fn is not None:
-        raw = reward_fn(list(prompts), list(completions))
+        from rlhf.data.conversation import prompts_for
+
+        raw = reward_fn(prompts_for(reward_fn, prompts), list(completions))
         scores = torch.as_tensor(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw, dtype=torch.float32)
         if scores.shape != (len(completions),):
             raise ValueError(f"reward_fn returned shape {tuple(scores.shape)}; it must return one number per "

@@ -56,7 +56,10 @@ class PPOTrainer:
     policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
     mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
     prompts: None (config.prompts, else the built-in set), a path, strings, message lists or
-    `rlhf.data.Prompt`s."""
+    `rlhf.data.Prompt`s. The reward model scores each whole conversation; `reward_fn` gets the
+    last user message's text per prompt (the signature from before prompts were conversations),
+    or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
+    or its first parameter is annotated with a message type (e.g. `list[list[dict]]`)."""
 
     def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
                  reward_model=None, prompts=None):
@@ -209,7 +212,7 @@ class PPOTrainer:
         # Under FSDP2 every layer is all-gathered once for the whole generate (rlhf.fsdp).
         with gathered_for_generation(unwrapped.policy, *([value_head] if value_head is not None else [])), \
                 merged_lora(unwrapped.policy) if self.policy_and_reference.layout == "lora" else nullcontext(unwrapped.policy) as policy:
-            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.text for p in prompts],
+            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.conversation for p in prompts],
                         gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
                         chunk_size=cfg.generation_batch_size or cfg.batch_size, value_head=value_head,
                         share_prefix=self.share_prefix)

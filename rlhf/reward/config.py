@@ -23,8 +23,8 @@ class RewardConfig:
 
     data: str = field(
         default="",
-        metadata={"help": "Rankings JSONL (prompt, completions, ranking, labeler, ...) or TRL pairs "
-                  "(prompt, chosen, rejected, optional margin): a JSONL or Parquet file or a datasets folder."},
+        metadata={"help": "Rankings (prompt, completions, ranking, ...), K completions with ratings, or pairs in TRL's "
+                  "four layouts, HH-RLHF or UltraFeedback-binarized: a JSONL or Parquet file or a datasets folder."},
     )
     output_dir: str = field(default="runs/reward", metadata={"help": "Where the reward model, metrics and logs go."})
     model: Optional[str] = field(
@@ -57,7 +57,18 @@ class RewardConfig:
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with a linearly rising learning rate."})
     max_length: int = field(
         default=512,
-        metadata={"help": "Tokens per prompt+completion; longer texts lose tokens from the left (prompt side)."},
+        metadata={"help": "Tokens per conversation+completion. Longer ones lose the prompt's oldest turns first (a "
+                  "system message stays), then the prompt's oldest tokens, and the completion's tail last; a ranking "
+                  "whose chosen and rejected become identical is dropped. All counted in metrics.json (data_loss)."},
+    )
+    max_prompt_length: Optional[int] = field(
+        default=None,
+        metadata={"help": "Cap on the conversation's tokens (oldest turns, then oldest tokens go first). None = "
+                  "whatever max_length leaves after the completion."},
+    )
+    margin_from_scores: bool = field(
+        default=False,
+        metadata={"help": "Use score_chosen - score_rejected (UltraFeedback-binarized) as each pair's margin."},
     )
     eval_fraction: float = field(
         default=0.1,

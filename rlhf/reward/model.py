@@ -6,8 +6,9 @@ into a reward: `RewardModel.score`, used by PPO, `rlhf eval`, best-of-N and the 
     rm.score(prompts, completions)                  # (n,) rewards in std units (REWARD_UNIT)
     rm.score(prompts, completions, normalize=False) # ... centred only: raw + bias
 
-Input text is the tokenizer's chat template of [user prompt, assistant completion]; the score is the
-head applied to the last real token, with position ids over real tokens (`rlhf.sequences`), so
+Input text is the tokenizer's chat template of [the conversation, assistant completion] (a prompt
+is a string or a list of messages, system and earlier turns kept: rlhf/data/conversation.py); the
+score is the head applied to the last real token, with position ids over real tokens (`rlhf.sequences`), so
 padding and a shared prompt prefix never change it. `token_values` applies the same head at every
 position (a critic initialised from the reward model).
 
@@ -43,24 +44,31 @@ REWARD_UNIT = "std units: (raw + bias) / std of the calibration completions, 0 =
 # --- text -> token ids -> scores ----------------------------------------------------------------
 
 
-def chat_texts(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
-    """The chat template of [user prompt, assistant completion] for each pair, as text."""
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}, {"role": "assistant", "content": c}], tokenize=False)
-        for p, c in zip(prompts, completions)
-    ]
+def chat_texts(tokenizer, prompts: Sequence, completions: Sequence[str]) -> list[str]:
+    """The chat template of [conversation, assistant completion] for each pair, as text. A prompt
+    is a conversation: a string (one user message) or messages (rlhf/data/conversation.py)."""
+    from rlhf.data.conversation import render_text
+
+    return [render_text(tokenizer, p, c) for p, c in zip(prompts, completions)]
 
 
-def encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of each chat-templated pair, at most `max_length`; longer ones lose tokens from the
-    left (the prompt side), because the score is read at the end and must see the whole answer."""
+def encode_detailed(tokenizer, prompts: Sequence, completions: Sequence[str], max_length: int,
+                    max_prompt_length: int | None = None) -> list:
+    """`rlhf.data.conversation.Encoded` per pair: the token ids of the chat-templated conversation
+    and completion, at most `max_length`, and what was cut to fit (the prompt's oldest turns first,
+    then its oldest tokens, the completion's tail last: the score is read at the end and must see
+    the answer)."""
+    from rlhf.data.conversation import encode_scored
+
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    if not prompts:
-        return []
-    ids = tokenizer(chat_texts(tokenizer, prompts, completions), add_special_tokens=False)["input_ids"]
-    return [x[-max_length:] for x in ids]
+    return [encode_scored(tokenizer, p, c, max_length, max_prompt_length) for p, c in zip(prompts, completions)]
+
+
+def encode(tokenizer, prompts: Sequence, completions: Sequence[str], max_length: int,
+           max_prompt_length: int | None = None) -> list[list[int]]:
+    """Token ids of each chat-templated (conversation, completion), cut to fit as `encode_detailed`."""
+    return [e.ids for e in encode_detailed(tokenizer, prompts, completions, max_length, max_prompt_length)]
 
 
 def unwrap(model):
@@ -268,11 +276,12 @@ class RewardModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 16,
+    def score(self, prompts: Sequence, completions: Sequence[str], batch_size: int = 16,
               normalize: bool = True) -> torch.Tensor:
         """Rewards (raw + bias) / std: 0 for the average calibration completion, 1.0 one std above
-        it. `normalize=False` gives raw + bias (centred, not scaled). Returns (n,) float32 on the
-        model's device."""
+        it. `normalize=False` gives raw + bias (centred, not scaled). `prompts` are conversations:
+        strings (one user message each) or message lists, rendered whole through the tokenizer's
+        chat template. Returns (n,) float32 on the model's device."""
         ids = encode(self.tokenizer, prompts, completions, self.max_length)
         if not ids:
             return torch.empty(0, device=self.device)

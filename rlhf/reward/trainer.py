@@ -1,9 +1,11 @@
 """`train_reward(config)`: the `rlhf reward` stage, in numbered steps.
 
-1. read rankings or pairs (bad rows raise, or are skipped and counted), merge labelers if asked,
-   split by prompt;
+1. read rankings or pairs in any published layout (bad rows raise, or are skipped and counted),
+   merge labelers if asked, split by prompt (the whole conversation);
 2. build the seq-cls model from the base or SFT output, set what trains (LoRA / partial / full);
-3. tokenize every completion once;
+3. tokenize every completion once with its conversation, cut to max_length (the prompt's oldest
+   turns first, the completion's tail last); a ranking whose differently ranked completions became
+   identical token sequences is dropped and counted (it would train at a constant loss of log 2);
 4. train: each batch scores all K completions of several rankings in one forward pass, the loss
    forms every ordered pair from those scores (rlhf/reward/loss.py); checkpoint each epoch;
 5. evaluate pair accuracy, margin and loss on train and held-out prompts, per labeler too;
@@ -40,13 +42,14 @@ from transformers import get_linear_schedule_with_warmup
 
 from rlhf.adapters import load_trainable_state, trainable_state
 from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
+from rlhf.data.conversation import normalize_prompt
 from rlhf.models import count_parameters, load_tokenizer, pick_device
 from rlhf.plots import plot_series, points
 from rlhf.reward.config import RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
 from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
-from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, merged, prepare_for_training,
-                               save_reward_model, score_ids, sequence_scores)
+from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
+                               prepare_for_training, save_reward_model, score_ids, sequence_scores)
 from rlhf.sequences import pad
 from rlhf.stages import save_resolved_config
 
@@ -54,7 +57,7 @@ CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for 
 CHECKPOINT = "checkpoint/state.pt"
 # Settings that change what a checkpoint means; resuming with any of them changed is refused.
 RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers", "learning_rate", "batch_size",
-               "grad_accum", "max_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
+               "grad_accum", "max_length", "max_prompt_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
 
 
 def train_reward(config: RewardConfig) -> dict:
@@ -83,8 +86,12 @@ def train_reward(config: RewardConfig) -> dict:
 
         shard_model(model)
     # 3. tokens
-    train_examples = encode_rankings(tokenizer, train_set, config.max_length)
-    eval_examples = encode_rankings(tokenizer, eval_set, config.max_length)
+    train_examples, train_cut = encode_rankings(tokenizer, train_set, config.max_length, config.max_prompt_length)
+    eval_examples, eval_cut = encode_rankings(tokenizer, eval_set, config.max_length, config.max_prompt_length)
+    data_loss = truncation_report(train_cut, eval_cut, config, len(bad))
+    if not train_examples:
+        raise DataError(config.data, None, "chosen", f"every training ranking became identical token sequences at "
+                                                     f"max_length={config.max_length}: raise --max_length")
     # 4. train
     writer = SummaryWriter(str(out / "logs")) if main else _NoWriter()
     started = time.perf_counter()
@@ -97,7 +104,7 @@ def train_reward(config: RewardConfig) -> dict:
         "train": evaluate(model, train_examples, tokenizer.pad_token_id, config),
         "eval": evaluate(model, eval_examples, tokenizer.pad_token_id, config) if eval_examples else None,
         "labeler_agreement": labeler_agreement(all_rankings),
-        "skipped_bad_rows": len(bad), "bad_rows": [str(e) for e in bad[:20]],
+        "skipped_bad_rows": len(bad), "bad_rows": [str(e) for e in bad[:20]], "data_loss": data_loss,
         "data": _data_summary(train_set, eval_set),
         "steps": progress["step"], "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
         "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
@@ -163,7 +170,8 @@ class _NoWriter:
 def _read_data(config: RewardConfig):
     if not config.data:
         raise DataError("--data", None, "data", "no rankings given: pass --data FILE (rankings JSONL or pairs)")
-    rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows)
+    rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows,
+                                     margin_from_scores=config.margin_from_scores)
     if config.merge_labelers:
         rankings = merge_labelers(rankings)
     train_set, eval_set = split_by_prompt(rankings, config.eval_fraction, config.seed)
@@ -175,7 +183,7 @@ def _read_data(config: RewardConfig):
 def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
     return {
         "train_rankings": len(train_set), "eval_rankings": len(eval_set),
-        "train_prompts": len({r.prompt for r in train_set}), "eval_prompts": len({r.prompt for r in eval_set}),
+        "train_prompts": len({r.key for r in train_set}), "eval_prompts": len({r.key for r in eval_set}),
         "train_pairs": sum(len(r.pairs()) for r in train_set), "eval_pairs": sum(len(r.pairs()) for r in eval_set),
         "completions_per_ranking": sorted({len(r.completions) for r in train_set + eval_set}),
     }
@@ -184,18 +192,50 @@ def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
 # --- 3. tokens ----------------------------------------------------------------------------------
 
 
-def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int) -> list[dict]:
-    """Per ranking: token ids of its K completions, its tiers, margin (0 if none) and labeler."""
+def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int,
+                    max_prompt_length: int | None = None) -> tuple[list[dict], dict]:
+    """Per ranking: token ids of its K completions (each with the whole conversation), its tiers,
+    margin (0 if none) and labeler; and counts of what was cut or dropped to fit `max_length`.
+
+    A ranking in which two completions of different tiers have identical token sequences is left
+    out (its pairs cannot be learned: the loss is log 2 whatever the weights) and counted."""
     prompts = [r.prompt for r in rankings for _ in r.completions]
     completions = [c for r in rankings for c in r.completions]
-    ids = encode(tokenizer, prompts, completions, max_length)
+    encoded = encode_detailed(tokenizer, prompts, completions, max_length, max_prompt_length)
+    counts = {"rankings": len(rankings), "completions": len(encoded),
+              "prompt_turns_dropped": sum(e.turns_dropped > 0 for e in encoded),
+              "prompt_tokens_cut": sum(e.prompt_tokens_cut > 0 for e in encoded),
+              "completion_tail_cut": sum(e.completion_tokens_cut > 0 for e in encoded),
+              "rankings_dropped_identical": 0, "pairs_dropped_identical": 0}
     out, start = [], 0
     for r in rankings:
         k = len(r.completions)
-        out.append({"ids": ids[start:start + k], "tiers": r.ranking, "labeler": r.labeler,
-                    "margin": float(getattr(r, "margin", None) or 0.0)})
+        mine = encoded[start:start + k]
         start += k
-    return out
+        same = [(b, w) for b, w, _ in r.pairs() if mine[b].ids == mine[w].ids]
+        if same:
+            counts["rankings_dropped_identical"] += 1
+            counts["pairs_dropped_identical"] += len(r.pairs())
+            continue
+        out.append({"ids": [e.ids for e in mine], "tiers": r.ranking, "labeler": r.labeler,
+                    "margin": float(r.margin or 0.0), "meta": r.meta})
+    return out, counts
+
+
+def truncation_report(train: dict, held_out: dict, config: RewardConfig, bad_rows: int) -> dict:
+    """What the reward stage cut or dropped, and why, for metrics.json (`data_loss`) and the console."""
+    report = {"stage": "reward", "max_length": config.max_length, "max_prompt_length": config.max_prompt_length,
+              "skipped_bad_rows": bad_rows, "train": train, "eval": held_out}
+    for split, c in (("train", train), ("eval", held_out)):
+        if c["prompt_turns_dropped"] or c["prompt_tokens_cut"] or c["completion_tail_cut"]:
+            print(f"[rlhf reward] {split}: to fit max_length={config.max_length}, {c['prompt_turns_dropped']} of "
+                  f"{c['completions']} sequences lost the prompt's oldest turns, {c['prompt_tokens_cut']} the "
+                  f"prompt's oldest tokens, {c['completion_tail_cut']} the completion's tail")
+        if c["rankings_dropped_identical"]:
+            print(f"[rlhf reward] {split}: dropped {c['rankings_dropped_identical']} of {c['rankings']} rankings "
+                  f"({c['pairs_dropped_identical']} pairs) whose chosen and rejected are identical token sequences "
+                  f"(after truncation to {config.max_length} tokens); raise --max_length to keep them")
+    return report
 
 
 def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
@@ -407,8 +447,8 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
 # --- 6. calibrate -------------------------------------------------------------------------------
 
 
-def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[list[str], list[str], str]:
-    """(prompts, completions, source name) whose rewards are centred on 0 and scaled to std 1.
+def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[list, list[str], str]:
+    """(conversations, completions, source name) whose rewards are centred on 0 and scaled to std 1.
 
     "train" (the default): every distinct completion of the training rankings, the user's own
     prompts and the answers that were ranked (in the pipeline, the SFT policy's samples), so unit
@@ -416,9 +456,9 @@ def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[l
     "demonstrations": the shipped demonstrations. Any other value: a demonstrations file."""
     source = config.calibration_data or "train"
     if source in ("train", "chosen"):
-        seen = dict.fromkeys((r.prompt, r.completions[i]) for r in train_set
-                             for i in (r.ranking[0] if source == "chosen" else range(len(r.completions))))
-        pairs = list(seen)
+        seen = {(r.key, r.completions[i]): (r.prompt, r.completions[i]) for r in train_set
+                for i in (r.ranking[0] if source == "chosen" else range(len(r.completions)))}
+        pairs = list(seen.values())
         random.Random(0).shuffle(pairs)
         pairs = pairs[:CALIBRATION_LIMIT]
         return [p for p, _ in pairs], [c for _, c in pairs], source
@@ -426,7 +466,7 @@ def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[l
         source = str(builtin("demonstrations"))
     rows = load_demonstrations(source)
     rows = rows.select(range(min(CALIBRATION_LIMIT, len(rows))))
-    prompts = [next(m["content"] for m in reversed(row["prompt"]) if m["role"] == "user") for row in rows]
+    prompts = [normalize_prompt(row["prompt"]) for row in rows]
     completions = ["".join(m["content"] for m in row["completion"]) for row in rows]
     return prompts, completions, source
 
@@ -437,7 +477,7 @@ def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) 
     if config.calibration_data == "none":
         return 0.0, 1.0, {"source": "none", "bias": 0.0, "std": 1.0, "n": 0, "unit": "raw head output (not calibrated)"}
     prompts, completions, source = calibration_pairs(config, train_set)
-    ids = encode(tokenizer, prompts, completions, config.max_length)
+    ids = encode(tokenizer, prompts, completions, config.max_length, config.max_prompt_length)
     raw = score_ids(model.eval(), ids, tokenizer.pad_token_id, batch_size=32).float().cpu()
     bias = -raw.mean().item()
     std = max(raw.std().item() if raw.numel() > 1 else 1.0, 1e-6)
