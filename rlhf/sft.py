@@ -61,6 +61,7 @@ class SFTConfig(AdapterConfig):
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N steps (for --resume)."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in --output_dir."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
+    fsdp: bool = field(default=False, metadata={"help": "Shard the model with FSDP2 across the processes of a torchrun launch, through TRL/transformers' own FSDP support (fsdp_config version 2, full state dict on save). adapter=full and CUDA only: accelerate enables FSDP on GPUs only (on CPU run SFT without it, as DDP)."})
 
     def resolved_learning_rate(self) -> float:
         return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.adapter)
@@ -78,6 +79,8 @@ def run_sft(config: SFTConfig) -> Path:
 
     out = Path(config.output_dir)
     device = pick_device(config.device)
+    if config.fsdp:
+        _check_fsdp(config, device)
     tokenizer = load_tokenizer(config.model)
 
     # 1. Validate every row before any model is loaded: a bad row 290 fails in a second, not an hour in.
@@ -109,9 +112,15 @@ def run_sft(config: SFTConfig) -> Path:
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
 
-    # 5. Save (never weights holding NaN or inf: a good earlier output stays as it was).
+    # 5. Save (never weights holding NaN or inf: a good earlier output stays as it was). Sharded:
+    # accelerate gathers the full weights to process 0, which writes them.
     check_finite_weights(trainer.model, "rlhf sft", out)
-    save_adapter(trainer.model, out)
+    state = None
+    if config.fsdp:
+        state = trainer.accelerator.get_state_dict(trainer.model)
+        if not trainer.accelerator.is_main_process:
+            return out
+    save_adapter(trainer.model, out, state_dict=state)
     tokenizer.save_pretrained(out)
     metrics = {
         "adapter": config.adapter,
@@ -138,6 +147,16 @@ def run_sft(config: SFTConfig) -> Path:
     print(f"[rlhf sft] saved {config.adapter} adapter to {out} "
           f"(eval loss {metrics.get('eval_loss', float('nan')):.3f}, perplexity {metrics.get('perplexity', float('nan')):.1f})")
     return out
+
+
+def _check_fsdp(config: SFTConfig, device: str) -> None:
+    from rlhf.fsdp import check_layout
+
+    check_layout(config.adapter, "--adapter")
+    if not device.startswith("cuda"):
+        raise ValueError("--fsdp for SFT needs CUDA: TRL's SFTTrainer shards through accelerate, and accelerate 1.15 "
+                         "turns FSDP on only for GPU process groups (on CPU it would silently run DDP). On CPU, run "
+                         "SFT without --fsdp (data parallel under torchrun); PPO and the reward stage shard on CPU too")
 
 
 def _datasets(config: SFTConfig, tokenizer):
@@ -270,6 +289,10 @@ def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str
         report_to=["tensorboard"],
         dataloader_num_workers=0,
         disable_tqdm=False,
+        # FSDP2 through accelerate's plugin: each decoder layer (the model's _no_split_modules) sharded.
+        fsdp=True if config.fsdp else None,
+        fsdp_config={"version": 2, "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": True}
+        if config.fsdp else None,
     )
     return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer)
 

@@ -174,12 +174,12 @@ def adapter_kind(model) -> str | None:
     return (getattr(model, MARK_ATTR, None) or {}).get("adapter")
 
 
-def save_adapter(model, path, adapter_name: str | None = None) -> None:
+def save_adapter(model, path, adapter_name: str | None = None, state_dict: dict | None = None) -> None:
     """Write what `load_adapter` (and `load_causal_lm`) reads back.
 
     PEFT: `save_pretrained` of one adapter (the active one by default) straight into `path`;
     series/parallel: `adapter_config.json` + `adapter_model.safetensors` with the adapter only;
-    partial/full: the whole model (`save_pretrained`) + `rlhf_adapter.json`."""
+    partial/full: the whole model (`save_pretrained`; from `state_dict` if given) + `rlhf_adapter.json`."""
     from rlhf.adapters import partial
     from rlhf.adapters.bottleneck import model as bottleneck
 
@@ -190,7 +190,7 @@ def save_adapter(model, path, adapter_name: str | None = None) -> None:
     elif kind in BOTTLENECK_ADAPTERS:
         bottleneck.save(model, path, adapter_name)
     elif kind in ("partial", "full"):
-        partial.save(model, path)
+        partial.save(model, path, state_dict)
     else:
         raise ValueError("the model carries no adapter: call apply_adapter(model, config) first")
 

@@ -64,10 +64,11 @@ def apply_full(model: nn.Module) -> nn.Module:
     return model
 
 
-def save(model: nn.Module, path: str | Path) -> None:
-    """The whole model (`save_pretrained`) plus `rlhf_adapter.json`."""
+def save(model: nn.Module, path: str | Path, state_dict: dict | None = None) -> None:
+    """The whole model (`save_pretrained`, from `state_dict` when given: full weights gathered from
+    FSDP shards) plus `rlhf_adapter.json`."""
     path = Path(path)
-    model.save_pretrained(path)
+    model.save_pretrained(path, state_dict=state_dict)
     record = {**getattr(model, MARK_ATTR), "base_model_name_or_path": getattr(model.config, "_name_or_path", None) or None}
     (path / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
 

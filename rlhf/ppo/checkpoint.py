@@ -65,9 +65,16 @@ def save_checkpoint(output_dir, step: int, module, optimizer, extra: dict, accel
     accelerator.wait_for_everyone()
     torch.save(rng_state(), path / f"rng_{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
+    sharded = _sharded(module)
+    if sharded:  # FSDP2: full tensors gathered to the main process, the same files as unsharded
+        from rlhf import fsdp
+
+        names = {name for name, p in module.named_parameters() if p.requires_grad}
+        weights = {k: v for k, v in fsdp.full_state_dict(module).items() if k in names}
+        optim_state = fsdp.full_optimizer_state(module, optimizer)
     if accelerator.is_main_process:
-        torch.save(trainable_state(module), path / "trainable.pt")
-        torch.save(optimizer.state_dict(), path / "optimizer.pt")
+        torch.save(weights if sharded else trainable_state(module), path / "trainable.pt")
+        torch.save(optim_state if sharded else optimizer.state_dict(), path / "optimizer.pt")
         atomic_save({"step": step, **extra}, path / MARKER)
         for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
@@ -77,10 +84,38 @@ def save_checkpoint(output_dir, step: int, module, optimizer, extra: dict, accel
 
 def load_checkpoint(path: Path, module, optimizer, accelerator) -> dict:
     """Restore trainable tensors, optimizer and this process's random state. Returns trainer.pt."""
+    if _sharded(module):
+        _load_sharded(path, module, optimizer, accelerator)
+        return _load_rng_and_trainer(path, accelerator)
     load_trainable_state(module, torch.load(path / "trainable.pt", map_location="cpu"), path)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
+    return _load_rng_and_trainer(path, accelerator)
+
+
+def _load_rng_and_trainer(path: Path, accelerator) -> dict:
     rng_file = path / f"rng_{accelerator.process_index}.pt"
     if not rng_file.exists():
         raise ValueError(f"{path} was written by fewer processes (no {rng_file.name}): resume with the same number")
     set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
     return torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+
+
+def _sharded(module) -> bool:
+    from rlhf.fsdp import is_sharded
+
+    return is_sharded(module)
+
+
+def _load_sharded(path: Path, module, optimizer, accelerator) -> None:
+    """FSDP2: the main process reads the full tensors, every process loads its shards of them."""
+    from rlhf import fsdp
+
+    main = accelerator.is_main_process
+    saved = torch.load(path / "trainable.pt", map_location="cpu") if main else {}
+    expected = {name for name, p in module.named_parameters() if p.requires_grad}
+    if main and set(saved) != expected:
+        raise ValueError(f"{path} does not fit this run (different policy_train, critic or layout?): "
+                         f"missing {sorted(expected - set(saved))[:3]}, unexpected {sorted(set(saved) - expected)[:3]}")
+    fsdp.load_full_state_dict(module, saved)
+    optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False) if main else {}
+    fsdp.load_full_optimizer_state(module, optimizer, optim_state)

@@ -136,6 +136,7 @@ class PPOConfig:
     resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
     seed: int = field(default=0, metadata={"help": "Seed for prompt order, sampling and initialisation."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = a GPU when present."})
+    fsdp: bool = field(default=False, metadata={"help": "Shard policy, critic and reference over the processes of a torchrun launch with torch's FSDP2 (fully_shard per decoder layer); full-parameter training only (policy_train=full). CPU (gloo) and GPU (NCCL)."})
     bf16: Optional[bool] = field(
         default=None, metadata={"help": "Load the models in bf16. None = on a bf16-capable GPU, never on CPU."}
     )

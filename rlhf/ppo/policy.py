@@ -265,18 +265,19 @@ def build_reward_critic(reward_model, policy_tokenizer, policy_train: str, lora_
     return add_lora(seq, lora_r, lora_alpha, adapter_name="critic").eval()
 
 
-def save_policy(pair: PolicyPair, sft_source: str | None, path: str | Path) -> Path:
+def save_policy(pair: PolicyPair, sft_source: str | None, path: str | Path, state_dict: dict | None = None) -> Path:
     """Write the trained policy where `rlhf.load_causal_lm(path)` loads it.
 
     A LoRA on an SFT model that exists on disk (a model folder, the embedded default) is saved as
     an adapter pointing at it; a LoRA on a merged SFT adapter, which exists only in memory, is
     merged into a full model (the LoRA is merged on a copy; training state is left alone); a
-    trained adapter copy is saved as that adapter; full fine-tuning saves the full model."""
+    trained adapter copy is saved as that adapter; full fine-tuning saves the full model (from
+    `state_dict` when given: the full weights gathered from FSDP2 shards)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model = pair.model
     if pair.layout == "copy":
-        model.save_pretrained(path)
+        model.save_pretrained(path, state_dict=state_dict)
     elif pair.layout == SWITCHED:
         save_adapter(model, path, adapter_name="policy")
     elif pair.sft_merged:

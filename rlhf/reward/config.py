@@ -118,6 +118,7 @@ class RewardConfig:
     )
     logging_steps: int = field(default=5, metadata={"help": "Write TensorBoard scalars every N optimizer steps."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = cuda if available."})
+    fsdp: bool = field(default=False, metadata={"help": "Train over the processes of a torchrun launch, the model sharded with torch's FSDP2 (fully_shard per decoder layer) and each optimizer step's rankings split between the processes; train=full only. CPU (gloo) and GPU (NCCL)."})
 
     def resolved_learning_rate(self) -> float:
         return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.train)

@@ -227,15 +227,16 @@ def merged(model):
 
 
 def save_reward_model(model, tokenizer, path: str | Path, bias: float, std: float, max_length: int,
-                      extra: dict | None = None) -> Path:
+                      extra: dict | None = None, state_dict: dict | None = None) -> Path:
     """Write a plain seq-cls folder: weights, tokenizer, calibration in config.json and a JSON file
-    (with `extra`, e.g. which completions calibrated it, and the unit of the scores)."""
+    (with `extra`, e.g. which completions calibrated it, and the unit of the scores). `state_dict`:
+    the weights to write instead of the model's own (full tensors gathered from FSDP2 shards)."""
     path = Path(path)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.rlhf_reward_bias = float(bias)
     model.config.rlhf_reward_std = float(std)
     model.config.rlhf_max_length = int(max_length)
-    model.save_pretrained(path)
+    model.save_pretrained(path, state_dict=state_dict)
     tokenizer.save_pretrained(path)
     calibration = {"bias": float(bias), "std": float(std), "max_length": int(max_length), "unit": REWARD_UNIT,
                    **(extra or {})}

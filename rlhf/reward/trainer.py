@@ -68,18 +68,25 @@ def train_reward(config: RewardConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
     device = pick_device(config.device)
+    rank, world = _join_processes(config, device)
+    main = rank == 0  # process 0 alone writes files and shows progress
     torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
 
     # 1. data
     train_set, eval_set, all_rankings, bad = _read_data(config)
     resolved = dataclasses.replace(config, learning_rate=lr, batch_size=config.batch_size or auto_batch_size(train_set))
-    save_resolved_config("reward", resolved, out)
+    if main:
+        save_resolved_config("reward", resolved, out)
     # 2. model
     tokenizer = load_tokenizer(config.model)
     model = build_reward_model(config.model, tokenizer.pad_token_id, seed=config.seed)
     model = prepare_for_training(model, config.train, config.lora_r, config.lora_alpha, config.partial_layers)
     model.to(device)
     trainable, total = count_parameters(model)
+    if config.fsdp:  # after counting: FSDP2 turns parameters into shards
+        from rlhf.fsdp import shard_model
+
+        shard_model(model)
     # 3. tokens
     train_examples, train_cut = encode_rankings(tokenizer, train_set, config.max_length, config.max_prompt_length)
     eval_examples, eval_cut = encode_rankings(tokenizer, eval_set, config.max_length, config.max_prompt_length)
@@ -90,9 +97,10 @@ def train_reward(config: RewardConfig) -> dict:
     add_completion_lengths(tokenizer, train_examples, train_set)
     add_completion_lengths(tokenizer, eval_examples, eval_set)
     # 4. train
-    writer = SummaryWriter(str(out / "logs"))
+    writer = SummaryWriter(str(out / "logs")) if main else _NoWriter()
     started = time.perf_counter()
-    progress = fit(model, train_examples, eval_examples, resolved, tokenizer.pad_token_id, device, out, writer)
+    progress = fit(model, train_examples, eval_examples, resolved, tokenizer.pad_token_id, device, out, writer,
+                   rank=rank, world=world)
     train_seconds = time.perf_counter() - started
     # 5. evaluate the model that is saved (LoRA merged)
     model = merged(model).eval()
@@ -106,25 +114,64 @@ def train_reward(config: RewardConfig) -> dict:
         "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
         "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
         "train_seconds": train_seconds, "trainable_parameters": trainable, "total_parameters": total,
-        "learning_rate": lr, "batch_size": resolved.batch_size, "device": str(device),
+        "learning_rate": lr, "batch_size": resolved.batch_size, "device": str(device), "num_processes": world,
+        "fsdp": config.fsdp,
     }
     if metrics["eval"]:
         _log_eval(writer, metrics["eval"], progress["step"])
         progress["history"].append({"step": progress["step"], "eval_loss": metrics["eval"]["loss"],
                                     "eval_accuracy": metrics["eval"]["accuracy"]})
     metrics["history"] = progress["history"]
-    plot_reward(progress["history"], out / "plots")
+    if main:
+        plot_reward(progress["history"], out / "plots")
     writer.close()
-    # 6. calibrate and save
+    # 6. calibrate and save (sharded: every process scores the same completions in step, then the
+    # full weights are gathered to process 0, which writes them)
     bias, std, calibration = calibrate(model, tokenizer, config, train_set)
     metrics["calibration"] = calibration
-    model.to("cpu")
-    check_finite_weights(model, "rlhf reward", out)
-    save_reward_model(model, tokenizer, out, bias, std, config.max_length,
-                      {"source": calibration["source"], "n": calibration["n"]})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _print_summary(metrics, out)
+    state = None
+    if config.fsdp:
+        from rlhf.fsdp import full_state_dict
+
+        state = full_state_dict(model)  # collective: every process takes part; process 0 gets the tensors
+    if main:
+        if config.fsdp:  # never weights holding NaN or inf over a good earlier output
+            check_finite_weights(_Named(state), "rlhf reward", out)
+        else:
+            check_finite_weights(model.to("cpu"), "rlhf reward", out)
+        save_reward_model(model, tokenizer, out, bias, std, config.max_length,
+                          {"source": calibration["source"], "n": calibration["n"]}, state_dict=state)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        _print_summary(metrics, out)
+    if world > 1:
+        torch.distributed.barrier()
     return metrics
+
+
+def _join_processes(config: RewardConfig, device) -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless --fsdp, which joins torchrun's processes."""
+    if not config.fsdp:
+        return 0, 1
+    import torch.distributed as dist
+
+    from rlhf import fsdp
+
+    fsdp.check_layout(config.train, "--train")
+    fsdp.init_process_group(str(device))
+    return dist.get_rank(), dist.get_world_size()
+
+
+class _NoWriter:
+    """TensorBoard writer of the processes that do not log."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
 
 
 # --- 1. data ------------------------------------------------------------------------------------
@@ -236,12 +283,13 @@ def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
 
 
 def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardConfig, pad_id: int, device,
-        out: Path, writer) -> dict:
+        out: Path, writer, rank: int = 0, world: int = 1) -> dict:
     """The training loop. Batch order depends only on (seed, epoch), so a resumed run replays it.
     Held-out metrics go to TensorBoard after every epoch but the last (the caller logs the final
-    ones). Returns progress: step, epoch, epoch_seconds."""
-    micro = math.ceil(len(examples) / config.batch_size)
-    steps_per_epoch = math.ceil(micro / config.grad_accum)
+    ones). With `world` processes each optimizer step takes batch_size x grad_accum x world
+    rankings, process `rank` the rank-th share. Returns progress: step, epoch, epoch_seconds."""
+    per_step = config.batch_size * config.grad_accum * world
+    steps_per_epoch = math.ceil(len(examples) / per_step)
     total = config.max_steps or config.epochs * steps_per_epoch
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
@@ -250,16 +298,15 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
                 "steps_without_pairs": 0}
     if config.resume and (out / CHECKPOINT).exists():
         progress = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, config)
-    bar = tqdm(total=total, initial=progress["step"], desc="reward", unit="step")
+    bar = tqdm(total=total, initial=progress["step"], desc="reward", unit="step", disable=rank != 0)
     while progress["step"] < total:
         epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
         order = _epoch_order(len(examples), config.seed, progress["epoch"])
-        groups = [order[i:i + config.batch_size * config.grad_accum]
-                  for i in range(0, len(order), config.batch_size * config.grad_accum)]
+        groups = [order[i:i + per_step] for i in range(0, len(order), per_step)]
         for group in groups[progress["step"] - progress["epoch"] * steps_per_epoch:]:
-            stats = train_step(model, [examples[i] for i in group], config, pad_id, device)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)  # TRL's default max_grad_norm
-            check_finite_step("rlhf reward", progress["step"] + 1, stats["loss"], float(grad_norm), _kept(out))
+            stats = train_step(model, [examples[i] for i in group], config, pad_id, device, rank, world)
+            grad_norm = _clip_grad_norm(params, 1.0, config.fsdp)  # TRL's default max_grad_norm
+            check_finite_step("rlhf reward", progress["step"] + 1, stats["loss"], grad_norm, _kept(out))
             optimizer.step(), scheduler.step(), optimizer.zero_grad(set_to_none=True)
             progress["step"] += 1
             progress["steps_without_pairs"] += stats["accuracy"] is None
@@ -302,15 +349,27 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, device) -> dict:
+def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, device, rank: int = 0,
+               world: int = 1) -> dict:
     """Forward and backward over one optimizer step's rankings, `batch_size` rankings per pass.
     Gradients accumulate in the parameters; returns the step's loss, accuracy and margin (accuracy
-    and margin None when every ranking of the step is a single tie: no pair to measure)."""
+    and margin None when every ranking of the step is a single tie: no pair to measure).
+
+    With `world` processes, process `rank` takes the rank-th `batch_size x grad_accum` rankings
+    and weighs each pass by its share of the group; FSDP2 averages the gradients over processes,
+    so a full group gives one process's gradient with grad_accum x world passes. Every process
+    runs as many passes as process 0 (a short last group gets weight-0 passes), since each
+    sharded forward and backward is a collective."""
     if not model.training:  # .train() walks every module: 10% of a tiny model's step
         model.train()
-    chunks = [group[i:i + config.batch_size] for i in range(0, len(group), config.batch_size)]
+    per = config.batch_size * config.grad_accum
+    mine = group[rank * per:(rank + 1) * per] if world > 1 else group
+    chunks = [mine[i:i + config.batch_size] for i in range(0, len(mine), config.batch_size)]
+    passes = math.ceil(min(len(group), per) / config.batch_size) if world > 1 else len(chunks)
     losses, correct, margins = [], [], []
-    for chunk in chunks:
+    for k in range(passes):
+        chunk = chunks[k] if k < len(chunks) else group[:config.batch_size]
+        weight = (len(chunk) * world / len(group) if world > 1 else 1 / len(chunks)) if k < len(chunks) else 0.0
         input_ids, mask, index, margin = make_batch(chunk, pad_id)
         with autocast(device):
             scores = sequence_scores(model, input_ids.to(device), mask.to(device))  # (n,)
@@ -319,11 +378,40 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
         if config.center_rewards_coefficient:
             loss = loss + config.center_rewards_coefficient * center_penalty(scores, completion_groups(chunk, device),
                                                                              len(chunk))
-        (loss / len(chunks)).backward()
-        stats = pair_stats(scores.detach(), index)
-        losses.append(loss.item()), correct.append(stats["correct"]), margins.append(stats["margin"])
-    correct, margins = torch.cat(correct), torch.cat(margins)
-    return {"loss": sum(losses) / len(losses), "accuracy": _mean(correct), "margin": _mean(margins)}
+        (loss * weight).backward()
+        if k < len(chunks):
+            stats = pair_stats(scores.detach(), index)
+            losses.append(loss.item() * len(chunk)), correct.append(stats["correct"]), margins.append(stats["margin"])
+    correct, margins = torch.cat(correct) if correct else torch.zeros(0), torch.cat(margins) if margins else torch.zeros(0)
+    sums = torch.tensor([sum(losses), sum(len(c) for c in chunks), correct.float().sum().item(), correct.numel(),
+                         margins.float().sum().item(), margins.numel()], dtype=torch.float64)
+    if world > 1:  # the step's figures over every process's rankings
+        sums = sums.to(device)
+        torch.distributed.all_reduce(sums)
+        sums = sums.cpu()
+    loss_sum, n, correct_sum, n_pairs, margin_sum, n_margins = sums.tolist()
+    # None, not NaN, when the step had no pair (every ranking one tie): None is JSON's null
+    return {"loss": loss_sum / n if n else float("nan"), "accuracy": correct_sum / n_pairs if n_pairs else None,
+            "margin": margin_sum / n_margins if n_margins else None}
+
+
+def _clip_grad_norm(params, max_norm: float, sharded: bool) -> float:
+    """Clip to `max_norm`; the total norm before clipping (of the full gradient when sharded)."""
+    if sharded:
+        from rlhf.fsdp import clip_grad_norm
+
+        return float(clip_grad_norm(params, max_norm))
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
+class _Named:
+    """A gathered state dict seen as a model's named parameters, for `check_finite_weights`."""
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    def named_parameters(self):
+        return iter(self.state.items())
 
 
 def completion_groups(examples: list[dict], device) -> torch.Tensor:
@@ -357,13 +445,24 @@ def _log_eval(writer, result: dict, step: int) -> None:
 
 
 def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, config: RewardConfig) -> None:
-    """Trainable weights, optimizer, scheduler and progress, written atomically."""
+    """Trainable weights, optimizer, scheduler and progress, written atomically. Sharded (FSDP2):
+    the full tensors, gathered to process 0, which writes the same file as an unsharded run."""
     from rlhf.checkpoints import atomic_save
 
+    if config.fsdp:
+        from rlhf import fsdp
+
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        trainable = {k: v for k, v in fsdp.full_state_dict(model).items() if k in names}
+        optim_state = fsdp.full_optimizer_state(model, optimizer)
+        if torch.distributed.get_rank() != 0:
+            return
+    else:
+        trainable, optim_state = trainable_state(model), optimizer.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "trainable": trainable_state(model),
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "trainable": trainable,
+        "optimizer": optim_state, "scheduler": scheduler.state_dict(),
         "progress": dict(progress), "config": {k: getattr(config, k) for k in RESUME_KEYS},
     }
     atomic_save(state, path)  # one file, renamed into place: a kill mid-save leaves the previous one
@@ -375,8 +474,15 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     if changed:
         raise ValueError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
                          "(use another output_dir, or resume=False to start over)")
-    load_trainable_state(model, state["trainable"], path)
-    optimizer.load_state_dict(state["optimizer"])
+    if config.fsdp:  # process 0 holds the full tensors; each process loads its shards
+        from rlhf import fsdp
+
+        main = torch.distributed.get_rank() == 0
+        fsdp.load_full_state_dict(model, state["trainable"] if main else {})
+        fsdp.load_full_optimizer_state(model, optimizer, state["optimizer"] if main else {})
+    else:
+        load_trainable_state(model, state["trainable"], path)
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
     return {"epoch_cpu_seconds": [], "history": [], "steps_without_pairs": 0, **state["progress"]}
