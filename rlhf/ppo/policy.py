@@ -59,7 +59,20 @@ def _head_kwargs(model) -> dict:
     return {"logits_to_keep": 1} if hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None else {}
 
 
-def _forward(model, input_ids, attention_mask, prefix_len: int, **kwargs):
+def group_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int,
+                       group_size: int):
+    """KV cache of every prompt token but the last, computed once per group and repeated for its
+    G rows: the G completions of a prompt (rows [k*G, (k+1)*G), identical) share one prefill.
+    generate() then runs only the last prompt token per row before sampling. (b, p) -> cache"""
+    ids, mask = input_ids[::group_size, :-1], attention_mask[::group_size, :-1]
+    if ids.shape[1] <= prefix_len:  # nothing past the shared prefix to cache
+        return prefix_cache(model, input_ids, prefix_len) if prefix_len else None
+    cache = _forward(model, ids, mask, prefix_len, use_cache=True, **_head_kwargs(model)).past_key_values
+    cache.batch_repeat_interleave(group_size)
+    return cache
+
+
+def _forward(model, input_ids, attention_mask, prefix_len: int, use_cache: bool | None = None, **kwargs):
     """model(...) on (b, s) ids, running a shared prefix once when `prefix_len` > 0. The outputs
     cover positions from `prefix_len` on."""
     position_ids = positions(attention_mask)
@@ -67,7 +80,7 @@ def _forward(model, input_ids, attention_mask, prefix_len: int, **kwargs):
         kwargs["past_key_values"] = prefix_cache(model, input_ids, prefix_len)
         input_ids, position_ids = input_ids[:, prefix_len:], position_ids[:, prefix_len:]
     return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                 use_cache=bool(prefix_len), **kwargs)
+                 use_cache=bool(prefix_len) if use_cache is None else use_cache, **kwargs)
 
 
 def response_forward(model, input_ids, attention_mask, response_len: int, hidden: bool = False, prefix_len: int = 0):
@@ -114,13 +127,15 @@ def critic_values(critic, input_ids, attention_mask, response_len: int, prefix_l
 
 class ActorCritic(nn.Module):
     """Policy and critic as one module, so accelerate (DDP, FSDP) sees one set of trainable
-    parameters and one forward per training pass. Returns logits (b, t, v) and values (b, t)."""
+    parameters and one forward per training pass. Returns logits (b, t, v) and values (b, t).
+    With neither a value head nor a critic (the critic-free estimators) it is the policy alone
+    and the values are None: no critic is built, held or trained."""
 
     def __init__(self, policy: nn.Module, value_head: ValueHead | None = None, critic: nn.Module | None = None,
                  critic_bias: float = 0.0, critic_std: float = 1.0):
         super().__init__()
-        if (value_head is None) == (critic is None):
-            raise ValueError("give exactly one of value_head and critic")
+        if value_head is not None and critic is not None:
+            raise ValueError("give at most one of value_head and critic")
         self.policy, self.value_head, self.critic = policy, value_head, critic
         # A critic from the reward model starts out predicting the raw reward; the scores PPO sees
         # are normalised by the reward model's bias and std, so its values are too.
@@ -131,6 +146,8 @@ class ActorCritic(nn.Module):
                                           hidden=self.value_head is not None, prefix_len=prefix_len)
         if self.value_head is not None:
             return logits, self.value_head(hidden)
+        if self.critic is None:
+            return logits, None
         return logits, self.values(input_ids, attention_mask, response_len, prefix_len)
 
     def values(self, input_ids, attention_mask, response_len: int, prefix_len: int = 0) -> torch.Tensor:

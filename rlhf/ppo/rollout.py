@@ -14,9 +14,13 @@ from typing import Callable, Sequence
 
 import torch
 
-from rlhf.ppo.core import logprobs_from_logits
+from rlhf.ppo.core import logprobs_from_logits, masked_fill_padding
 
-RewardFn = Callable[[list[str], list[str]], "torch.Tensor | Sequence[float]"]
+# reward_fn(prompts, completions) -> one score per completion. A function that also takes
+# `prompt_index` (list[int]: which prompt of the step each completion answers, so equal indexes
+# form a group) and/or `prompt_ids` (list[str]: the dataset id of that prompt), or **kwargs, is
+# given them.
+RewardFn = Callable[..., "torch.Tensor | Sequence[float]"]
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Rollout:
     ref_logprobs: torch.Tensor | None = None  # (b, t)
     scores: torch.Tensor | None = None  # (b,)
     prefix_len: int = 0  # leading tokens all queries share (see encode_queries)
+    prompt_index: torch.Tensor | None = None  # (b,) long: row i answers prompt prompt_index[i] of the step
+    prompt_ids: list[str] | None = None  # the dataset id of each row's prompt
 
     @property
     def input_ids(self) -> torch.Tensor:  # (b, p + t)
@@ -125,15 +131,22 @@ def generation_config(max_new_tokens: int, temperature: float, top_p: float, pad
 
 
 @torch.no_grad()
-def generate(model, query_ids, query_mask, gen_config, temperature: float, value_head=None, prefix_len: int = 0):
+def generate(model, query_ids, query_mask, gen_config, temperature: float, value_head=None, prefix_len: int = 0,
+             group_size: int = 1):
     """Sample one response per query with the KV cache (started from the shared prefix's cache
-    when `prefix_len` > 0).
+    when `prefix_len` > 0). With `group_size` G > 1, rows come in groups of G identical queries
+    whose prompt is prefilled once per group (`policy.group_prompt_cache`); transformers'
+    `num_return_sequences` would copy the prompt before the prefill and run it G times.
 
     Returns response_ids (b, t), their log-probs (b, t) under softmax(logits / temperature), and,
     when `value_head` is given, its values on the hidden state before each token (b, t)."""
-    from rlhf.ppo.policy import prefix_cache
+    from rlhf.ppo.policy import group_prompt_cache, prefix_cache
 
-    extra = {"past_key_values": prefix_cache(model, query_ids, prefix_len)} if prefix_len else {}
+    if group_size > 1:
+        cache = group_prompt_cache(model, query_ids, query_mask, prefix_len, group_size)
+    else:
+        cache = prefix_cache(model, query_ids, prefix_len) if prefix_len else None
+    extra = {"past_key_values": cache} if cache is not None else {}
     hidden_steps: list[torch.Tensor] = []
     hook = None
     if value_head is not None:
@@ -161,36 +174,59 @@ def pad_right(tensors: list[torch.Tensor], value) -> torch.Tensor:
 
 def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list[str], *, gen_config,
             temperature: float, stop_ids: list[int], chunk_size: int, value_head=None,
-            share_prefix: bool = True) -> Rollout:
-    """Generate responses for a batch of conversations, `chunk_size` per generate() call."""
+            share_prefix: bool = True, group_size: int = 1, prompt_ids: list[str] | None = None) -> Rollout:
+    """Generate `group_size` responses for each of a batch of conversations, `chunk_size` rows (a
+    multiple of group_size) per generate() call. Rows [k*G, (k+1)*G) answer conversation k."""
     device = next(model.parameters()).device
     query_ids, query_mask, prefix_len = encode_queries(tokenizer, conversations, device, share_prefix)
+    query_ids, query_mask = query_ids.repeat_interleave(group_size, 0), query_mask.repeat_interleave(group_size, 0)
     parts = [generate(model, query_ids[i:i + chunk_size], query_mask[i:i + chunk_size], gen_config, temperature,
-                      value_head, prefix_len) for i in range(0, len(conversations), chunk_size)]
+                      value_head, prefix_len, group_size) for i in range(0, query_ids.shape[0], chunk_size)]
     response_ids = pad_right([p[0] for p in parts], tokenizer.pad_token_id)
     response_ids, response_mask, finished = truncate_after_stop(response_ids, stop_ids, tokenizer.pad_token_id)
-    logprobs = pad_right([p[1] for p in parts], 0.0) * response_mask
-    values = pad_right([p[2] for p in parts], 0.0) * response_mask if value_head is not None else None
+    logprobs = masked_fill_padding(pad_right([p[1] for p in parts], 0.0), response_mask)
+    values = masked_fill_padding(pad_right([p[2] for p in parts], 0.0), response_mask) if value_head is not None else None
     completions = [text.strip() for text in tokenizer.batch_decode(response_ids, skip_special_tokens=True)]
-    return Rollout(prompt_texts, completions, query_ids, query_mask, response_ids, response_mask, finished,
-                   logprobs=logprobs, values=values, prefix_len=prefix_len)
+    prompt_index = torch.arange(len(conversations), device=device).repeat_interleave(group_size)
+    repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
+    return Rollout(repeat(prompt_texts), completions, query_ids, query_mask, response_ids, response_mask, finished,
+                   logprobs=logprobs, values=values, prefix_len=prefix_len, prompt_index=prompt_index,
+                   prompt_ids=repeat(prompt_ids) if prompt_ids is not None else None)
 
 
 # --- scores ------------------------------------------------------------------------------------
 
 
 def score(prompts: list[str], completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
-          batch_size: int = 16) -> torch.Tensor:
+          batch_size: int = 16, **info) -> torch.Tensor:
     """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`
-    (normalised by its stored bias and std, so scores are on a unit scale). -> (b,) float32, CPU"""
+    (normalised by its stored bias and std, so scores are on a unit scale). `info` (prompt_index,
+    prompt_ids) goes to a reward_fn that accepts it. The one place reward_fn is called.
+    -> (b,) float32, CPU"""
     if reward_fn is not None:
-        raw = reward_fn(list(prompts), list(completions))
+        raw = call_reward_fn(reward_fn, list(prompts), list(completions), **info)
         scores = torch.as_tensor(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw, dtype=torch.float32)
         if scores.shape != (len(completions),):
             raise ValueError(f"reward_fn returned shape {tuple(scores.shape)}; it must return one number per "
                              f"completion, shape ({len(completions)},)")
         return scores
     return reward_model_scores(reward_model, prompts, completions, batch_size)
+
+
+def call_reward_fn(reward_fn: RewardFn, prompts: list[str], completions: list[str], **info):
+    """reward_fn(prompts, completions, **the keywords of `info` its signature names), or all of
+    `info` when it takes **kwargs: a two-argument function keeps working unchanged."""
+    import inspect
+
+    try:
+        params = inspect.signature(reward_fn).parameters
+    except (TypeError, ValueError):  # some builtins and C callables have no signature
+        params = {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        extra = info
+    else:
+        extra = {k: v for k, v in info.items() if k in params}
+    return reward_fn(prompts, completions, **extra)
 
 
 @torch.no_grad()
