@@ -16,7 +16,7 @@ steps and of the last step. Configurations run interleaved (ours, trl, ours, trl
 so a neighbour's load falls on both alike.
 
     python benchmarks/critic_free_speed.py                      # the full size: 30 steps x 2 seeds
-    python benchmarks/critic_free_speed.py --steps 6 --warmup 1 --threads 1   # what fits a shared machine
+    python benchmarks/critic_free_speed.py --prompts_per_step 2 --steps 2 --warmup 1 --seeds 0 --threads 1
 
 Writes benchmarks/results/critic_free_speed.json and critic_free_speed.md.
 """
@@ -35,7 +35,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".critic_free_cache"
-G, PROMPTS_PER_STEP, NEW_TOKENS, TEMPERATURE, LR = 4, 8, 32, 0.7, 1e-4
+G, NEW_TOKENS, TEMPERATURE, LR = 4, 32, 0.7, 1e-4
+PROMPTS_PER_STEP = 8  # --prompts_per_step; the issue's size
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RUNS = [
     ("ours-grpo", "rlhf PPOTrainer, advantage_estimator=grpo (KL loss 0.04, seq-mean-token-mean), no critic"),
@@ -168,7 +169,7 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
              "prompts_per_step": PROMPTS_PER_STEP, "new_tokens": NEW_TOKENS, "temperature": TEMPERATURE,
              "learning_rate": LR, "lora": "r=16, alpha=32, " + "+".join(LORA_TARGETS), "reward": "exclaim_reward",
              "warmup_steps": args.warmup, "measured_steps": args.steps, "seeds": args.seeds,
-             "full_size": "30 measured steps x 2 seeds", "torch_threads": args.threads or torch.get_num_threads(),
+             "full_size": "8 prompts per step, 30 measured steps x 2 seeds", "torch_threads": args.threads or torch.get_num_threads(),
              "cpus": os.cpu_count(), "load_average_during": loads, "wall_s": round(wall, 1),
              "command": "python benchmarks/critic_free_speed.py " + " ".join(sys.argv[1:])}
     result = {"setup": setup, "runs": rows, "ratios": ratios, "descriptions": dict(RUNS)}
@@ -179,7 +180,8 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
              f"{PROMPTS_PER_STEP} prompts x G={G} = {G * PROMPTS_PER_STEP} completions per step, {NEW_TOKENS} new "
              f"tokens, LoRA r=16 on every linear layer, lr {LR}, one optimisation pass per batch; "
              f"{args.warmup} warm-up + {args.steps} measured steps, seeds {args.seeds}, configurations interleaved. "
-             f"Size run: {args.steps} measured steps (the full size is 30 x 2 seeds). "
+             f"Size run: {PROMPTS_PER_STEP} prompts per step, {args.steps} measured steps x {len(args.seeds)} seed(s) "
+             "(the full size is 8 prompts per step, 30 steps x 2 seeds). "
              f"1-minute load average before each configuration: {load_text} (a shared 2-core machine: compare rows "
              "of this run with each other, not with other runs).", "",
              f"`{setup['command']}`", "",
@@ -198,16 +200,20 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
 
 
 def main(argv=None) -> None:
+    global PROMPTS_PER_STEP
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30, help="measured steps per configuration and seed")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured first steps (their rewards still count)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--prompts_per_step", type=int, default=PROMPTS_PER_STEP,
+                        help="prompts per step (x G = 4 completions); 8 is the full size")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in every run (default: torch's)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these configurations")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    PROMPTS_PER_STEP = args.prompts_per_step
     if args.threads:
         import torch
 
@@ -225,15 +231,17 @@ def main(argv=None) -> None:
                 raw.setdefault(name, {})[seed] = run_child(name, seed, args)
             except subprocess.CalledProcessError as err:  # one configuration failing keeps the others
                 print(f"[critic_free_speed] {name} seed {seed} failed (exit {err.returncode}); left out", flush=True)
-    rows = {name: summarise(name, seeds) for name, seeds in raw.items() if seeds}
-    write_results(rows, args, time.time() - start, loads)
+                continue
+            # Written after every configuration: a run stopped early keeps what it measured.
+            rows = {n: summarise(n, seeds) for n, seeds in raw.items() if seeds}
+            write_results(rows, args, time.time() - start, loads)
 
 
 def run_child(name: str, seed: int, args) -> dict:
     out_file = CACHE / f"{name}-{seed}.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed), "--out", str(out_file),
-           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--threads", str(args.threads)] if args.threads else [])
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--prompts_per_step", str(args.prompts_per_step)] + (["--threads", str(args.threads)] if args.threads else [])
     subprocess.run(cmd, env=env, check=True)
     return json.loads(out_file.read_text())
 

@@ -75,6 +75,10 @@ def test_cli_flags(tmp_path):
                           prog="rlhf ppo", description="")
     assert (config.advantage_estimator, config.num_generations, config.use_kl_loss, config.loss_agg_mode,
             config.kl_loss_coef) == ("rloo", 4, True, "seq-mean-token-mean", 0.01)
+    from rlhf.pipeline import build_config  # the YAML `ppo:` section of `rlhf pipeline`
+
+    yaml_config = build_config(PPOConfig, "ppo", {}, {"advantage_estimator": "dr_grpo", "num_generations": 2})
+    assert (yaml_config.advantage_estimator, yaml_config.resolved_loss_agg_mode()) == ("dr_grpo", "seq-mean-token-sum-norm")
 
 
 # --- one step: structure ------------------------------------------------------------------------------
