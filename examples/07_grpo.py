@@ -1,8 +1,8 @@
 """Critic-free RL with a verifiable reward: GRPO teaches the policy to add two small numbers.
 
 No reward model and no critic. Each prompt asks for a sum of two digits; a rule checks the reply:
-1.0 when the first number in it is the right sum, and 0.1 more when the reply is that number alone
-(a format reward). GRPO (Shao et al. 2024) samples G = 4 replies per prompt and raises the
+1.0 when it states the right sum (any number in it equals the sum: a 135M model often answers
+"4 + 5 = 9"), and 0.1 more when the reply is that number alone (a format reward). GRPO (Shao et al. 2024) samples G = 4 replies per prompt and raises the
 probability of the ones that score above their group's mean, lowers the others: the group is the
 baseline a critic would otherwise have to learn.
 
@@ -30,9 +30,9 @@ prompts = [Prompt(id=pid, messages=[{"role": "user", "content": f"What is {a} + 
 def sum_reward(prompts, completions, prompt_ids):
     scores = []
     for completion, pid in zip(completions, prompt_ids):
-        numbers = re.findall(r"-?\d+", completion)
-        right = bool(numbers) and int(numbers[0]) == answers[pid]
-        alone = right and completion.strip().rstrip(".") == numbers[0]
+        numbers = [int(n) for n in re.findall(r"-?\d+", completion)]
+        right = answers[pid] in numbers
+        alone = right and completion.strip().rstrip(".") == str(answers[pid])
         scores.append(1.0 * right + 0.1 * alone)
     return scores
 
@@ -44,11 +44,10 @@ config = PPOConfig(
     advantage_estimator="grpo",
     num_generations=4,
     batch_size=16,
-    max_new_tokens=8 if args.tiny else 12,
+    max_new_tokens=8 if args.tiny else 16,
     steps=2 if args.tiny else 30,
     ppo_epochs=1,
     learning_rate=1e-4,
-    temperature=1.0,  # a wider spread of answers per group: more groups carry a signal
     output_dir=str(args.run_dir / "grpo"),
     save_steps=0,
     seed=0,
