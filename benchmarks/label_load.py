@@ -142,7 +142,7 @@ class TimedStore:
 
 def serve_main(db: str, port: int, stats_path: str, labels_per_item: int) -> None:
     from labeling_app.app import build_app, serve
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     store = TimedStore(LabelStore(db, labels_per_item=labels_per_item, guideline_version="bench"))
     demo = build_app(store, "Rank the responses.", "bench")
@@ -156,7 +156,7 @@ def serve_main(db: str, port: int, stats_path: str, labels_per_item: int) -> Non
 
 
 def make_store(db: str, labelers: int, items: int, k: int, labels_per_item: int) -> None:
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     rng = random.Random(0)
     words = ["the", "a", "model", "answer", "helpful", "kind", "brief", "long", "reason", "because", "step"]
@@ -269,7 +269,7 @@ def audit(db: str, labelers: list[Labeler], labels_per_item: int) -> dict:
     """Every confirmed submit in the store exactly once; no item over N labels."""
     from collections import Counter
 
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     with LabelStore(db, labels_per_item=labels_per_item) as store:
         rows = store.rankings(include_flagged=True)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from labeling_app.store import FLAGS, Assignment, LabelStore, StoreError, User
-from labeling_app.store import guideline_version as file_guideline_version
+from rlhf.store import FLAGS, Assignment, LabelStore, StoreError, User
+from rlhf.store import guideline_version as file_guideline_version
 
 MAX_K = 9
 LETTERS = "ABCDEFGHI"

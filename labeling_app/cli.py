@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from labeling_app.store import LabelStore, StoreError, guideline_version
+from rlhf.store import LabelStore, StoreError, guideline_version
 
 
 def _default_guidelines() -> Optional[str]:

@@ -9,6 +9,7 @@ browser -> a reward model on the rankings -> PPO of the policy against it -> eva
 from __future__ import annotations
 
 from rlhf._lazy import lazy_exports
+from rlhf.stages import STAGES
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ _EXPORTS = {
     "tiny_causal_lm": "rlhf.models",
     "tiny_tokenizer": "rlhf.models",
     "ModelNotFoundError": "rlhf.models",
+    "save_tiny_model": "rlhf.models",
     # data
     "DataError": "rlhf.data",
     "Ranking": "rlhf.data",
@@ -31,27 +33,12 @@ _EXPORTS = {
     "apply_adapter": "rlhf.adapters",
     "load_adapter": "rlhf.adapters",
     "save_adapter": "rlhf.adapters",
-    # stages
-    "SFTConfig": "rlhf.sft",
-    "run_sft": "rlhf.sft",
-    "SampleConfig": "rlhf.sample",
-    "run_sample": "rlhf.sample",
-    "RewardConfig": "rlhf.reward",
-    "RewardModel": "rlhf.reward",
-    "train_reward": "rlhf.reward",
-    "PPOConfig": "rlhf.ppo",
-    "PPOTrainer": "rlhf.ppo",
-    "run_ppo": "rlhf.ppo",
-    "SimulateConfig": "rlhf.labelers",
-    "SimulatedLabeler": "rlhf.labelers",
-    "run_simulate": "rlhf.labelers",
-    "DPOStageConfig": "rlhf.dpo",
-    "run_dpo": "rlhf.dpo",
-    "EvalConfig": "rlhf.eval",
-    "run_eval": "rlhf.eval",
-    "run_pipeline": "rlhf.pipeline",
-    "save_tiny_model": "rlhf.models",
+    # stores
+    "LabelStore": "rlhf.store",
 }
+
+# every stage's config, run function and classes, from the one registry
+_EXPORTS.update({name: stage.module for stage in STAGES for name in stage.exports})
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,6 +1,6 @@
 """The `rlhf` command: one sub-command per stage.
 
-Each stage is a dataclass (its fields, documented once, are the flags and the YAML keys of
+The commands are `rlhf.stages.STAGES`. Each stage is a dataclass (its fields, documented once, are the flags and the YAML keys of
 `rlhf pipeline`) and a function that runs it. Sub-commands import their module only when called,
 so `rlhf --help` is instant.
 """
@@ -10,21 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module, config class, run function, one-line help). A config class of None means the
-# module's run function takes argv itself (commands with their own sub-commands).
-COMMANDS: dict[str, tuple[str, str | None, str, str]] = {
-    "sft": ("rlhf.sft", "SFTConfig", "run_sft", "supervised fine-tuning with an adapter (LoRA, DoRA, series, ...)"),
-    "sample": ("rlhf.sample", "SampleConfig", "run_sample", "sample K completions per prompt for labeling"),
-    "label": ("labeling_app.cli", "LabelConfig", "run_label", "start the browser labeling app"),
-    "users": ("labeling_app.cli", None, "users_main", "add or list labeling-app users (admin)"),
-    "export": ("labeling_app.cli", "ExportConfig", "run_export", "export rankings / pairs from the labeling database"),
-    "simulate": ("rlhf.labelers", "SimulateConfig", "run_simulate", "rank candidates with simulated labelers (a stand-in for people)"),
-    "reward": ("rlhf.reward", "RewardConfig", "train_reward", "train a reward model on rankings or pairs"),
-    "ppo": ("rlhf.ppo", "PPOConfig", "run_ppo", "PPO of the policy against a reward model"),
-    "dpo": ("rlhf.dpo", "DPOStageConfig", "run_dpo", "DPO from the same rankings (offline alternative to PPO)"),
-    "eval": ("rlhf.eval", "EvalConfig", "run_eval", "win rate of one policy against another, with a confidence interval"),
-    "pipeline": ("rlhf.pipeline", None, "pipeline_main", "run every stage from one YAML config"),
-}
+from rlhf.stages import COMMANDS
 
 USAGE = """usage: rlhf COMMAND [options]     (rlhf COMMAND --help lists every option)
 
@@ -39,7 +25,7 @@ With no --model, stages use the embedded default model, SmolLM2-135M-Instruct.
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {spec[3]}" for name, spec in COMMANDS.items()]
+    lines = [f"  {name:<{width}}  {stage.help}" for name, stage in COMMANDS.items()]
     return USAGE.format(commands="\n".join(lines))
 
 
@@ -66,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"rlhf: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, config_name, run_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    run = getattr(module, run_name)
-    if config_name is None:
+    stage = COMMANDS[name]
+    module = importlib.import_module(stage.module)
+    run, help_text = getattr(module, stage.run), stage.help
+    if stage.config is None:
         return int(run(rest) or 0)
-    config_cls = getattr(module, config_name)
+    config_cls = getattr(module, stage.config)
     from rlhf.data import DataError
     from rlhf.models import ModelNotFoundError
 

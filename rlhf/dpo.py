@@ -36,9 +36,10 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from rlhf.stages import save_resolved_config
 
 # The DPO paper's 1e-6 (Rafailov et al. 2023, App. B) is for a full fine-tune; TRL's LoRA example
 # (trl/scripts/dpo.py) uses 5e-6 at alpha/r = 0.5. Our LoRA scales by alpha/r = 2 (4x) and runs for
@@ -178,7 +179,7 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
     on_gpu = device.startswith("cuda")
     checkpointing = on_gpu if config.gradient_checkpointing is None else config.gradient_checkpointing
     if kind == "prompt-learning" and model.active_peft_config.peft_type.value == "PREFIX_TUNING":
-        checkpointing = False  # re-computation does not reproduce the prefix cache (FACTS.md)
+        checkpointing = False  # re-computation does not reproduce the prefix cache (docs/notes.md#prefix-checkpointing)
     args = DPOConfig(
         output_dir=str(out / "checkpoints"),
         beta=config.beta,
@@ -196,7 +197,7 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
         eval_strategy="steps" if (config.eval_steps and eval_ds is not None) else "no",
         eval_steps=config.eval_steps or None,
         save_strategy="no",
-        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (FACTS.md)
+        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (docs/notes.md#trl-bf16)
         use_cpu=not on_gpu,
         gradient_checkpointing=checkpointing,
         report_to=["tensorboard"],
@@ -296,8 +297,7 @@ def run_dpo(config: DPOStageConfig) -> Path:
             (out / "checkpoints").rmdir()  # Trainer makes it; with save_strategy="no" it stays empty
         metrics = _metrics(trainer, result, eval_metrics, seconds)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        resolved = {"stage": "dpo", **asdict(config), "learning_rate": trainer.args.learning_rate, "sft_kind": info["sft_kind"]}
-        (out / "rlhf_config.json").write_text(json.dumps(resolved, indent=2))
+        save_resolved_config("dpo", config, out, learning_rate=trainer.args.learning_rate, sft_kind=info["sft_kind"])
         print(f"[rlhf dpo] saved the DPO policy to {out} (eval reward accuracy "
               f"{metrics.get('eval_reward_accuracy', float('nan')):.3f}, margin {metrics.get('eval_reward_margin', float('nan')):.3f})")
     return out

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
+from rlhf.stages import save_resolved_config
 
 Judge = Callable[[str, str, str], float]
 
@@ -199,7 +200,7 @@ def run_eval(config: EvalConfig) -> dict:
         raise ValueError("--judge reward and --best_of_n need --reward_model")
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    save_resolved_config("eval", config, out)
     if config.judge == "app" and config.app_rankings:
         return app_results(config, out)
     prompts = load_prompts(config.prompts, limit=config.limit)

@@ -2,7 +2,7 @@
 
 Prompts are message lists rendered with the model's chat template (`add_generation_prompt=True`),
 LEFT-padded with the tokenizer's pad token (`<|endoftext|>` for SmolLM2, never its EOS
-`<|im_end|>`: see FACTS.md), and decoded with the KV cache. Only the new tokens are decoded, cut
+`<|im_end|>`: see docs/notes.md#pad-token), and decoded with the KV cache. Only the new tokens are decoded, cut
 at the first stop token.
 
     texts = generate_completions(model, tok, [[{"role": "user", "content": "Hi"}]], num_return_sequences=4)

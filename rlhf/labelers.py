@@ -36,14 +36,14 @@ features). Plug in your own preference:
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import random
 import re
 import secrets
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
+from rlhf.stages import save_resolved_config
 
 Preference = Callable[[str, str], float]
 PREFERENCES: dict[str, Preference] = {}
@@ -219,7 +219,7 @@ def simulated_seconds(completions: list[str]) -> float:
 
 
 def simulate(candidates: list[dict], labelers: list[SimulatedLabeler], labels_per_item: int = 1) -> list[dict]:
-    """Ranking records (DESIGN.md) for every candidate row, each labeled by `labels_per_item`
+    """Ranking records (docs/architecture.md#the-data-contracts) for every candidate row, each labeled by `labels_per_item`
     distinct labelers taken in rotation. Rows with an empty completion are skipped: the ranking
     record cannot hold one (a person would flag such an item rather than rank it)."""
     if not 1 <= labels_per_item <= len(labelers):
@@ -297,7 +297,7 @@ def run_simulate(config: SimulateConfig) -> Path | None:
     candidates = load_candidates(config.candidates) if config.candidates else None
     labelers = make_labelers(config.num_labelers, config.preference, config.noise, config.seed, config.disagreement)
     if config.db:
-        from labeling_app.store import LabelStore
+        from rlhf.store import LabelStore
 
         with LabelStore(config.db, labels_per_item=config.labels_per_item, guideline_version=GUIDELINE_VERSION,
                         seed=config.seed) as store:
@@ -315,7 +315,7 @@ def run_simulate(config: SimulateConfig) -> Path | None:
             print(f"[rlhf simulate] skipped {skipped} items with an empty completion (a ranking record cannot hold one)")
     print(f"[rlhf simulate] {summary(rows)}")
     if config.output:
-        Path(config.output + ".config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+        save_resolved_config("simulate", config, config.output)
         return Path(config.output)
     return None
 

@@ -19,24 +19,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-STAGES = ("sft", "sample", "label", "reward", "ppo", "dpo", "eval")
+from rlhf.stages import PIPELINE_ORDER as STAGES
+from rlhf.stages import config_class, pipeline_command, split_pipeline_keys
+
 TOP_LEVEL = {"run_dir", "model", "seed", "device", "label_mode", *STAGES}
 
 
 def stage_config_class(stage: str, label_mode: str = "simulated"):
     """The dataclass whose fields a stage's YAML section may name."""
-    import importlib
-
-    module, name = {
-        "sft": ("rlhf.sft", "SFTConfig"),
-        "sample": ("rlhf.sample", "SampleConfig"),
-        "label": ("rlhf.labelers", "SimulateConfig") if label_mode == "simulated" else ("labeling_app.cli", "LabelConfig"),
-        "reward": ("rlhf.reward", "RewardConfig"),
-        "ppo": ("rlhf.ppo", "PPOConfig"),
-        "dpo": ("rlhf.dpo", "DPOStageConfig"),
-        "eval": ("rlhf.eval", "EvalConfig"),
-    }[stage]
-    return getattr(importlib.import_module(module), name)
+    try:
+        return config_class(pipeline_command(stage, label_mode))
+    except ValueError as err:
+        raise PipelineError(str(err)) from None
 
 
 class PipelineError(ValueError):
@@ -106,7 +100,12 @@ class Pipeline:
         self.log_path = self.run / "pipeline.log"
 
     def section(self, stage: str) -> dict[str, Any]:
-        return dict(self.config.get(stage) or {})
+        """The YAML fields of a stage's dataclass (pipeline-only keys removed: see `pipeline_keys`)."""
+        return split_pipeline_keys(stage, dict(self.config.get(stage) or {}))[0]
+
+    def pipeline_keys(self, stage: str) -> dict[str, Any]:
+        """The keys of a stage's section that the pipeline acts on itself (`rlhf.stages.PIPELINE_KEYS`)."""
+        return split_pipeline_keys(stage, dict(self.config.get(stage) or {}))[1]
 
     def common(self) -> dict[str, Any]:
         return {k: self.config[k] for k in ("seed", "device") if self.config.get(k) is not None}
@@ -142,18 +141,18 @@ class Pipeline:
         elif mode == "app":
             self._label_with_app(out, candidates)
         else:
-            raise PipelineError(f"label_mode must be 'simulated' or 'app', not {mode!r}")
+            raise PipelineError(f"label_mode must be 'simulated' or 'app', not {mode!r}")  # validate() said so first
 
     def _label_with_app(self, out: Path, candidates: str) -> None:
         """Start the labeling app on the candidates and wait until the configured number of labels
         is in (`label.target_labels`, default every item x labels_per_item), then export."""
         from labeling_app.cli import LabelConfig
-        from labeling_app.store import LabelStore
+        from rlhf.store import LabelStore
         from labeling_app import app as label_app
         from rlhf.data import load_candidates
 
         section = self.section("label")
-        target = section.pop("target_labels", None)
+        target = self.pipeline_keys("label").get("target_labels")
         cfg = build_config(LabelConfig, "label", {"db": str(out / "labels.db"), "candidates": candidates}, section)
         store = LabelStore(cfg.db, labels_per_item=cfg.labels_per_item, lease_seconds=cfg.lease_minutes * 60)
         store.add_items(load_candidates(candidates))
@@ -187,7 +186,6 @@ class Pipeline:
         from rlhf.dpo import DPOStageConfig, run_dpo
 
         section = self.section("dpo")
-        section.pop("enabled", None)
         defaults = {"policy": str(self.run / "sft"), "data": str(self.run / "label" / "rankings.jsonl"), "output_dir": str(out), **self.common()}
         run_dpo(build_config(DPOStageConfig, "dpo", defaults, section))
 
@@ -207,7 +205,7 @@ class Pipeline:
 
     def enabled(self, stage: str) -> bool:
         if stage == "dpo":
-            return bool(self.section("dpo").get("enabled", False))
+            return bool(self.pipeline_keys("dpo").get("enabled", False))
         return True
 
     def validate(self) -> None:
@@ -218,8 +216,6 @@ class Pipeline:
             if not self.enabled(stage):
                 continue
             section = self.section(stage)
-            section.pop("enabled", None)
-            section.pop("target_labels", None)
             names = {f.name for f in dataclasses.fields(stage_config_class(stage, mode))}
             unknown = sorted(set(section) - names)
             if unknown:

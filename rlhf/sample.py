@@ -13,10 +13,10 @@ Empty completions (the model stopped at once) are treated the same way and flagg
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
+from rlhf.stages import save_resolved_config
 
 
 @dataclass
@@ -147,16 +147,16 @@ def run_sample(config: SampleConfig) -> Path | None:
     out = None
     if config.output:
         out = write_jsonl(config.output, rows)
-        save_config(config, Path(str(out) + ".config.json"))
+        save_resolved_config("sample", config, out)
     if config.db:
         add_to_store(config.db, rows)
         if not config.output and "://" not in config.db:
-            save_config(config, Path(config.db).with_suffix(".sample.config.json"))
+            save_resolved_config("sample", config, config.db)
     return out
 
 
 def add_to_store(db: str, rows: list[dict]) -> int:
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     with LabelStore(db) as store:
         added = store.add_items(rows)
@@ -168,9 +168,3 @@ def report(rows: list[dict]) -> None:
     flagged = {flag: sum(flag in r["flags"] for r in rows) for flag in ("duplicate", "empty")}
     print(f"[rlhf sample] {len(rows)} prompts x {len(rows[0]['completions'])} completions; "
           f"rows with duplicates: {flagged['duplicate']}, with empty completions: {flagged['empty']}")
-
-
-def save_config(config, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
-    return path

@@ -16,14 +16,15 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from rlhf.adapters import AdapterConfig
+from rlhf.stages import save_resolved_config
 
 # Adapters learn far less per step than a full model, so TRL's 2e-5 (a full fine-tune default)
-# barely moves them (FACTS.md). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
+# barely moves them (docs/notes.md#adapter-lr). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
 DEFAULT_LR = {
     "full": 2e-5,
     "partial": 5e-5,
@@ -123,7 +124,7 @@ def run_sft(config: SFTConfig) -> Path:
         metrics["perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_sft(metrics["log_history"], out / "plots")
-    (out / "rlhf_config.json").write_text(json.dumps({"stage": "sft", **asdict(config), "learning_rate": config.resolved_learning_rate()}, indent=2))
+    save_resolved_config("sft", config, out, learning_rate=config.resolved_learning_rate())
     print(f"[rlhf sft] saved {config.adapter} adapter to {out} "
           f"(eval loss {metrics.get('eval_loss', float('nan')):.3f}, perplexity {metrics.get('perplexity', float('nan')):.1f})")
     return out

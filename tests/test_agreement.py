@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from labeling_app.agreement import kendall_tau_b, krippendorff_alpha, pairwise_agreement, summarize, tiers_to_ranks
+from rlhf.store.agreement import kendall_tau_b, krippendorff_alpha, pairwise_agreement, summarize, tiers_to_ranks
 
 
 def test_tiers_to_ranks():

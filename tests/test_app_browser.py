@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from labeling_app.app import build_app, serve
-from labeling_app.store import LabelStore
+from rlhf.store import LabelStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

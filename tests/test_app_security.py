@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from labeling_app.app import build_app, serve
-from labeling_app.store import LabelStore
+from rlhf.store import LabelStore
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("label_load", ROOT / "benchmarks" / "label_load.py")

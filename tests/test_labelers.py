@@ -115,7 +115,8 @@ def test_run_simulate_cli_config_writes_rankings_and_config(tmp_path):
                                       labels_per_item=2, preference="structured", noise=0.0))
     rankings, _ = load_preferences(out)
     assert len(rankings) == 12
-    assert json.loads((tmp_path / "r.jsonl.config.json").read_text())["preference"] == "structured"
+    resolved = json.loads((tmp_path / "rlhf_config.json").read_text())["r.jsonl"]
+    assert resolved["stage"] == "simulate" and resolved["preference"] == "structured"
     with pytest.raises(ValueError, match="labels_per_item"):
         SimulateConfig(candidates=str(cands), num_labelers=2, labels_per_item=3)
     with pytest.raises(ValueError, match="--candidates"):
@@ -125,7 +126,7 @@ def test_run_simulate_cli_config_writes_rankings_and_config(tmp_path):
 def test_simulated_labels_go_through_the_labeling_store(tmp_path):
     """next_item -> submit dense ranks over the DISPLAYED order, as people do; the store maps them
     back, so with no noise every stored ranking equals the preference's ranking in original order."""
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     cands = tmp_path / "cands.jsonl"
     items = _candidates()

@@ -78,13 +78,12 @@ def test_shipped_configs_name_only_real_fields():
 
     from rlhf.pipeline import STAGES as KNOWN
     from rlhf.pipeline import stage_config_class
+    from rlhf.stages import split_pipeline_keys
 
     for name in ("examples/quickstart.yaml", "examples/gpu.yaml"):
         config = load_pipeline_config(name)
         for stage in KNOWN:
-            section = dict(config.get(stage) or {})
-            section.pop("enabled", None)
-            section.pop("target_labels", None)
+            section, _ = split_pipeline_keys(stage, dict(config.get(stage) or {}))
             cls = stage_config_class(stage, config.get("label_mode", "simulated"))
             unknown = set(section) - {f.name for f in dataclasses.fields(cls)}
             assert not unknown, (name, stage, unknown)
@@ -153,7 +152,7 @@ def _wait_for(predicate, seconds=30.0):
 
 
 def test_app_label_step_continues_once_every_label_is_in(tmp_path):
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
     from rlhf.labelers import SimulatedLabeler, simulate_into_store
 
     pipeline, run = _app_pipeline(tmp_path)
@@ -175,7 +174,7 @@ def test_app_label_step_ends_when_an_admin_exports(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
     from rlhf.labelers import SimulatedLabeler, simulate_into_store
 
     spec = importlib.util.spec_from_file_location(

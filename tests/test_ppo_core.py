@@ -73,7 +73,7 @@ def test_masked_mean_var_whiten_by_hand():
 
 
 def test_whiten_of_constant_is_not_amplified_noise():
-    # the FACTS trap: equal values have no spread; whitening must not invent one
+    # docs/notes.md#equal-rewards: equal values have no spread; whitening must not invent one
     x = torch.full((2, 3), 0.7)
     w = core.masked_whiten(x, torch.ones(2, 3, dtype=torch.bool))
     assert w.abs().max().item() < 1e-3

@@ -65,7 +65,7 @@ def test_learns_chosen_token_reward_with_bounded_kl(tiny_sft_dir, tmp_path):
 
 
 def test_equal_scores_skip_the_policy_update(tiny_model_dir, tmp_path):
-    """FACTS trap: all scores equal and KL ~ 0 -> advantages are noise -> the policy must not move."""
+    """docs/notes.md#equal-rewards: all scores equal and KL ~ 0 -> advantages are noise -> the policy must not move."""
     trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=2), reward_fn=lambda p, c: [1.0] * len(c),
                          prompts=PROMPTS)
     policy_before = {n: p for n, p in trainable(trainer).items() if "value_head" not in n}

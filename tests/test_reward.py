@@ -75,10 +75,8 @@ def test_metrics_and_outputs(trained):
     assert len(saved["epoch_seconds"]) == 2
     # no prompt on both sides of the split
     assert saved["data"]["train_prompts"] + saved["data"]["eval_prompts"] == 64
-    import yaml
-
-    resolved = yaml.safe_load(open(os.path.join(out, "config.yaml")))
-    assert resolved["learning_rate"] == 3e-3 and resolved["train"] == "full"
+    resolved = json.load(open(os.path.join(out, "rlhf_config.json")))
+    assert resolved["stage"] == "reward" and resolved["learning_rate"] == 3e-3 and resolved["train"] == "full"
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "logs")))
     assert os.path.exists(os.path.join(out, "tokenizer_config.json"))
 

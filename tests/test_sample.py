@@ -153,7 +153,7 @@ def test_sample_writes_valid_candidates_and_its_config(tmp_path, model_dir, prom
     assert rows[2]["prompt"] == "Say hi." and rows[2]["messages"][0]["role"] == "system"
     assert all(len(r["completions"]) == 3 and r["model"] == str(model_dir) for r in rows)
     assert [c["id"] for c in load_candidates(out)] == ["a", "b", "c"]
-    config = json.loads((tmp_path / "cands.jsonl.config.json").read_text())
+    config = json.loads((tmp_path / "rlhf_config.json").read_text())[out.name]
     assert config["k"] == 3 and config["prompts"] == str(prompts_file)
 
 
@@ -170,7 +170,7 @@ def test_greedy_duplicates_are_flagged_or_resampled_then_flagged(tmp_path, model
 
 
 def test_sample_into_a_labeling_database(tmp_path, model_dir, prompts_file):
-    from labeling_app.store import LabelStore
+    from rlhf.store import LabelStore
 
     db = tmp_path / "labels.db"
     assert run_sample(SampleConfig(model=str(model_dir), prompts=str(prompts_file), db=str(db), k=2,
@@ -179,7 +179,7 @@ def test_sample_into_a_labeling_database(tmp_path, model_dir, prompts_file):
         assert store.item_count() == 2
         item = store.next_item("alice")
         assert item.item_id in ("a", "b") and len(item.completions) == 2
-    assert (tmp_path / "labels.sample.config.json").exists()
+    assert json.loads((tmp_path / "rlhf_config.json").read_text())["labels.db"]["stage"] == "sample"
 
 
 def test_bad_k_and_bad_prompts_are_clear_errors(tmp_path, model_dir):

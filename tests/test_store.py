@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from labeling_app.store import LabelStore, StoreError, _GroupCommit, _SQLite, check_ranks, guideline_version, ranks_to_tiers
+from rlhf.store import LabelStore, StoreError, check_ranks, guideline_version, ranks_to_tiers
+from rlhf.store.backends import _SQLite
+from rlhf.store.writer import GroupCommit
 from rlhf.data import DataError, load_preferences
 
 
@@ -456,7 +458,7 @@ def test_users_file_csv_and_jsonl(make, tmp_path):
 
 def test_group_commit_isolates_a_failing_write_in_its_batch(tmp_path):
     backend = _SQLite(str(tmp_path / "g.db"))
-    writer = _GroupCommit(backend)
+    writer = GroupCommit(backend)
     try:
         writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
         gate, results = threading.Event(), {}

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal, Optional
 
 # LoRA needs a larger step than full fine-tuning: 1e-4 moved SmolLM2-135M in tens of steps
-# (FACTS.md probe); full fine-tuning follows N+ (3e-6 at 1B), raised for a 135M model.
+# (docs/notes.md#ppo-lora-lr); full fine-tuning follows N+ (3e-6 at 1B), raised for a 135M model.
 DEFAULT_LEARNING_RATES = {"lora": 1e-4, "full": 1e-5}
 
 

@@ -93,9 +93,9 @@ def masked_whiten(
     """(x - mean) / std over masked positions; padding comes back as 0.
 
     `min_std` floors the std (default 0: no floor beyond `eps`). The trainer does not rely on it
-    for batches whose rewards are all equal: it skips the policy update of such a step instead
-    (`PPOConfig.min_reward_std`). `shift_mean=False` keeps the mean (N+ whitens rewards that way).
-    x, mask (b, t) -> (b, t)"""
+    for batches whose rewards are all equal (docs/notes.md#equal-rewards): it skips the policy
+    update of such a step instead (`PPOConfig.min_reward_std`). `shift_mean=False` keeps the mean
+    (N+ whitens rewards that way). x, mask (b, t) -> (b, t)"""
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     std = torch.sqrt(var + eps).clamp_min(min_std)
     whitened = (x - mean) / std

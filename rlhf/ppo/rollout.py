@@ -3,7 +3,7 @@ then scored by a reward model or any Python function.
 
 Generation uses the KV cache and returns the raw logits of every sampled step, so the log-probs of
 the sampled tokens come with the sample: no second "old log-prob" forward pass (they match a full
-forward within ~2e-5, FACTS.md). With a value head on the policy, a hook on the LM head's input
+forward within ~2e-5, docs/notes.md#generate-logprobs). With a value head on the policy, a hook on the LM head's input
 collects the last hidden state of every step too, so the values come for free as well.
 """
 

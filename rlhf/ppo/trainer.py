@@ -30,6 +30,7 @@ import torch
 from rlhf.ppo import core
 from rlhf.ppo.config import PPOConfig
 from rlhf.ppo.rollout import Rollout, RewardFn
+from rlhf.stages import save_resolved_config
 
 
 class NonFiniteError(RuntimeError):
@@ -173,8 +174,8 @@ class PPOTrainer:
         self._check_finite("advantages", advantages)
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
         # equal, KL ~ 0), the advantages are noise (the critic's, or the KL's under batch
-        # normalisation) whitened to unit size, and Adam would take a full step on it: skip the
-        # policy update then.
+        # normalisation) whitened to unit size, and Adam would take a full step on it
+        # (docs/notes.md#equal-rewards): skip the policy update then.
         policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
@@ -469,7 +470,7 @@ class PPOTrainer:
 
     def resolved_config(self) -> dict[str, Any]:
         cfg = self.config
-        return {"stage": "ppo", **cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
+        return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "use_kl_loss": self.use_kl_loss, "loss_agg_mode": self.loss_agg_mode,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.pair.layout,
@@ -478,7 +479,7 @@ class PPOTrainer:
     def _write_config(self) -> None:
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "rlhf_config.json").write_text(json.dumps(self.resolved_config(), indent=2))
+            save_resolved_config("ppo", self.resolved_config(), self.output_dir)
 
     def _write_summary(self, rows: list[dict]) -> None:
         from rlhf.ppo.metrics import plot_metrics

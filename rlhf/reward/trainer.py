@@ -10,7 +10,7 @@
 6. merge LoRA, centre the rewards on the calibration completions, save a plain seq-cls folder.
 
 Outputs in `output_dir`: the model (config.json carries `rlhf_reward_bias` and `rlhf_reward_std`),
-tokenizer, config.yaml (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
+tokenizer, rlhf_config.json (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
 
 TensorBoard scalars:
 | name | meaning |
@@ -39,6 +39,7 @@ from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
 from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
 from rlhf.reward.model import (autocast, build_reward_model, collate, encode, merged, prepare_for_training,
                                save_reward_model, score_ids, sequence_scores)
+from rlhf.stages import save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
 CHECKPOINT = "checkpoint/state.pt"
@@ -55,7 +56,7 @@ def train_reward(config: RewardConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     lr = config.learning_rate or DEFAULT_LEARNING_RATES[config.train]
     resolved = dataclasses.replace(config, learning_rate=lr)
-    _write_config(resolved, out / "config.yaml")
+    save_resolved_config("reward", resolved, out)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
 
@@ -348,12 +349,6 @@ def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) 
 
 
 # --- output -------------------------------------------------------------------------------------
-
-
-def _write_config(config: RewardConfig, path: Path) -> None:
-    import yaml
-
-    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
