@@ -73,7 +73,7 @@ def run_ours(name: str, seed: int, steps: int, warmup: int) -> dict:
                        lora_target_modules=LORA_TARGETS, learning_rate=LR, kl_coef=0.05, kl_loss_coef=0.04,
                        save_steps=0, progress=False, device="cpu", seed=seed)
     trainer = PPOTrainer(config, reward_fn=exclaim_reward, prompts=load_prompts())
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    trainable = sum(p.numel() for p in trainer.actor_critic.parameters() if p.requires_grad)
     times, rewards = [], []
     for i in range(warmup + steps):
         start = time.perf_counter()
@@ -89,7 +89,8 @@ def run_trl(name: str, seed: int, steps: int, warmup: int) -> dict:
     from peft import LoraConfig
     from transformers import TrainerCallback
 
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
 
     model, tokenizer = load_causal_lm(), load_tokenizer(padding_side="left")
     rows = [{"prompt": p.messages} for p in load_prompts()]

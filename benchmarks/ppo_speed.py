@@ -91,7 +91,8 @@ def run_generate(rm_dir: Path, prompts: list[str], steps: int, warmup: int) -> d
     import torch
 
     from rlhf.generation import stop_token_ids
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
     from rlhf.ppo.rollout import encode_queries, generation_config
 
     model, tok = load_causal_lm(None, device="cpu").eval(), load_tokenizer(None, padding_side="left")

@@ -26,15 +26,17 @@
     try { return JSON.parse(itemJson || "{}") || {}; } catch (e) { return {}; }
   },
 
-  // Event: the item changed. Returns [prompt, 9 texts, 9 ranks, flags, comment, skip reason, preview].
+  // Event: the item changed. Returns [context, prompt, 9 texts, 9 ranks, flags, comment, skip reason,
+  // preview]. The context (earlier turns of the conversation) shows only when there is some.
   show(itemJson) {
     const item = this.parse(itemJson), k = item.k || 0, texts = item.completions || [];
     const ranks = item.ranks || [];
     document.body.dataset.rlhfK = String(k);  // the CSS shows K slots (see layout_css)
+    document.body.dataset.rlhfContext = item.context ? "1" : "0";
     if (window.rlhfKeys) window.rlhfKeys.reset();
     const L = [...this.LETTERS];
     const rankValues = L.map((_, i) => (i < k && ranks[i] !== undefined ? ranks[i] : null));
-    return [item.prompt || "", ...L.map((_, i) => (i < k ? texts[i] : "")), ...rankValues,
+    return [item.context || "", item.prompt || "", ...L.map((_, i) => (i < k ? texts[i] : "")), ...rankValues,
             item.flags || [], item.comment || "", "", this.preview(k, rankValues)];
   },
 

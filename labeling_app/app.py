@@ -14,7 +14,8 @@ Security model (tested in tests/test_app_security.py and tests/test_app_browser.
 - Every event is `api_visibility="private"`: absent from /gradio_api/info and the client libraries.
   Gradio's queue still runs any event a logged-in page can name, which is why the checks above
   sit in the handlers themselves.
-- Prompts and completions are model text: shown in read-only text boxes, never as Markdown or HTML,
+- Prompts, earlier turns of a conversation and completions are data: shown in read-only text boxes,
+  never as Markdown or HTML,
   so `<script>`, `<img onerror>` or `javascript:` links render literally and run nothing.
 
 Speed: Gradio hands every input and output of an event to a worker thread and back, and rebuilds a
@@ -80,8 +81,10 @@ def layout_css() -> str:
         hide = [f"#slot-{LETTERS[i]}" for i in range(k, MAX_K)]
         hide += [f".rlhf-rank label:nth-of-type(n+{k + 1})"]
         hide += [".rlhf-rank", "#rlhf-preview", "#submit-btn"] if k == 2 else ["#pair-row"]
-        hide += ["#prompt", "#rlhf-preview", "#submit-btn", "#skip-row", "#flags", "#comment"] if k == 0 else []
+        hide += ["#prompt", "#context", "#rlhf-preview", "#submit-btn", "#skip-row", "#flags", "#comment"] if k == 0 else []
         rules.append(", ".join(f"{scope} {sel}" for scope in scopes for sel in hide) + " { display: none !important; }")
+    # Earlier turns of the conversation show only when the item has some (app.js sets the flag).
+    rules.append('body:not([data-rlhf-context="1"]) #context { display: none !important; }')
     return "\n".join(rules)
 
 
@@ -111,8 +114,18 @@ def item_json(a: Assignment | None) -> str:
         return json.dumps({"k": 0})
     prev = a.previous or {}
     return json.dumps({"item_id": a.item_id, "token": a.token, "k": len(a.completions), "prompt": a.prompt,
+                       "context": context_text(a.earlier_turns),
                        "completions": a.completions, "ranks": prev.get("ranks"), "flags": prev.get("flags") or [],
                        "comment": prev.get("comment") or ""}, ensure_ascii=False)
+
+
+ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+def context_text(turns: list[dict]) -> str:
+    """The conversation before the prompt as plain text, one "Role: text" block per message, for a
+    read-only text box above the prompt (never HTML: it is data, like every model text)."""
+    return "\n\n".join(f"{ROLE_NAMES.get(m['role'], m['role'])}: {m['content']}" for m in turns)
 
 
 def dense_ranks(ranks: list[int]) -> list[int]:
@@ -213,6 +226,8 @@ def _label_tab(ui: _UI) -> None:
     # The item as JSON (see item_json); the store checks its id and token against the user.
     ui.item = gr.Textbox(visible="hidden", elem_id="item")
     # Model text goes into read-only text boxes: rendered as text, never parsed as HTML/Markdown.
+    ui.context = gr.Textbox(label="Earlier in the conversation (context, not to be ranked)", interactive=False,
+                            lines=2, max_lines=12, elem_id="context", elem_classes="rlhf-context")
     ui.prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=12, elem_id="prompt")
     ui.texts, ui.ranks = [], []
     with gr.Row(elem_id="slots"):  # columns wrap: two side by side on a laptop screen
@@ -379,7 +394,7 @@ def _wire(demo: gr.Blocks, store: LabelStore, ui: _UI) -> None:
     ui.skip_reason.submit(on.skip, [ui.item, ui.skip_reason], view, api_name="skip_enter", **private)
     ui.undo.click(on.undo, None, view, api_name="undo", **private)
     # Browser-only events (no server call): spread a new item over the form; redo the preview.
-    ui.item.change(None, [ui.item], [ui.prompt, *ui.texts, *ui.ranks, ui.flags, ui.comment, ui.skip_reason,
+    ui.item.change(None, [ui.item], [ui.context, ui.prompt, *ui.texts, *ui.ranks, ui.flags, ui.comment, ui.skip_reason,
                                      ui.preview], js=_js("show"), api_visibility="private")
     for rank in ui.ranks:
         rank.change(None, [ui.item, *ui.ranks], ui.preview, js=_js("ranked"), api_visibility="private")

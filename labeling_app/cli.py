@@ -56,9 +56,13 @@ class ExportConfig:
     rankings: Optional[str] = field(default=None, metadata={"help": "Write rankings JSONL here: one row per label with "
                                                                     "prompt, completions, ranking tiers, labeler, flags, "
                                                                     "seconds, item_id, guideline_version."})
-    pairs: Optional[str] = field(default=None, metadata={"help": "Write TRL explicit-prompt pairs JSONL here (prompt, "
-                                                                 "chosen, rejected, item_id, tier_gap): every strictly "
-                                                                 "ordered pair, ties dropped."})
+    pairs: Optional[str] = field(default=None, metadata={"help": "Write TRL pairs JSONL here (chosen, rejected, and "
+                                                                 "prompt in the explicit form; item_id, tier_gap, labeler): "
+                                                                 "every strictly ordered pair (a tie orders none)."})
+    pairs_form: str = field(default="explicit", metadata={"help": "TRL layout of --pairs: 'explicit' (a prompt column) or "
+                                                                  "'implicit' (chosen/rejected hold the whole conversation). "
+                                                                  "Message lists when a context has several turns or the form "
+                                                                  "is implicit, else strings."})
     include_flagged: bool = field(default=False, metadata={"help": "Also export labels flagged unsafe, low quality or "
                                                                    "not rankable."})
 
@@ -110,7 +114,7 @@ def run_export(config: ExportConfig) -> None:
         n = store.export_rankings(config.rankings, include_flagged=config.include_flagged)
         print(f"{config.rankings}: {n} rankings")
     if config.pairs:
-        n = store.export_pairs(config.pairs, include_flagged=config.include_flagged)
+        n = store.export_pairs(config.pairs, include_flagged=config.include_flagged, form=config.pairs_form)
         print(f"{config.pairs}: {n} pairs")
     held = store.progress()["flagged"]
     if held and not config.include_flagged:

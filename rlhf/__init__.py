@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # models
-    "load_model_and_tokenizer": "rlhf.models",
-    "load_causal_lm": "rlhf.models",
+    "load_model_and_tokenizer": "rlhf.adapters",
+    "load_causal_lm": "rlhf.adapters",
     "load_tokenizer": "rlhf.models",
     "tiny_causal_lm": "rlhf.models",
     "tiny_tokenizer": "rlhf.models",

@@ -20,7 +20,7 @@ turning it off (TRL's reference pass with `ref_model=None`) gives exactly the SF
 pre-SFT base.
 
 What is saved (`output_dir`): the DPO LoRA merged too, so the folder *is* the DPO policy and
-`rlhf.models.load_causal_lm(output_dir)` loads it like any model folder. A LoRA adapter alone would
+`rlhf.load_causal_lm(output_dir)` loads it like any model folder. A LoRA adapter alone would
 not do: it sits on the merged SFT weights, which exist nowhere on disk. Series/parallel SFT: the
 merged weights go to `output_dir/base` and the (unchanged) bottleneck adapter to `output_dir`,
 pointing at it. Prompt/prefix tuning: the trained soft prompt, a PEFT adapter on the original base.
@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from rlhf.stages import save_resolved_config
 
+from rlhf.adapters import resolve_learning_rate
+
 # The DPO paper's 1e-6 (Rafailov et al. 2023, App. B) is for a full fine-tune; TRL's LoRA example
 # (trl/scripts/dpo.py) uses 5e-6 at alpha/r = 0.5. Our LoRA scales by alpha/r = 2 (4x) and runs for
 # tens of CPU steps, not thousands: 5e-5, a quarter of the SFT stage's LoRA rate (2e-4). Measured on
@@ -48,6 +50,7 @@ from rlhf.stages import save_resolved_config
 DEFAULT_LR = 5e-5
 # A soft prompt trained further gets a quarter of its SFT rate (3e-3) by the same rule.
 PROMPT_LEARNING_LR = 7.5e-4
+DEFAULT_LEARNING_RATES = {"lora": DEFAULT_LR, "prompt-learning": PROMPT_LEARNING_LR}  # by what DPO trains
 # A bottleneck adapter's own Linear layers (`...bottleneck.<name>.down/up`) stay frozen and unwrapped.
 NOT_LORA = r".*\.bottleneck\..*"
 
@@ -82,10 +85,11 @@ class DPOStageConfig:
 
 
 def ranking_to_pairs(rankings) -> list[dict[str, list[dict[str, str]]]]:
-    """Every strictly ordered pair of every ranking as a TRL conversational preference row."""
+    """Every strictly ordered pair of every ranking as a TRL conversational preference row; the
+    prompt is the whole conversation (system message and earlier turns kept)."""
     rows = []
     for r in rankings:
-        prompt = [{"role": "user", "content": r.prompt}]
+        prompt = r.messages
         for better, worse, _gap in r.pairs():
             rows.append({"prompt": prompt,
                          "chosen": [{"role": "assistant", "content": r.completions[better]}],
@@ -108,32 +112,50 @@ def load_pairs(config: DPOStageConfig):
     if not train_rows:
         raise DataError(config.data, None, "ranking", "no strictly ordered pair to train on: every ranking is a single tie")
     counts = {"rankings": len(rankings), "bad_rows": len(bad), "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
-              "train_prompts": len({r.prompt for r in train}), "eval_prompts": len({r.prompt for r in held_out})}
+              "train_prompts": len({r.key for r in train}), "eval_prompts": len({r.key for r in held_out})}
     eval_ds = datasets.Dataset.from_list(eval_rows) if eval_rows else None
     return datasets.Dataset.from_list(train_rows), eval_ds, counts
+
+
+def length_report(tokenizer, rows, max_length: int) -> dict:
+    """How many training pairs TRL's DPOTrainer will cut at `max_length` (it keeps the start, so
+    the answers lose their end) and how many leave no answer token at all (the prompt alone fills
+    max_length). Printed and written to metrics.json (`data_loss`): nothing is cut unseen."""
+    from rlhf.data.conversation import render_ids
+
+    cut = no_answer = 0
+    for row in rows:
+        prompt_len = len(render_ids(tokenizer, row["prompt"]))
+        longest = max(len(render_ids(tokenizer, row["prompt"], row[k][0]["content"])) for k in ("chosen", "rejected"))
+        cut += longest > max_length
+        no_answer += prompt_len >= max_length
+    report = {"stage": "dpo", "max_length": max_length, "pairs": len(rows), "pairs_cut": cut,
+              "pairs_without_answer_tokens": no_answer}
+    if cut:
+        print(f"[rlhf dpo] {cut} of {len(rows)} training pairs are longer than max_length={max_length} and lose the end "
+              f"of their answers ({no_answer} keep no answer token at all); raise --max_length to keep them")
+    return report
 
 
 # --- 2. the SFT policy, once -------------------------------------------------------------------
 
 
 def load_sft_policy(policy: str | None, device: str):
-    """(model, kind): the SFT policy ready for a fresh LoRA. kind is "merged" (a PEFT adapter merged
-    into its base), "series"/"parallel" (frozen bottleneck kept), "prompt-learning" (a PeftModel whose
-    soft prompt trains further) or "full" (a plain model folder)."""
-    from rlhf.adapters import adapter_kind
-    from rlhf.models import load_causal_lm
+    """(model, kind): the SFT policy ready for a fresh LoRA (`rlhf.adapters.load_sft_output`). kind is
+    "merged" (a PEFT adapter merged into its base), "series"/"parallel" (frozen bottleneck kept),
+    "prompt-learning" (a PeftModel whose soft prompt trains further) or "full" (a plain model folder)."""
+    from rlhf.adapters.sft_output import MERGEABLE, PLAIN, PROMPT_LEARNING, load_sft_output
 
-    model = load_causal_lm(policy, device=device)
-    kind = adapter_kind(model)
-    if kind == "peft":
-        if model.active_peft_config.is_prompt_learning:
-            for name, p in model.named_parameters():
-                p.requires_grad_(".default." in name and "prompt_encoder" in name)
-            return model, "prompt-learning"
+    model, kind = load_sft_output(policy, device=device)
+    if kind == PROMPT_LEARNING:
+        for name, p in model.named_parameters():
+            p.requires_grad_(".default." in name and "prompt_encoder" in name)
+        return model, "prompt-learning"
+    if kind == MERGEABLE:
         # merge_and_unload folds LoRA / DoRA / IA3 into the base weights: the SFT policy as a plain model.
         return model.merge_and_unload(), "merged"
     model.requires_grad_(False)
-    return model, kind if kind in ("series", "parallel") else "full"
+    return model, "full" if kind == PLAIN else kind
 
 
 def fresh_lora(config: DPOStageConfig, kind: str):
@@ -148,7 +170,9 @@ def fresh_lora(config: DPOStageConfig, kind: str):
 
 
 def resolved_learning_rate(config: DPOStageConfig, kind: str) -> float:
-    return config.learning_rate or (PROMPT_LEARNING_LR if kind == "prompt-learning" else DEFAULT_LR)
+    """The learning rate for the SFT kind `kind`: a soft prompt trains further, anything else a fresh LoRA."""
+    return resolve_learning_rate(config.learning_rate, DEFAULT_LEARNING_RATES,
+                                 "prompt-learning" if kind == "prompt-learning" else "lora")
 
 
 # --- 3. the trainer ----------------------------------------------------------------------------
@@ -163,6 +187,7 @@ def build_trainer(config: DPOStageConfig):
     device = pick_device(config.device)
     train_ds, eval_ds, counts = load_pairs(config)
     tokenizer = load_tokenizer(config.policy)
+    counts["data_loss"] = length_report(tokenizer, train_ds, config.max_length)
     model, kind = load_sft_policy(config.policy, device)
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}
@@ -234,7 +259,7 @@ def _environ(**values: str):
 
 
 def save_policy(model, tokenizer, out: str | Path) -> Path:
-    """Write the DPO policy so that `rlhf.models.load_causal_lm(out)` loads it (see the module doc).
+    """Write the DPO policy so that `rlhf.load_causal_lm(out)` loads it (see the module doc).
     Merges the DPO LoRA into `model` in place; returns `out`."""
     from rlhf.adapters import adapter_kind, save_adapter
 
@@ -327,7 +352,8 @@ def _metrics(trainer, result, eval_metrics: dict, seconds: float) -> dict[str, A
         "steps": result.global_step,
         "train_seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(result.global_step, 1), 3),
-        **{k: info[k] for k in ("rankings", "bad_rows", "train_pairs", "eval_pairs", "train_prompts", "eval_prompts", "device")},
+        **{k: info[k] for k in ("rankings", "bad_rows", "train_pairs", "eval_pairs", "train_prompts", "eval_prompts", "device",
+                                "data_loss")},
     }
     metrics.update({f"train_{k}": last_train[v] for k, v in TRL_METRICS.items() if v in last_train})
     if "eval_loss" in eval_metrics:

@@ -101,11 +101,15 @@ def summarize(outcomes: list[float], bootstrap: int = 1000, seed: int = 0) -> di
             "losses": sum(o == 0 for o in outcomes)}
 
 
-def compare(prompts: list[str], a: list[str], b: list[str], judge: Judge, bootstrap: int = 1000, seed: int = 0) -> dict:
+def compare(prompts: list, a: list[str], b: list[str], judge: Judge, bootstrap: int = 1000, seed: int = 0) -> dict:
     """Judge every pair (any `judge(prompt, a, b) -> float`, or an object with `.judge`) and
-    summarize: win rate, CI, wins / ties / losses, and the per-prompt `outcomes`."""
+    summarize: win rate, CI, wins / ties / losses, and the per-prompt `outcomes`. `prompts` are
+    conversations; a judge gets the last user message's text unless it takes conversations
+    (rlhf.data.conversation.wants_conversations)."""
+    from rlhf.data.conversation import prompts_for
+
     fn = getattr(judge, "judge", judge)
-    outcomes = [float(fn(p, x, y)) for p, x, y in zip(prompts, a, b)]
+    outcomes = [float(fn(p, x, y)) for p, x, y in zip(prompts_for(fn, prompts), a, b)]
     return {**summarize(outcomes, bootstrap, seed), "outcomes": outcomes}
 
 
@@ -162,7 +166,8 @@ def sample_policy(name: Optional[str], prompts, config: EvalConfig, seed: int, b
     """Load a policy, answer every prompt once (plus `best_of_n` more each), score its own samples
     for the KL, and free it."""
     from rlhf.generation import generate
-    from rlhf.models import DEFAULT_MODEL, load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import DEFAULT_MODEL, load_tokenizer
 
     model, tokenizer = load_causal_lm(name, device=config.device), load_tokenizer(name)
     kwargs = dict(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
@@ -177,7 +182,8 @@ def sample_policy(name: Optional[str], prompts, config: EvalConfig, seed: int, b
 
 def add_kl(reference: str, policies: list[PolicySamples], config: EvalConfig) -> None:
     """Mean per-sequence KL(policy || reference) on each policy's own samples."""
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
 
     model, tokenizer = load_causal_lm(reference, device=config.device), load_tokenizer(reference)
     for p in policies:
@@ -204,7 +210,7 @@ def run_eval(config: EvalConfig) -> dict:
     if config.judge == "app" and config.app_rankings:
         return app_results(config, out)
     prompts = load_prompts(config.prompts, limit=config.limit)
-    texts = [p.text for p in prompts]
+    texts = [p.conversation for p in prompts]  # the whole context: what the judge and reward model see
 
     # 2. Answers: A with `seed`, B with `seed + 1` (so A vs itself is a fair coin, not all ties).
     a = sample_policy(config.policy_a, prompts, config, config.seed)
@@ -237,19 +243,24 @@ def make_judge(config: EvalConfig, texts, policies: list[PolicySamples], best: l
         from rlhf.labelers import SimulatedLabeler
 
         return SimulatedLabeler(config.preference, noise=config.judge_noise, seed=config.seed, name="judge")
-    # The reward judge compares scores already computed for every answer: look them up by text.
-    table = {(prompt, g.text): r for p in policies for prompt, g, r in zip(texts, p.gens, p.rewards)}
-    if best is not None:
-        table.update({(prompt, text): r for prompt, text, r in zip(texts, best, policies[1].best_rewards)})
+    from rlhf.data.conversation import prompt_key, takes_conversations
 
-    def reward_judge(prompt: str, x: str, y: str) -> float:
-        return outcomes_from_scores([table[(prompt, x)]], [table[(prompt, y)]])[0]
+    # The reward judge compares scores already computed for every answer: look them up by text.
+    table = {(prompt_key(prompt), g.text): r for p in policies for prompt, g, r in zip(texts, p.gens, p.rewards)}
+    if best is not None:
+        table.update({(prompt_key(prompt), text): r for prompt, text, r in zip(texts, best, policies[1].best_rewards)})
+
+    @takes_conversations
+    def reward_judge(prompt, x: str, y: str) -> float:
+        key = prompt_key(prompt)
+        return outcomes_from_scores([table[(key, x)]], [table[(key, y)]])[0]
 
     return reward_judge
 
 
 def score_with_reward_model(config: EvalConfig, texts, policies: list[PolicySamples]) -> list[str] | None:
-    """Fill each policy's `rewards`; return best-of-N texts from the B samples when asked for."""
+    """Fill each policy's `rewards` (`RewardModel.score`: std units, the scale PPO trains on); return
+    best-of-N texts from the B samples when asked for."""
     from rlhf.reward import RewardModel
 
     rm = RewardModel.load(config.reward_model, device=config.device)
@@ -272,7 +283,7 @@ def policy_stats(p: PolicySamples) -> dict:
              "mean_tokens": sum(len(g.token_ids) for g in p.gens) / len(p.gens),
              "finished_rate": sum(g.finished for g in p.gens) / len(p.gens)}
     if p.rewards is not None:
-        stats["mean_reward"] = sum(p.rewards) / len(p.rewards)
+        stats["mean_reward_std_units"] = sum(p.rewards) / len(p.rewards)
     if p.kl is not None:
         stats["kl_to_reference"] = p.kl
     return stats
@@ -292,7 +303,8 @@ def compare_policies(config, judge, texts, a, b, extras, best) -> dict:
         results["comparisons"].append({"a": p.name, "b": b.name, **{k: v for k, v in res.items() if k != "outcomes"}})
     if best is not None:
         name = f"best-of-{config.best_of_n}({b.name})"
-        results["best_of_n"] = {"n": config.best_of_n, "mean_reward": sum(b.best_rewards) / len(b.best_rewards)}
+        results["best_of_n"] = {"n": config.best_of_n,
+                                "mean_reward_std_units": sum(b.best_rewards) / len(b.best_rewards)}
         for x_name, x, y_name, y in ((name, best, b.name, b_texts), (a.name, [g.text for g in a.gens], name, best)):
             res = compare(texts, x, y, judge, config.bootstrap, config.seed)
             results["comparisons"].append({"a": x_name, "b": y_name, **{k: v for k, v in res.items() if k != "outcomes"}})
@@ -322,7 +334,7 @@ def markdown_report(results: dict, samples: int) -> str:
              f"{results['wins']} wins, {results['ties']} ties, {results['losses']} losses over {results['n']} held-out prompts; "
              f"judge: {md_cell(results['judge'])}). Ties count half.", ""]
     policies = results["policies"]
-    keys = [("mean_reward", "mean reward"), ("kl_to_reference", "KL to reference (nats/sequence)"),
+    keys = [("mean_reward_std_units", "mean reward (reward-model std units)"), ("kl_to_reference", "KL to reference (nats/sequence)"),
             ("mean_words", "mean length (words)"), ("mean_tokens", "mean length (tokens)"),
             ("finished_rate", "ended by itself (not cut off)")]
     lines += ["| | " + " | ".join(md_cell(p["name"]) for p in policies.values()) + " |",

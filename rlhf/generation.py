@@ -47,20 +47,6 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def left_pad(sequences: list[list[int]], pad_id: int):
-    """Left-pad token lists into `(input_ids, attention_mask)`, both (b, t). Left, so every row's
-    last position is its real last token and new tokens follow it directly."""
-    import torch
-
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-        attention_mask[row, width - len(seq):] = 1
-    return input_ids, attention_mask
-
-
 def split_at_stop(new_ids: list[int], stop_ids: list[int]) -> tuple[list[int], bool]:
     """The new tokens up to and including the first stop token, and whether there was one."""
     for i, tok in enumerate(new_ids):
@@ -92,6 +78,8 @@ def generate(
     import torch
     from tqdm.auto import tqdm
 
+    from rlhf.sequences import pad
+
     do_sample = do_sample and temperature > 0
     stop_ids = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
@@ -110,7 +98,7 @@ def generate(
     try:
         for start in range(0, len(flat), batch_size):
             chunk = flat[start : start + batch_size]
-            input_ids, attention_mask = left_pad([ids for _, ids in chunk], pad_id)
+            input_ids, attention_mask = pad([ids for _, ids in chunk], pad_id, side="left")
             with torch.no_grad():
                 sequences = model.generate(
                     input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),

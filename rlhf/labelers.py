@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 from rlhf.stages import save_resolved_config
 
+from rlhf.data.conversation import takes_conversations
+
 Preference = Callable[[str, str], float]
 PREFERENCES: dict[str, Preference] = {}
 GUIDELINE_VERSION = "simulated"
@@ -185,17 +187,25 @@ class SimulatedLabeler:
     def __repr__(self) -> str:
         return f"SimulatedLabeler({self.preference!r}, noise={self.noise}, seed={self.seed}, name={self.name!r})"
 
-    def scores(self, prompt: str, completions: list[str]) -> list[float]:
-        return [float(self.score_fn(prompt, c)) for c in completions]
+    def scores(self, prompt, completions: list[str]) -> list[float]:
+        """One score per completion. `prompt` is a conversation (str or messages); a preference gets
+        the last user message's text unless it declares it takes conversations
+        (rlhf.data.conversation.wants_conversations)."""
+        from rlhf.data.conversation import prompts_for
 
-    def rank(self, prompt: str, completions: list[str]) -> list[list[int]]:
+        (seen,) = prompts_for(self.score_fn, [prompt])
+        return [float(self.score_fn(seen, c)) for c in completions]
+
+    @takes_conversations
+    def rank(self, prompt, completions: list[str]) -> list[list[int]]:
         """Tiers best first, indexes into `completions`; with probability `noise`, one slip."""
         tiers = tiers_from_scores(self.scores(prompt, completions), self.tie_tolerance)
         if self.rng.random() < self.noise:
             tiers = swap_adjacent_tiers(tiers, self.rng)
         return tiers
 
-    def judge(self, prompt: str, a: str, b: str) -> float:
+    @takes_conversations  # scores() hands each preference the form it declares
+    def judge(self, prompt, a: str, b: str) -> float:
         """1.0 when `a` is preferred, 0.0 when `b` is, 0.5 for a tie (the eval judge interface)."""
         return outcome_from_tiers(self.rank(prompt, [a, b]))
 
@@ -221,7 +231,10 @@ def simulated_seconds(completions: list[str]) -> float:
 def simulate(candidates: list[dict], labelers: list[SimulatedLabeler], labels_per_item: int = 1) -> list[dict]:
     """Ranking records (docs/architecture.md#the-data-contracts) for every candidate row, each labeled by `labels_per_item`
     distinct labelers taken in rotation. Rows with an empty completion are skipped: the ranking
-    record cannot hold one (a person would flag such an item rather than rank it)."""
+    record cannot hold one (a person would flag such an item rather than rank it). The record's
+    `prompt` is the item's whole conversation (its `messages` when present)."""
+    from rlhf.data.conversation import normalize_prompt
+
     if not 1 <= labels_per_item <= len(labelers):
         raise ValueError(f"labels_per_item must be between 1 and the number of labelers ({len(labelers)}), got {labels_per_item}")
     out = []
@@ -230,9 +243,10 @@ def simulate(candidates: list[dict], labelers: list[SimulatedLabeler], labels_pe
             continue
         for j in range(labels_per_item):
             labeler = labelers[(n + j) % len(labelers)]
+            conversation = normalize_prompt(item.get("messages") or item["prompt"])
             out.append({
-                "prompt": item["prompt"], "completions": list(item["completions"]),
-                "ranking": labeler.rank(item["prompt"], item["completions"]), "labeler": labeler.name,
+                "prompt": conversation, "completions": list(item["completions"]),
+                "ranking": labeler.rank(conversation, item["completions"]), "labeler": labeler.name,
                 "flags": [], "seconds": simulated_seconds(item["completions"]),
                 "item_id": str(item.get("id", n)), "guideline_version": GUIDELINE_VERSION,
             })
@@ -256,7 +270,7 @@ def simulate_into_store(store, labelers: list[SimulatedLabeler]) -> int:
             elif any(not c.strip() for c in item.completions):
                 store.skip(labeler.name, item.item_id, item.token, "empty completion")
             else:
-                tiers = labeler.rank(item.prompt, item.completions)
+                tiers = labeler.rank(item.conversation, item.completions)
                 store.submit(labeler.name, item.item_id, item.token, ranks_from_tiers(tiers, len(item.completions)))
                 submitted += 1
     return submitted

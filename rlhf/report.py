@@ -52,7 +52,8 @@ def _headline(run: Path) -> list[str]:
                      f"from {held_out.get('rankings', '?')} rankings; train {rm['train']['accuracy']:.3f})")
     if ppo.get("score_first_tenth") is not None:
         final = ppo.get("final", {})
-        lines.append(f"- PPO mean score: {ppo['score_first_tenth']:.3f} over the first tenth of the steps → "
+        unit = f" ({ppo['reward_unit'].split(':')[0]})" if ppo.get("reward_unit") else ""
+        lines.append(f"- PPO mean score{unit}: {ppo['score_first_tenth']:.3f} over the first tenth of the steps → "
                      f"{ppo['score_last_tenth']:.3f} over the last tenth ({ppo['steps']} steps; KL at the end "
                      f"{final.get('kl/mean', float('nan')):.2f} nats per completion)")
     return (["## Headline", "", *lines, ""]) if lines else []
@@ -84,7 +85,8 @@ def _reward(run: Path) -> list[str]:
             ("train rankings / pairs", f"{data['train_rankings']} / {data['train_pairs']}" if data else None),
             ("held-out rankings / pairs", f"{data['eval_rankings']} / {data['eval_pairs']}" if data else None),
             ("labeler agreement", m.get("labeler_agreement")), ("steps", m.get("steps")),
-            ("score normalisation (bias, std)", f"{cal['bias']:.3f}, {cal['std']:.3f}" if cal else None),
+            ("reward scale: (raw + bias) / std", f"bias {cal['bias']:.3f}, std {cal['std']:.3f}, calibrated on "
+             f"{cal.get('n', '?')} completions from {cal.get('source', '?')}" if cal else None),
             ("seconds", m.get("train_seconds"))]
     for name, per in sorted((held_out.get("accuracy_per_labeler") or {}).items()):
         rows.append((f"held-out accuracy on {name}'s rankings", f"{per['accuracy']:.3f} ({per['pairs']} pairs)"))

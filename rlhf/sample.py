@@ -115,7 +115,8 @@ def run_sample(config: SampleConfig) -> Path | None:
     Returns the candidates path, or None when only a database was written."""
     from rlhf.data import load_prompts, write_jsonl
     from rlhf.generation import generate
-    from rlhf.models import DEFAULT_MODEL, load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import DEFAULT_MODEL, load_tokenizer
 
     # 1. Inputs: prompts first, so a bad file fails before a model loads.
     config = replace(config, prompts=resolve_prompts(config.prompts, "prompts_train"), model=config.model or DEFAULT_MODEL,

@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from rlhf.adapters import AdapterConfig
+from rlhf.adapters import AdapterConfig, resolve_learning_rate
 from rlhf.stages import save_resolved_config
 
 # Adapters learn far less per step than a full model, so TRL's 2e-5 (a full fine-tune default)
 # barely moves them (docs/notes.md#adapter-lr). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
-DEFAULT_LR = {
+ADAPTER_LR = 2e-4
+DEFAULT_LEARNING_RATES = {
+    **{name: ADAPTER_LR for name in ("lora", "dora", "rslora", "qlora", "series", "parallel")},
     "full": 2e-5,
     "partial": 5e-5,
     "prompt-tuning": 3e-3,
     "prefix-tuning": 3e-3,
     "ia3": 3e-3,
 }
-ADAPTER_LR = 2e-4
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SFTConfig(AdapterConfig):
     output_dir: str = field(default="runs/sft", metadata={"help": "Where the adapter, tokenizer, config, metrics and logs go."})
     max_length: int = field(default=512, metadata={"help": "Maximum tokens per example (prompt + answer)."})
     truncate: bool = field(default=True, metadata={"help": "Truncate long examples to --max_length; with --truncate false a longer row is an error before training."})
+    truncation_side: str = field(default="left", metadata={"help": "How a row longer than --max_length is made to fit: 'left' drops the conversation's oldest turns first (a system message stays), so the answer and its end-of-turn token are kept; 'right' keeps the start, as TRL does, and cuts the answer's end. Either way, a row still too long loses its answer's end and a row whose prompt alone fills --max_length is dropped; both are counted in metrics.json (data_loss)."})
     epochs: float = field(default=1.0, metadata={"help": "Passes over the training data (ignored when --max_steps > 0)."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: run --epochs)."})
     learning_rate: Optional[float] = field(default=None, metadata={"help": "Peak learning rate. Default by adapter: 2e-4 for LoRA-like and bottleneck adapters, 3e-3 for prompt/prefix tuning and IA3, 5e-5 partial, 2e-5 full."})
@@ -61,7 +63,7 @@ class SFTConfig(AdapterConfig):
     device: Optional[str] = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
 
     def resolved_learning_rate(self) -> float:
-        return self.learning_rate or DEFAULT_LR.get(self.adapter, ADAPTER_LR)
+        return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.adapter)
 
 
 def run_sft(config: SFTConfig) -> Path:
@@ -76,7 +78,8 @@ def run_sft(config: SFTConfig) -> Path:
     tokenizer = load_tokenizer(config.model)
 
     # 1. Validate every row before any model is loaded: a bad row 290 fails in a second, not an hour in.
-    train_ds, eval_ds = _datasets(config, tokenizer)
+    #    Rows are fitted to max_length here, where every cut and drop is counted.
+    train_ds, eval_ds, data_loss = _datasets(config, tokenizer)
 
     # 2. Base model + adapter.
     model = load_base_for_adapter(config.model, config, device=device)
@@ -115,6 +118,7 @@ def run_sft(config: SFTConfig) -> Path:
         "seconds_per_step": round((time.time() - started) / max(train_result.global_step, 1), 3),
         "train_rows": len(train_ds),
         "eval_rows": len(eval_ds) if eval_ds is not None else 0,
+        "data_loss": data_loss,
         "device": device,
         "resumed_from": resume,
         "log_history": trainer.state.log_history,
@@ -131,16 +135,78 @@ def run_sft(config: SFTConfig) -> Path:
 
 
 def _datasets(config: SFTConfig, tokenizer):
+    """(train, eval or None, data_loss): validated rows fitted to max_length, and what that cost."""
     from rlhf import data as rdata
 
     source = config.data or str(rdata.builtin("demonstrations"))
     ds = rdata.load_demonstrations(source, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
+    ds, loss = fit_rows(tokenizer, ds, config.max_length, config.truncation_side, source)
+    report = {"stage": "sft", "max_length": config.max_length, "truncation_side": config.truncation_side, "data": loss}
     if config.eval_data:
-        return ds, rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
+        eval_ds = rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length,
+                                            truncate=config.truncate)
+        eval_ds, report["eval_data"] = fit_rows(tokenizer, eval_ds, config.max_length, config.truncation_side,
+                                                config.eval_data)
+        return ds, eval_ds, report
     if config.eval_fraction <= 0 or len(ds) < 4:
-        return ds, None
+        return ds, None, report
     split = ds.train_test_split(test_size=config.eval_fraction, seed=config.seed)
-    return split["train"], split["test"]
+    return split["train"], split["test"], report
+
+
+def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
+    """Fit conversational prompt/completion rows to `max_length` tokens and count the cost.
+
+    'left': the prompt's oldest turns go first (system message kept) until the row fits or only the
+    last user turn is left. Then (either side) TRL's SFTTrainer keeps the start of a row still too
+    long, so its answer loses its end (`answer_cut`, the end-of-turn token is never learned); a row
+    whose prompt alone fills max_length has no answer token left and is dropped here
+    (`dropped_no_answer`) instead of silently inside TRL. When every row would be dropped, a
+    DataError names the longest prompt and the max_length that would fit it.
+    Returns (rows kept, counts)."""
+    from rlhf.data import DataError
+    from rlhf.data.conversation import drop_oldest_turn, render_ids
+
+    if truncation_side not in ("left", "right"):
+        raise ValueError(f"--truncation_side must be 'left' or 'right', got {truncation_side!r}")
+    rows, counts = [], {"rows": len(ds), "prompt_turns_dropped": 0, "answer_cut": 0, "dropped_no_answer": 0}
+    longest = (0, -1, 0)  # (prompt tokens, row index, full tokens)
+    for i, row in enumerate(ds):
+        prompt, completion = row["prompt"], row["completion"]
+        full = len(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False))
+        if truncation_side == "left" and full > max_length:
+            while full > max_length and (shorter := drop_oldest_turn(prompt)) is not None:
+                prompt = shorter
+                full = len(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False))
+            counts["prompt_turns_dropped"] += prompt is not row["prompt"]
+        prompt_len = len(render_ids(tokenizer, prompt))
+        longest = max(longest, (prompt_len, i, full))
+        if prompt_len >= max_length:
+            counts["dropped_no_answer"] += 1
+            continue
+        counts["answer_cut"] += full > max_length
+        rows.append({"prompt": prompt, "completion": completion})
+    if not rows:
+        n, i, full = longest
+        raise DataError(source, None, "prompt", f"every row's prompt fills max_length={max_length}, so no answer token "
+                        f"is left to learn; the longest prompt (demonstration {i + 1}) is {n} tokens: "
+                        f"max_length={full} would fit that row whole")
+    _print_loss(counts, max_length)
+    import datasets
+
+    return datasets.Dataset.from_list(rows), counts
+
+
+def _print_loss(counts: dict, max_length: int) -> None:
+    if counts["prompt_turns_dropped"]:
+        print(f"[rlhf sft] {counts['prompt_turns_dropped']} of {counts['rows']} rows lost their oldest turns to fit "
+              f"max_length={max_length}")
+    if counts["answer_cut"]:
+        print(f"[rlhf sft] {counts['answer_cut']} of {counts['rows']} rows are longer than max_length={max_length}: "
+              "their answers lose the end (and the end-of-turn token); raise --max_length to keep them")
+    if counts["dropped_no_answer"]:
+        print(f"[rlhf sft] dropped {counts['dropped_no_answer']} of {counts['rows']} rows whose prompt alone fills "
+              f"max_length={max_length} (no answer token left to learn)")
 
 
 def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):

@@ -42,6 +42,8 @@ STAGES: tuple[Stage, ...] = (
           ("SimulateConfig", "SimulatedLabeler", "run_simulate")),
     Stage("reward", "rlhf.reward", "RewardConfig", "train_reward", "train a reward model on rankings or pairs",
           ("RewardConfig", "RewardModel", "train_reward")),
+    Stage("reward-eval", "rlhf.reward_eval", "RewardEvalConfig", "run_reward_eval",
+          "pair accuracy of a reward model on any preference file (bootstrap CI, per source or labeler)"),
     Stage("ppo", "rlhf.ppo", "PPOConfig", "run_ppo", "PPO of the policy against a reward model",
           ("PPOConfig", "PPOTrainer", "run_ppo")),
     Stage("dpo", "rlhf.dpo", "DPOStageConfig", "run_dpo", "DPO from the same rankings (offline alternative to PPO)",

@@ -96,7 +96,7 @@ def distributed_main(model_dir: str, output_dir: str, steps: int, estimator: str
     trainer._loss = lambda mb, *a: (micro_batches.append(mb["prompt_index"].tolist()), loss(mb, *a))[1]
     history = trainer.train()
     rank = trainer.accelerator.process_index
-    weights = {n: p.detach().double() for n, p in trainer.accelerator.unwrap_model(trainer.model).named_parameters()
+    weights = {n: p.detach().double() for n, p in trainer.actor_critic.named_parameters()
                if p.requires_grad}
     digest = {"world": trainer.accelerator.num_processes, "sum": sum(float(w.sum()) for w in weights.values()),
               "abs": sum(float(w.abs().sum()) for w in weights.values()),

@@ -228,7 +228,7 @@ def base_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["lora", "series", "partial"])
 def test_load_causal_lm_opens_saved_adapter_folders(name, base_dir, tmp_path, batch):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     model = apply_adapter(load_causal_lm(str(base_dir)), AdapterConfig(adapter=name))
     train_steps(model, batch, lr=1e-2, steps=2)
@@ -287,3 +287,22 @@ def test_series_adapter_in_sft_trainer_saves_resumes_and_reloads(tokenizer, batc
     resumed = SFTTrainer(model=fresh, args=args, train_dataset=dataset, processing_class=tokenizer)
     resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
     assert torch.equal(fresh.model.layers[0].mlp.bottleneck["default"].up.weight, up)
+
+
+def test_every_stage_resolves_its_learning_rate_one_way():
+    from rlhf.adapters import ADAPTERS, resolve_learning_rate
+    from rlhf.dpo import DPOStageConfig, resolved_learning_rate
+    from rlhf.ppo import PPOConfig
+    from rlhf.reward import RewardConfig
+    from rlhf.sft import DEFAULT_LEARNING_RATES, SFTConfig
+
+    assert set(DEFAULT_LEARNING_RATES) == set(ADAPTERS)  # every adapter has a default
+    assert SFTConfig(adapter="dora").resolved_learning_rate() == 2e-4
+    assert SFTConfig(adapter="ia3").resolved_learning_rate() == 3e-3
+    assert SFTConfig(adapter="full", learning_rate=1e-6).resolved_learning_rate() == 1e-6
+    assert PPOConfig(policy_train="full").resolved_learning_rate() == 1e-5
+    assert RewardConfig(train="partial").resolved_learning_rate() == 3e-5
+    assert resolved_learning_rate(DPOStageConfig(), "prompt-learning") == 7.5e-4
+    assert resolved_learning_rate(DPOStageConfig(), "series") == 5e-5
+    with pytest.raises(ValueError, match="learning_rate=0.0: give a positive number"):
+        resolve_learning_rate(0.0, {"lora": 1e-4}, "lora")

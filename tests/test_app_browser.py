@@ -37,6 +37,18 @@ XSS = [{"id": "x1", "prompt": '<img src=x onerror="window.__xss=\'prompt\'"> **b
                         "[click me](javascript:window.__xss='md';alert('md'))",
                         ("<a href=\"javascript:window.__xss='a'\">link</a>"
                          " <iframe src=\"javascript:alert(1)\"></iframe>")]}]
+# Earlier turns are data too: payloads in a system message and an earlier turn must render as text.
+XSS[0]["messages"] = [{"role": "system", "content": "<script>window.__xss = 'system'</script> be nice"},
+                      {"role": "user", "content": "<img src=x onerror=\"window.__xss='turn'\">"},
+                      {"role": "assistant", "content": "[ok](javascript:window.__xss='turn-md')"},
+                      {"role": "user", "content": XSS[0]["prompt"]}]
+PIRATE = [{"id": "z1", "prompt": "What is my name?",
+           "messages": [{"role": "system", "content": "You are a pirate captain."},
+                        {"role": "user", "content": "My name is Zorblax."},
+                        {"role": "assistant", "content": "Ahoy, Zorblax!"},
+                        {"role": "user", "content": "What is my name?"}],
+           "completions": ["Yer name be Zorblax, matey.", "I know not yer name, landlubber."]},
+          {"id": "z2", "prompt": "Name a colour.", "completions": ["Red.", "Blue."]}]
 
 
 @pytest.fixture(scope="module")
@@ -334,6 +346,8 @@ def test_model_text_renders_literally_and_runs_nothing(browser, make_app):
     page.wait_for_timeout(500)  # give any injected handler the chance to fire
     assert field(page, "prompt") == XSS[0]["prompt"]
     assert sorted(shown_texts(page)) == sorted(XSS[0]["completions"])
+    context = field(page, "context")
+    assert all(m["content"] in context for m in XSS[0]["messages"][:-1])
     assert page.evaluate("() => window.__xss") is None and page.dialogs == []
     assert page.locator("img[src=x]").count() == 0 and page.locator("iframe").count() == 0
     assert page.locator("a[href^='javascript']").count() == 0
@@ -351,6 +365,29 @@ def test_model_text_renders_literally_and_runs_nothing(browser, make_app):
     admin.wait_for_timeout(500)
     assert admin.evaluate("() => window.__xss") is None and admin.dialogs == []
     assert admin.locator("img[src=x]").count() == 0
+
+
+def test_earlier_turns_show_above_the_candidates(browser, make_app, shots):
+    """A multi-turn item shows its system message and earlier turns, as text, above the prompt and
+    the responses; an item without earlier turns shows no context box."""
+    app = make_app(PIRATE, labels_per_item=1)
+    page = open_page(browser, app.url, "alice")
+    assert wait_item(page) == "z1"
+    context = page.locator("#context")
+    assert context.is_visible()
+    assert field(page, "context") == ("System: You are a pirate captain.\n\nUser: My name is Zorblax.\n\n"
+                                      "Assistant: Ahoy, Zorblax!")
+    assert field(page, "prompt") == "What is my name?"
+    assert context.bounding_box()["y"] < page.locator("#prompt").bounding_box()["y"] \
+        < page.locator("#slot-A").bounding_box()["y"]
+    # Set apart from what is ranked: its own background, unlike the prompt's.
+    style = "el => getComputedStyle(el.querySelector('textarea')).backgroundColor"
+    assert context.evaluate(style) != page.locator("#prompt").evaluate(style)
+    page.screenshot(path=str(shots / "conversation.png"), full_page=True)
+    page.locator("#pair-a").click()
+    assert wait_item(page, "z2") == "z2"
+    page.wait_for_function("() => document.body.dataset.rlhfContext === '0'", timeout=TIMEOUT)
+    assert not page.locator("#context").is_visible()
 
 
 def test_anonymous_visitor_gets_nothing(browser, make_app):

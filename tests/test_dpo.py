@@ -15,7 +15,7 @@ from rlhf.dpo import (
     run_dpo,
     save_policy,
 )
-from rlhf.models import load_causal_lm
+from rlhf.adapters import load_causal_lm
 
 N_PROMPTS = 12
 

@@ -132,7 +132,7 @@ def test_reward_judge_best_of_n_and_extra_policies(tmp_path, tiny_model_dir, oth
     ra = rm.score(texts, [s["a"] for s in saved["samples"]]).tolist()
     rb = rm.score(texts, [s["b"] for s in saved["samples"]]).tolist()
     assert saved["outcomes"] == outcomes_from_scores(ra, rb)
-    assert stats["a"]["mean_reward"] == pytest.approx(sum(ra) / len(ra), abs=1e-4)
+    assert stats["a"]["mean_reward_std_units"] == pytest.approx(sum(ra) / len(ra), abs=1e-4)
     names = [(c["a"], c["b"]) for c in results["comparisons"]]
     assert (f"best-of-3({tiny_model_dir})", str(tiny_model_dir)) in names
     assert results["best_of_n"]["n"] == 3

@@ -8,7 +8,9 @@ from rlhf import models
 
 
 def test_tiny_model_folder_loads_by_path_and_generates(tiny_model_dir):
-    model, tok = models.load_model_and_tokenizer(str(tiny_model_dir), device="cpu")
+    import rlhf
+
+    model, tok = rlhf.load_model_and_tokenizer(str(tiny_model_dir), device="cpu")
     assert model.dtype == torch.float32  # CPU always fp32
     assert tok.pad_token_id != tok.eos_token_id
     ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
@@ -36,14 +38,14 @@ def test_fallback_chat_template_when_tokenizer_has_none(tokenizer):
 
 def test_unknown_hub_id_gives_a_clear_error_not_a_stack_trace():
     with pytest.raises(models.ModelNotFoundError, match="Could not find or fetch the model 'no-such-org/no-such-model'"):
-        models.load_causal_lm("no-such-org/no-such-model")
+        models.load_plain_causal_lm("no-such-org/no-such-model")
 
 
 def test_missing_gguf_and_empty_folder_are_named(tmp_path):
     with pytest.raises(models.ModelNotFoundError, match="GGUF file not found"):
-        models.load_causal_lm(str(tmp_path / "x.gguf"))
+        models.load_plain_causal_lm(str(tmp_path / "x.gguf"))
     with pytest.raises(models.ModelNotFoundError, match="no config.json"):
-        models.load_causal_lm(str(tmp_path))
+        models.load_plain_causal_lm(str(tmp_path))
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
@@ -63,11 +65,13 @@ def test_embedded_default_is_found_without_importing_its_package():
 def test_embedded_default_dequantizes_once_then_loads_from_cache(monkeypatch, tmp_path):
     import time
 
+    import rlhf
+
     monkeypatch.setenv("RLHF_CACHE", str(tmp_path))
     first = models.default_model_dir()
     assert (first / "model.safetensors").exists()
     started = time.time()
-    model, tok = models.load_model_and_tokenizer(device="cpu")
+    model, tok = rlhf.load_model_and_tokenizer(device="cpu")
     assert time.time() - started < 15
     assert type(model).__name__ == "LlamaForCausalLM"
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
@@ -75,3 +79,48 @@ def test_embedded_default_dequantizes_once_then_loads_from_cache(monkeypatch, tm
                                   add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+# --- what kind of SFT output a folder is (rlhf.adapters.sft_output) ------------------------------
+
+
+@pytest.mark.parametrize("config, kind", [
+    (None, "plain"),
+    ({"peft_type": "LORA", "use_dora": True}, "mergeable"),
+    ({"peft_type": "IA3"}, "mergeable"),
+    ({"peft_type": "PROMPT_TUNING"}, "prompt-learning"),
+    ({"peft_type": "PREFIX_TUNING"}, "prompt-learning"),
+    ({"rlhf_adapter": "series", "peft_type": None}, "series"),
+    ({"rlhf_adapter": "parallel"}, "parallel"),
+])
+def test_sft_output_kind_is_read_from_the_folder_alone(tmp_path, config, kind):
+    import json
+
+    from rlhf.adapters import sft_output_kind
+
+    (tmp_path / "config.json").write_text("{}")
+    if config is not None:
+        (tmp_path / "adapter_config.json").write_text(json.dumps(config))
+    assert sft_output_kind(str(tmp_path)) == kind
+    assert sft_output_kind(None) == "plain"
+
+
+def test_unknown_adapter_type_and_plain_loader_on_an_adapter_folder_are_clear_errors(tmp_path):
+    import json
+
+    from rlhf.adapters import load_sft_output
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "SOMETHING_NEW"}))
+    with pytest.raises(ValueError, match="adapter type 'SOMETHING_NEW' is not supported"):
+        load_sft_output(str(tmp_path))
+    with pytest.raises(ValueError, match="holds an adapter, not a plain model: load it with rlhf.load_causal_lm"):
+        models.load_plain_causal_lm(str(tmp_path))
+
+
+def test_models_knows_no_adapter_code():
+    # The one-way rule models <- adapters: loading rlhf.models never loads rlhf.adapters.
+    import subprocess
+    import sys
+
+    code = "import sys, rlhf.models; print('rlhf.adapters' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -102,7 +102,7 @@ def test_no_critic_and_groups_stay_whole(tiny_model_dir, tmp_path, estimator):
     reward = GroupRecorder()
     trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, advantage_estimator=estimator, ppo_epochs=2),
                          reward_fn=reward, prompts=PROMPTS)
-    module = trainer.accelerator.unwrap_model(trainer.model)
+    module = trainer.actor_critic
     assert module.value_head is None and module.critic is None and trainer.critic_kind == "none"
     names = [n for n, p in module.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
@@ -144,7 +144,8 @@ def test_equal_rewards_give_zero_advantages_and_no_update(tiny_model_dir, tmp_pa
 def test_group_prefill_samples_what_separate_prompts_sample(tiny_model_dir):
     """The G completions of a prompt prefilled once (cache repeated) sample the same tokens with
     the same log-probs as G separately prefilled copies of the prompt."""
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
     from rlhf.ppo.rollout import encode_queries, generate, generation_config
 
     tok = load_tokenizer(str(tiny_model_dir), padding_side="left")

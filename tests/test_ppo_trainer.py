@@ -27,7 +27,7 @@ def tiny_config(tmp_path, policy, **overrides):
 
 
 def trainable(trainer):
-    return {n: p.detach().clone() for n, p in trainer.accelerator.unwrap_model(trainer.model).named_parameters()
+    return {n: p.detach().clone() for n, p in trainer.actor_critic.named_parameters()
             if p.requires_grad}
 
 
@@ -142,7 +142,7 @@ def test_nan_in_loss_is_caught_before_the_update(tiny_model_dir, tmp_path):
     trainer.step()
     before = trainable(trainer)
     with torch.no_grad():
-        trainer.accelerator.unwrap_model(trainer.model).value_head.linear.bias.fill_(float("inf"))
+        trainer.actor_critic.value_head.linear.bias.fill_(float("inf"))
     with pytest.raises(NonFiniteError, match=r"step 2: (value_loss|advantages) is not finite"):
         trainer.step()
     after = trainable(trainer)
@@ -154,7 +154,7 @@ def test_nan_in_loss_is_caught_before_the_update(tiny_model_dir, tmp_path):
 
 def make_sft_adapter(base_dir, kind, path):
     from rlhf.adapters import AdapterConfig, apply_adapter, save_adapter
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     model = apply_adapter(load_causal_lm(str(base_dir), device="cpu"), AdapterConfig(adapter=kind))
     torch.manual_seed(1)
@@ -168,7 +168,7 @@ def make_sft_adapter(base_dir, kind, path):
 
 @pytest.mark.parametrize("kind", ["lora", "series", "prompt-tuning"])
 def test_reference_is_the_sft_policy_not_the_base(tiny_model_dir, tmp_path, kind):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.policy import probe_logits
 
     sft_dir = make_sft_adapter(tiny_model_dir, kind, tmp_path / f"sft-{kind}")
@@ -176,7 +176,7 @@ def test_reference_is_the_sft_policy_not_the_base(tiny_model_dir, tmp_path, kind
     ids, mask = trainer._encode([p.messages for p in trainer.prompts[:3]])
     sft = probe_logits(load_causal_lm(str(sft_dir), device="cpu").eval(), ids, mask)
     base = probe_logits(load_causal_lm(str(tiny_model_dir), device="cpu").eval(), ids, mask)
-    with trainer.pair.reference() as reference:
+    with trainer.policy_and_reference.reference() as reference:
         ref = probe_logits(reference, ids, mask)
     real = mask.bool()
     assert (sft - base).abs()[real].max() > 0.1, "the SFT adapter must change the model for this test to mean anything"
@@ -188,7 +188,7 @@ def test_check_reference_refuses_the_pre_sft_base(tiny_model_dir, tmp_path):
     """The trap the check exists for: a fresh LoRA stacked on an unmerged SFT LoRA; switching the
     adapters off gives the pre-SFT base, not the SFT policy."""
     from rlhf.adapters import AdapterConfig, apply_adapter
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.policy import check_reference, probe_logits
 
     sft_dir = make_sft_adapter(tiny_model_dir, "lora", tmp_path / "sft")
@@ -234,7 +234,7 @@ def test_critic_from_reward_model_leaves_scores_untouched(tiny_model_dir, tiny_r
     assert trainer.critic_kind == "reward"
     texts = (["Tell me about trees."] * 2, ["Trees are tall.", "green green"])
     fresh = RewardModel.load(tiny_reward_dir, device="cpu")
-    critic = trainer.accelerator.unwrap_model(trainer.model).critic
+    critic = trainer.actor_critic.critic
     critic_before = {n: p.detach().clone() for n, p in critic.named_parameters() if p.requires_grad}
     history = trainer.train()
     assert len(history) == 2 and all(math.isfinite(h["ppo/value_loss"]) for h in history)
@@ -248,7 +248,7 @@ def test_critic_from_reward_model_leaves_scores_untouched(tiny_model_dir, tiny_r
 
 
 def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.metrics import PLOTS
     from rlhf.ppo.policy import probe_logits
 
@@ -274,12 +274,12 @@ def test_outputs_reload_and_logs(tiny_model_dir, tmp_path):
     reloaded = load_causal_lm(str(out / "policy"), device="cpu").eval()
     policy = probe_logits(trainer.policy, ids, mask)
     assert (probe_logits(reloaded, ids, mask) - policy).abs().max() < 1e-4
-    with trainer.pair.reference() as ref:
+    with trainer.policy_and_reference.reference() as ref:
         assert (probe_logits(ref, ids, mask) - policy).abs().max() > 1e-4  # it trained
 
 
 def test_full_fine_tuning_keeps_a_frozen_reference(tiny_model_dir, tmp_path):
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
     from rlhf.ppo.policy import probe_logits
 
     trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=2, policy_train="full", learning_rate=1e-3),
@@ -287,7 +287,7 @@ def test_full_fine_tuning_keeps_a_frozen_reference(tiny_model_dir, tmp_path):
     trainer.train()
     ids, mask = trainer._encode([p.messages for p in trainer.prompts[:2]])
     base = probe_logits(load_causal_lm(str(tiny_model_dir), device="cpu").eval(), ids, mask)
-    with trainer.pair.reference() as ref:
+    with trainer.policy_and_reference.reference() as ref:
         assert torch.equal(probe_logits(ref, ids, mask), base)
     saved = probe_logits(load_causal_lm(str(tmp_path / "run" / "policy"), device="cpu").eval(), ids, mask)
     assert (saved - base).abs().max() > 1e-4
@@ -323,7 +323,8 @@ def test_shared_prefix_and_merged_lora_change_nothing(tiny_model_dir):
     the same log-probs, a training forward gives the same log-probs, and the base weights come
     back bit for bit (the reference must never drift)."""
     from rlhf.adapters import AdapterConfig, apply_adapter
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
     from rlhf.ppo.core import logprobs_from_logits
     from rlhf.ppo.policy import merged_lora, response_forward
     from rlhf.ppo.rollout import encode_queries, generate, generation_config
@@ -358,9 +359,48 @@ def test_shared_prefix_and_merged_lora_change_nothing(tiny_model_dir):
 
 def test_reward_scores_match_the_reward_model(tiny_reward_dir):
     from rlhf.reward import RewardModel
-    from rlhf.ppo.rollout import reward_model_scores
+    from rlhf.ppo.rollout import score
 
     rm = RewardModel.load(tiny_reward_dir, device="cpu")
     prompts, completions = PROMPTS[:5], ["yes", "a much longer answer here", "no", "sun tree", "ok then"]
     expected = rm.score(prompts, completions, normalize=True)
-    assert torch.allclose(reward_model_scores(rm, prompts, completions, batch_size=2), expected, atol=1e-5)
+    assert torch.allclose(score(prompts, completions, reward_model=rm, batch_size=2), expected, atol=1e-5)
+
+
+def test_one_score_for_one_text_in_ppo_eval_best_of_n_and_reward_model(tiny_reward_dir):
+    """One text, one number: PPO's scores, `rlhf eval`'s mean rewards, best-of-N's pick and
+    RewardModel.score agree, on one scale, (raw + bias) / std, whatever else shares the batch."""
+    from transformers import AutoModelForSequenceClassification
+
+    from rlhf.eval import EvalConfig, PolicySamples, score_with_reward_model
+    from rlhf.generation import Generation
+    from rlhf.ppo.rollout import score
+    from rlhf.reward import RewardModel
+    from rlhf.reward.model import encode
+
+    rm = RewardModel.load(tiny_reward_dir, device="cpu")
+    assert (rm.bias, rm.std) == (0.5, 2.0)  # a scale that is not the identity, so a missed division shows
+    prompt, text = "Tell me about trees.", "Trees are tall."
+    alone = rm.score([prompt], [text]).item()
+    plain = AutoModelForSequenceClassification.from_pretrained(tiny_reward_dir).eval()
+    with torch.no_grad():  # the definition: the plain head on the unpadded text, centred, in std units
+        raw = plain(input_ids=torch.tensor(encode(rm.tokenizer, [prompt], [text], 128))).logits.item()
+    assert alone == pytest.approx((raw + 0.5) / 2.0, abs=1e-5)
+
+    others = (["What is rain?", "Name a fruit and describe it in detail, please."], ["Water.", "An apple " * 5])
+    ppo = score([others[0][0], prompt, others[0][1]], [others[1][0], text, others[1][1]], reward_model=rm, batch_size=2)
+    assert ppo[1].item() == pytest.approx(alone, abs=1e-5)
+
+    def gen(t):
+        return Generation(text=t, finished=True, token_ids=[], prompt_ids=[])
+
+    candidates = [[gen("Short."), gen(text), gen("Trees are tall, green and old " * 3)], [gen("Rain."), gen("Clouds."), gen("x")]]
+    a = PolicySamples("a", [gen(text), gen(others[1][0])], None, None)
+    b = PolicySamples("b", [gen("Leaves."), gen(others[1][1])], None, candidates)
+    config = EvalConfig(reward_model=str(tiny_reward_dir), device="cpu", batch_size=2, best_of_n=3)
+    best = score_with_reward_model(config, [prompt, others[0][0]], [a, b])
+    assert a.rewards[0] == pytest.approx(alone, abs=1e-5)  # eval's mean reward is made of these
+    for row, (p, picked) in enumerate(zip([prompt, others[0][0]], best)):
+        each = [rm.score([p], [g.text]).item() for g in candidates[row]]
+        assert b.best_rewards[row] == pytest.approx(max(each), abs=1e-5)
+        assert picked == candidates[row][each.index(max(each))].text

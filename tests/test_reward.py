@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +17,8 @@ from rlhf.reward import RewardConfig, RewardModel, train_reward  # noqa: E402
 from rlhf.reward import trainer as trainer_module  # noqa: E402
 from rlhf.reward.data import consensus, labeler_agreement, merge_labelers, split_by_prompt  # noqa: E402
 from rlhf.reward.loss import ranking_index, ranking_loss  # noqa: E402
-from rlhf.reward.model import (build_reward_model, collate, encode, prepare_for_training,  # noqa: E402
-                               sequence_scores)
+from rlhf.reward.model import build_reward_model, encode, prepare_for_training, sequence_scores  # noqa: E402
+from rlhf.sequences import pad as collate  # noqa: E402  (one padding helper for every stage)
 from rlhf.reward.synthetic import MARKER, synthetic_rankings, to_pairs, to_rows  # noqa: E402
 
 
@@ -95,7 +96,8 @@ def test_saved_model_reloads_with_plain_transformers(trained, tok):
         input_ids, mask = collate(ids, tok.pad_token_id, side)
         with torch.no_grad():
             raw = plain(input_ids=input_ids, attention_mask=mask).logits.squeeze(-1)
-        assert torch.allclose(raw, rm.score(prompts, completions) - rm.bias, atol=1e-4), side
+        assert torch.allclose(raw, rm.score(prompts, completions, normalize=False) - rm.bias, atol=1e-4), side
+        assert torch.allclose((raw + rm.bias) / rm.std, rm.score(prompts, completions), atol=1e-4), side  # the default scale
     assert rm.score(prompts, completions)[0] > rm.score(prompts, completions)[1]  # the marker wins
 
 
@@ -109,22 +111,28 @@ def test_calibration_centres_the_demonstrations(trained):
     demos = load_demonstrations(config.calibration_data)
     prompts = [row["prompt"][-1]["content"] for row in demos]
     completions = [row["completion"][0]["content"] for row in demos]
-    rewards = rm.score(prompts, completions, batch_size=32)
+    rewards = rm.score(prompts, completions, batch_size=32, normalize=False)
     assert abs(rewards.mean().item()) < 1e-3
-    normalized = rm.score(prompts, completions, batch_size=32, normalize=True)
-    assert normalized.std().item() == pytest.approx(1.0, abs=1e-3)
+    normalized = rm.score(prompts, completions, batch_size=32)  # the default: std units
+    assert normalized.std().item() == pytest.approx(1.0, abs=1e-3) and abs(normalized.mean().item()) < 1e-3
     assert rm.std == pytest.approx(calibration["std"]) and rm.std != 1.0
+    saved = json.loads((Path(config.output_dir) / "reward_calibration.json").read_text())  # the choice, recorded
+    assert saved["source"] == config.calibration_data and saved["n"] == 48 and saved["unit"].startswith("std units")
 
 
-def test_default_calibration_data_is_the_shipped_demonstrations():
+def test_default_calibration_data_is_the_users_own_rankings():
     from rlhf.reward.trainer import calibration_pairs
 
     train_set = synthetic_rankings(3)
-    prompts, completions, source = calibration_pairs(RewardConfig(), train_set)
+    for given in (None, "train"):  # the default: the completions that were ranked, the user's domain
+        prompts, completions, source = calibration_pairs(RewardConfig(calibration_data=given), train_set)
+        assert source == "train" and sorted(completions) == sorted(c for r in train_set for c in r.completions)
+        assert sorted(set(prompts)) == sorted({r.prompt for r in train_set})
+    prompts, completions, source = calibration_pairs(RewardConfig(calibration_data="chosen"), train_set)
+    assert source == "chosen" and sorted(completions) == sorted(r.completions[i] for r in train_set for i in r.ranking[0])
+    prompts, completions, source = calibration_pairs(RewardConfig(calibration_data="demonstrations"), train_set)
     assert source == str(builtin("demonstrations")) and len(prompts) == len(completions) > 100
     assert "?" in prompts[0] and completions[0] and completions[0] != prompts[0]
-    prompts, completions, source = calibration_pairs(RewardConfig(calibration_data="train"), train_set)
-    assert source == "train" and sorted(completions) == sorted(c for r in train_set for c in r.completions)
 
 
 # --- padding and pad == EOS ---------------------------------------------------------------------
@@ -197,7 +205,7 @@ def test_lora_run_saves_a_merged_plain_model_and_pairs_with_margin_train(tmp_pat
 def test_starts_from_a_peft_lora_sft_output(tmp_path, tiny_dir, tok):
     from peft import LoraConfig, PeftModel, get_peft_model, PromptTuningConfig
 
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     sft = get_peft_model(load_causal_lm(tiny_dir, device="cpu"),
                          LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
@@ -217,7 +225,7 @@ def test_starts_from_a_peft_lora_sft_output(tmp_path, tiny_dir, tok):
 
 def test_a_series_adapter_sft_output_is_a_clear_error(tmp_path, tiny_dir, tok):
     from rlhf.adapters import AdapterConfig, apply_adapter, save_adapter
-    from rlhf.models import load_causal_lm
+    from rlhf.adapters import load_causal_lm
 
     model = apply_adapter(load_causal_lm(tiny_dir, device="cpu"), AdapterConfig(adapter="series", bottleneck_size=8))
     save_adapter(model, tmp_path / "series")

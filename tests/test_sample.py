@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rlhf.data import DataError, load_candidates
-from rlhf.generation import generate, generate_completions, left_pad, split_at_stop
+from rlhf.generation import generate, generate_completions, split_at_stop
+from rlhf.sequences import pad
 from rlhf.sample import SampleConfig, duplicate_flags, repeated_positions, resolve_duplicates, run_sample
 
 SHORT = [{"role": "user", "content": "Hi"}]
@@ -79,7 +80,7 @@ def test_left_padding_gives_the_same_greedy_output_alone_or_batched(model, token
 
 def test_pad_token_is_not_eos_and_padding_is_on_the_left(tokenizer):
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
-    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+    ids, mask = pad([[5, 6, 7], [8]], pad_id=0, side="left")
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 

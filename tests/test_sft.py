@@ -45,7 +45,8 @@ def test_sft_adapter_loads_with_plain_peft_and_matches_rlhf_loader(sft_run, tiny
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
 
     _, out = sft_run
     tokenizer = load_tokenizer(out)

@@ -14,12 +14,13 @@
 | partial        | the last N blocks + final norm (+ head)       | ours (`partial.py`)       | whole model      |
 | full           | everything                                    | ours (`partial.py`)       | whole model      |
 
-    base = load_base_for_adapter(None, config)      # 4-bit for qlora, else rlhf.models.load_causal_lm
+    base = load_base_for_adapter(None, config)      # 4-bit for qlora, else load_causal_lm
     model = apply_adapter(base, config)             # ready to train
     save_adapter(model, "out/")
     model = load_adapter(load_causal_lm(None), "out/")
 
-Every folder written by `save_adapter` also loads with `rlhf.models.load_causal_lm("out/")`.
+Every folder written by `save_adapter` also loads with `rlhf.load_causal_lm("out/")`
+(`rlhf.adapters.sft_output`: what kind of SFT output a folder is, and how each stage loads it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from rlhf.adapters.sft_output import load_causal_lm, load_model_and_tokenizer, load_sft_output, sft_output_kind
 
 ADAPTERS = ("lora", "dora", "rslora", "qlora", "prompt-tuning", "prefix-tuning", "ia3", "series", "parallel", "partial", "full")
 PEFT_ADAPTERS = ("lora", "dora", "rslora", "qlora", "prompt-tuning", "prefix-tuning", "ia3")
@@ -92,6 +95,19 @@ class AdapterConfig:
         )
 
 
+def resolve_learning_rate(learning_rate: float | None, defaults: dict[str, float], what_trains: str) -> float:
+    """The learning rate a stage trains with: `learning_rate` when given, else the stage's default
+    for what it trains (`defaults[what_trains]`: adapters learn far less per step than whole
+    models, so each stage keeps one table, with its source, next to its config). Raises ValueError
+    for a rate that is not positive."""
+    if learning_rate is None:
+        return defaults[what_trains]
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate={learning_rate}: give a positive number, or leave it unset for the "
+                         f"default ({defaults[what_trains]:g} for {what_trains})")
+    return float(learning_rate)
+
+
 def uses_gradient_checkpointing(config: AdapterConfig) -> bool:
     """Whether training with this adapter may use gradient checkpointing (False for prefix tuning)."""
     return config.adapter not in NO_GRADIENT_CHECKPOINTING
@@ -99,13 +115,11 @@ def uses_gradient_checkpointing(config: AdapterConfig) -> bool:
 
 def load_base_for_adapter(name, config: AdapterConfig, device: str | None = None):
     """The base model loaded the way the adapter needs: 4-bit NF4 on CUDA for qlora (a clear error
-    without CUDA or bitsandbytes), otherwise `rlhf.models.load_causal_lm(name, device)`."""
+    without CUDA or bitsandbytes), otherwise `load_causal_lm(name, device)`."""
     if config.adapter == "qlora":
         from rlhf.adapters.peft_methods import load_4bit_base
 
         return load_4bit_base(name, device)
-    from rlhf.models import load_causal_lm
-
     return load_causal_lm(name, device=device)
 
 
@@ -161,7 +175,7 @@ def adapter_kind(model) -> str | None:
 
 
 def save_adapter(model, path, adapter_name: str | None = None) -> None:
-    """Write what `load_adapter` (and `rlhf.models.load_causal_lm`) reads back.
+    """Write what `load_adapter` (and `load_causal_lm`) reads back.
 
     PEFT: `save_pretrained` of one adapter (the active one by default) straight into `path`;
     series/parallel: `adapter_config.json` + `adapter_model.safetensors` with the adapter only;
@@ -259,6 +273,28 @@ def disable_adapter(model):
     return nullcontext(model)
 
 
+def trainable_state(model) -> dict:
+    """{name: CPU copy} of every parameter that trains (an adapter, a value head, partial or full
+    fine-tuning): what a checkpoint must hold to resume, the frozen rest being rebuilt from the config."""
+    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, saved: dict, where) -> None:
+    """Copy `trainable_state`'s tensors back into `model` in place (each to its parameter's device and
+    dtype). Raises ValueError naming `where` (the checkpoint) unless the names are exactly the
+    model's trainable parameters: a checkpoint of another adapter or training mode does not fit."""
+    import torch
+
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if set(saved) != set(params):
+        missing, extra = sorted(set(params) - set(saved))[:3], sorted(set(saved) - set(params))[:3]
+        raise ValueError(f"{where} does not fit this run (different training mode, critic or adapter?): "
+                         f"missing {missing}, unexpected {extra}")
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+
+
 def _peft_label(peft_config) -> str:
     if getattr(peft_config, "use_dora", False):
         return "dora"
@@ -295,7 +331,14 @@ __all__ = [
     "disable_adapter",
     "load_adapter",
     "load_base_for_adapter",
+    "load_causal_lm",
+    "load_model_and_tokenizer",
+    "load_sft_output",
+    "load_trainable_state",
+    "resolve_learning_rate",
     "save_adapter",
     "set_active_adapter",
+    "sft_output_kind",
+    "trainable_state",
     "uses_gradient_checkpointing",
 ]

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from rlhf.adapters.blocks import find_blocks, find_final_norm
@@ -92,8 +93,6 @@ def load(model: nn.Module, path: str | Path, is_trainable: bool = False) -> nn.M
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     index = path / "model.safetensors.index.json"
     files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
     state: dict[str, torch.Tensor] = {}

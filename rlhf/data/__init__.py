@@ -7,9 +7,12 @@ JSONL file, or row index of a Parquet / `datasets` source) and the field, before
 |---|---|
 | demonstration | `messages` (chat rows) or `prompt` + `completion` (strings or message lists) |
 | prompt | `prompt` (string) or `messages` (the conversation so far); optional `id` |
-| candidates | `id`, `prompt`, `completions` (K strings), optional `flags` |
-| ranking | `prompt`, `completions`, `ranking` (tiers best first, indexes into completions), `labeler`, `flags`, `seconds` |
-| pair | `prompt`, `chosen`, `rejected`, optional `margin` (TRL's explicit-prompt format) |
+| candidates | `id`, `prompt`, `completions` (K strings), optional `messages` (the conversation), `flags` |
+| ranking | `prompt` (a conversation), `completions`, `ranking` (tiers best first, indexes into completions), `labeler`, `flags`, `seconds` |
+| pair | `prompt`, `chosen`, `rejected`, optional `margin`: TRL's four layouts, HH-RLHF, UltraFeedback (rlhf/data/preferences.py) |
+
+A prompt is a conversation everywhere (rlhf/data/conversation.py): a list of messages whose last is
+the user's, or a plain string for the one-user-message case.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from rlhf.data.conversation import Conversation, as_messages, last_user_text, normalize_prompt, prompt_key
 
 FILES = Path(__file__).parent / "files"
 ROLES = ("system", "user", "assistant")
@@ -202,7 +207,12 @@ class Prompt:
     @property
     def text(self) -> str:
         """The last user message: what a labeler reads as "the prompt"."""
-        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+        return last_user_text(self.messages)
+
+    @property
+    def conversation(self) -> Conversation:
+        """The stored form of the whole context: a string for one user message, else the messages."""
+        return normalize_prompt(self.messages)
 
 
 def load_prompts(source: str | Path, limit: int | None = None) -> list[Prompt]:
@@ -231,9 +241,11 @@ def load_prompts(source: str | Path, limit: int | None = None) -> list[Prompt]:
 @dataclass
 class Ranking:
     """One labeler's ranking of K completions: `ranking` lists tiers best first (C > B = D > A is
-    `[[2], [1, 3], [0]]`)."""
+    `[[2], [1, 3], [0]]`). `prompt` is the conversation (a string, or messages whose last is the
+    user's: see rlhf/data/conversation.py); `margin` an optional preference strength of a pair;
+    `meta` the row's other scalar columns (e.g. `source`), for per-column reports."""
 
-    prompt: str
+    prompt: Conversation
     completions: list[str]
     ranking: list[list[int]]
     labeler: str = ""
@@ -241,9 +253,29 @@ class Ranking:
     seconds: float | None = None
     item_id: str | None = None
     guideline_version: str | None = None
+    margin: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Stable key of the whole context (two conversations ending in one question differ)."""
+        return prompt_key(self.prompt)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return as_messages(self.prompt)
+
+    @property
+    def text(self) -> str:
+        """The last user message."""
+        return last_user_text(self.prompt)
 
     def to_row(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        """The ranking record as written to JSONL (`margin` only when set, `meta` columns inline)."""
+        row = {k: v for k, v in self.__dict__.items() if k not in ("meta", "margin")}
+        if self.margin is not None:
+            row["margin"] = self.margin
+        return {**self.meta, **row}
 
     def pairs(self) -> list[tuple[int, int, int]]:
         """Every strictly ordered pair as `(better, worse, tier_gap)`; ties give none."""
@@ -281,61 +313,22 @@ def check_ranking(ranking: Any, k: int) -> list[list[int]] | str:
     return ranking
 
 
-def parse_ranking_row(source, n, row) -> Ranking:
-    prompt = _text(source, n, row, "prompt")
-    completions = row.get("completions")
-    if not isinstance(completions, list) or len(completions) < 2:
-        raise DataError(source, n, "completions", "must be a list of at least 2 strings")
-    for i, c in enumerate(completions):
-        if not isinstance(c, str) or not c.strip():
-            raise DataError(source, n, f"completions[{i}]", "is empty" if isinstance(c, str) else "must be a string")
-    if "ranking" not in row:
-        raise DataError(source, n, "ranking", "missing")
-    checked = check_ranking(row["ranking"], len(completions))
-    if isinstance(checked, str):
-        raise DataError(source, n, "ranking", checked)
-    return Ranking(
-        prompt=prompt, completions=list(completions), ranking=checked,
-        labeler=str(row.get("labeler") or ""), flags=list(row.get("flags") or []),
-        seconds=row.get("seconds"), item_id=row.get("item_id"), guideline_version=row.get("guideline_version"),
-    )
-
-
-def parse_pair_row(source, n, row) -> Ranking:
-    """A TRL explicit-prompt pair as a 2-way ranking (chosen first); `margin` kept in `flags`-free
-    form on the returned object as attribute `margin`."""
-    prompt = row.get("prompt")
-    if isinstance(prompt, list):
-        prompt = _messages(source, n, prompt, "prompt")[-1]["content"]
-        row = {**row, "prompt": prompt}
-    for name in ("prompt", "chosen", "rejected"):
-        value = row.get(name)
-        if isinstance(value, list):
-            value = _messages(source, n, value, name)[-1]["content"]
-            row = {**row, name: value}
-        _text(source, n, row, name)
-    ranking = Ranking(prompt=row["prompt"], completions=[row["chosen"], row["rejected"]], ranking=[[0], [1]],
-                      labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"))
-    margin = row.get("margin")
-    if margin is not None and not isinstance(margin, (int, float)):
-        raise DataError(source, n, "margin", "must be a number")
-    ranking.margin = float(margin) if margin is not None else None  # type: ignore[attr-defined]
-    return ranking
-
-
-def load_preferences(source: str | Path, skip_bad: bool = False) -> tuple[list[Ranking], list[DataError]]:
-    """Rankings (the labeling app's export) or TRL pairs, detected per row, as `Ranking`s.
-
-    With `skip_bad`, bad rows are counted and returned instead of raising."""
+def load_preferences(source: str | Path, skip_bad: bool = False,
+                     margin_from_scores: bool = False) -> tuple[list[Ranking], list[DataError]]:
+    """Rankings or pairs in any published layout (rlhf/data/preferences.py), detected per row, as
+    `Ranking`s with the whole conversation. `margin_from_scores`: a pair's margin is
+    `score_chosen - score_rejected` (UltraFeedback-binarized). With `skip_bad`, bad rows are counted
+    and returned instead of raising."""
     out, bad = [], []
     for n, row in iter_rows(source):
         try:
             if "ranking" in row or "completions" in row:
                 out.append(parse_ranking_row(source, n, row))
             elif "chosen" in row or "rejected" in row:
-                out.append(parse_pair_row(source, n, row))
+                out.append(parse_pair_row(source, n, row, margin_from_scores))
             else:
-                raise DataError(source, n, "ranking", "missing: a row needs 'completions' + 'ranking' or 'chosen' + 'rejected'")
+                raise DataError(source, n, "ranking", "missing: a row needs 'completions' + 'ranking' (or ratings) "
+                                                      "or 'chosen' + 'rejected'")
         except DataError as err:
             if not skip_bad:
                 raise
@@ -346,10 +339,18 @@ def load_preferences(source: str | Path, skip_bad: bool = False) -> tuple[list[R
 
 
 def load_candidates(source: str | Path) -> list[dict[str, Any]]:
-    """Candidates (one row per prompt with K completions), as `rlhf sample` writes them."""
+    """Candidates (one row per prompt with K completions), as `rlhf sample` writes them.
+
+    The conversation comes from `messages` when present (a trailing assistant message dropped),
+    else from `prompt` (a string or messages). Each row: `prompt` (the last user message, what
+    the labeler reads as the question) and `messages` (the whole conversation when it is more
+    than one user message, else None)."""
     out = []
     for n, row in iter_rows(source):
-        prompt = _text(source, n, row, "prompt")
+        from rlhf.data.preferences import row_error, row_conversation
+
+        conversation = row_conversation(row, row_error(source, n))
+        prompt = last_user_text(conversation)
         completions = row.get("completions")
         if not isinstance(completions, list) or not 2 <= len(completions) <= 9:
             raise DataError(source, n, "completions", "must be a list of 2 to 9 strings")
@@ -357,7 +358,11 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
             if not isinstance(c, str):
                 raise DataError(source, n, f"completions[{i}]", "must be a string")
         out.append({"id": str(row.get("id", n)), "prompt": prompt, "completions": completions,
-                    "flags": list(row.get("flags") or []), "messages": row.get("messages")})
+                    "flags": list(row.get("flags") or []),
+                    "messages": as_messages(conversation) if not isinstance(conversation, str) else None})
     if not out:
         raise DataError(source, None, None, "holds no candidates")
     return out
+
+
+from rlhf.data.preferences import parse_pair_row, parse_ranking_row  # noqa: E402  (they build Ranking)

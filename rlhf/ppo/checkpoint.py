@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from rlhf.adapters import load_trainable_state, trainable_state
+
 PREFIX = "checkpoint-"
 
 
@@ -55,10 +57,6 @@ def set_rng_state(state: dict) -> None:
         np.random.set_state(state["numpy"])
 
 
-def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu().clone() for name, p in module.named_parameters() if p.requires_grad}
-
-
 def save_checkpoint(output_dir, step: int, module, optimizer, extra: dict, accelerator, keep: int) -> Path:
     """Write checkpoint-{step}; every process writes its random state, the main one the rest.
     `trainer.pt` is written last, so a checkpoint without it is incomplete and ignored."""
@@ -81,16 +79,7 @@ def save_checkpoint(output_dir, step: int, module, optimizer, extra: dict, accel
 
 def load_checkpoint(path: Path, module, optimizer, accelerator) -> dict:
     """Restore trainable tensors, optimizer and this process's random state. Returns trainer.pt."""
-    saved = torch.load(path / "trainable.pt", map_location="cpu")
-    expected = {name for name, p in module.named_parameters() if p.requires_grad}
-    if set(saved) != expected:
-        missing, extra = sorted(expected - set(saved))[:3], sorted(set(saved) - expected)[:3]
-        raise ValueError(f"{path} does not fit this run (different policy_train, critic or adapter?): "
-                         f"missing {missing}, unexpected {extra}")
-    params = dict(module.named_parameters())
-    with torch.no_grad():
-        for name, tensor in saved.items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+    load_trainable_state(module, torch.load(path / "trainable.pt", map_location="cpu"), path)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
     rng_file = path / f"rng_{accelerator.process_index}.pt"
     if not rng_file.exists():

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Optional
 
+from rlhf.adapters import resolve_learning_rate
+
 # LoRA needs a larger step than full fine-tuning: 1e-4 moved SmolLM2-135M in tens of steps
 # (docs/notes.md#ppo-lora-lr); full fine-tuning follows N+ (3e-6 at 1B), raised for a 135M model.
 DEFAULT_LEARNING_RATES = {"lora": 1e-4, "full": 1e-5}
@@ -235,7 +237,7 @@ class PPOConfig:
                                                                                             "token-mean")
 
     def resolved_learning_rate(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.policy_train]
+        return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.policy_train)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,13 +21,20 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from peft.tuners.lora import Linear as LoraLinear
 from torch import nn
 
-MERGEABLE_PEFT = ("LORA", "IA3", "ADALORA", "LOHA", "LOKR")
+from rlhf.adapters import AdapterConfig, apply_adapter, load_adapter, save_adapter, set_active_adapter
+from rlhf.adapters.sft_output import MERGEABLE, PLAIN, load_sft_output
+from rlhf.models import DEFAULT_MODEL
+from rlhf.reward.model import add_lora, token_values
+from rlhf.sequences import forward, position_ids
+
 SWITCHED = "switched"  # layout: named adapters "reference" and "policy" in one model
 
 
@@ -38,59 +45,14 @@ class ReferenceMismatchError(RuntimeError):
 # --- one forward pass, the same for rollout, reference and training ---------------------------
 
 
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that count real tokens only, as generate() makes them: padding anywhere in a
-    row (left, or between a shared prefix and the rest) does not shift the positions. (b, s)"""
-    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-
-
-def prefix_cache(model, input_ids: torch.Tensor, prefix_len: int):
-    """KV cache of the first `prefix_len` tokens, which every row shares (the chat template's system
-    prompt and turn header): computed once on row 0, then repeated for each row. Gradients flow
-    through the repeat, so a training forward may use it too."""
-    out = model(input_ids=input_ids[:1, :prefix_len], use_cache=True, **_head_kwargs(model))
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(input_ids.shape[0])
-    return cache
-
-
-def _head_kwargs(model) -> dict:
-    # A causal LM would also compute the vocabulary logits of the prefix; one position is enough.
-    return {"logits_to_keep": 1} if hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None else {}
-
-
-def group_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int,
-                       group_size: int):
-    """KV cache of every prompt token but the last, computed once per group and repeated for its
-    G rows: the G completions of a prompt (rows [k*G, (k+1)*G), identical) share one prefill.
-    generate() then runs only the last prompt token per row before sampling. (b, p) -> cache"""
-    ids, mask = input_ids[::group_size, :-1], attention_mask[::group_size, :-1]
-    if ids.shape[1] <= prefix_len:  # nothing past the shared prefix to cache
-        return prefix_cache(model, input_ids, prefix_len) if prefix_len else None
-    cache = _forward(model, ids, mask, prefix_len, use_cache=True, **_head_kwargs(model)).past_key_values
-    cache.batch_repeat_interleave(group_size)
-    return cache
-
-
-def _forward(model, input_ids, attention_mask, prefix_len: int, use_cache: bool | None = None, **kwargs):
-    """model(...) on (b, s) ids, running a shared prefix once when `prefix_len` > 0. The outputs
-    cover positions from `prefix_len` on."""
-    position_ids = positions(attention_mask)
-    if prefix_len:
-        kwargs["past_key_values"] = prefix_cache(model, input_ids, prefix_len)
-        input_ids, position_ids = input_ids[:, prefix_len:], position_ids[:, prefix_len:]
-    return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                 use_cache=bool(prefix_len) if use_cache is None else use_cache, **kwargs)
-
-
 def response_forward(model, input_ids, attention_mask, response_len: int, hidden: bool = False, prefix_len: int = 0):
     """Logits (and last hidden states) at the positions that predict the response tokens.
 
-    Position ids count real tokens only (see `positions`); without them the log-probs of a padded
+    Position ids count real tokens only (`rlhf.sequences`); without them the log-probs of a padded
     row differ from the ones sampled. Only the last `response_len + 1` positions go through the LM
     head (logits_to_keep), saving its cost on the prompt. (b, s) -> logits (b, t, v), hidden (b, t, h)"""
-    out = _forward(model, input_ids, attention_mask, prefix_len, logits_to_keep=response_len + 1,
-                   output_hidden_states=hidden)
+    out = forward(model, input_ids, attention_mask, prefix_len, logits_to_keep=response_len + 1,
+                  output_hidden_states=hidden)
     logits = out.logits[:, -response_len - 1:-1]
     states = out.hidden_states[-1][:, -response_len - 1:-1] if hidden else None
     return logits, states
@@ -110,19 +72,6 @@ class ValueHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (b, t, h) -> (b, t)
         return self.linear(hidden.detach().to(self.linear.weight.dtype)).squeeze(-1)
-
-
-def critic_values(critic, input_ids, attention_mask, response_len: int, prefix_len: int = 0,
-                  shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
-    """Per-token values from a sequence-classification critic: its head on every position, not
-    only the last (the reward model reads the last; a critic needs each state), mapped by
-    (raw + shift) / scale onto the scale of the normalised scores. -> (b, t)"""
-    from rlhf.reward.model import unwrap
-
-    seq = unwrap(critic)
-    backbone = getattr(seq, seq.base_model_prefix)
-    hidden = _forward(backbone, input_ids, attention_mask, prefix_len).last_hidden_state[:, -response_len - 1:-1]
-    return (seq.score(hidden).squeeze(-1).float() + shift) / scale
 
 
 class ActorCritic(nn.Module):
@@ -151,9 +100,10 @@ class ActorCritic(nn.Module):
         return logits, self.values(input_ids, attention_mask, response_len, prefix_len)
 
     def values(self, input_ids, attention_mask, response_len: int, prefix_len: int = 0) -> torch.Tensor:
-        """The critic alone (a separate critic model only). -> (b, t)"""
-        return critic_values(self.critic, input_ids, attention_mask, response_len, prefix_len,
-                             self.critic_bias, self.critic_std)
+        """The critic alone (a separate critic model only): the reward model's head at every
+        response position, on the reward scale (`rlhf.reward.model.token_values`). -> (b, t)"""
+        return token_values(self.critic, input_ids, attention_mask, response_len, prefix_len,
+                            self.critic_bias, self.critic_std)
 
 
 # --- building the policy and its reference -----------------------------------------------------
@@ -176,8 +126,6 @@ class PolicyPair:
             with self.model.disable_adapter():
                 yield self.model
         else:
-            from rlhf.adapters import set_active_adapter
-
             set_active_adapter(self.model, "reference")
             try:
                 yield self.model
@@ -192,8 +140,6 @@ def merged_lora(model, adapter: str = "policy"):
     quarter of a CPU decode step). The original weight tensors are kept aside and put back as they
     were, not un-merged by subtraction, so no rounding drift ever reaches the reference.
     Plain LoRA only (no DoRA, no dropout); anything else runs unmerged."""
-    from peft.tuners.lora import Linear as LoraLinear
-
     layers = [m for m in model.modules() if isinstance(m, LoraLinear) and adapter in m.lora_A]
     plain = layers and all(not m.use_dora.get(adapter, False) and isinstance(m.lora_dropout[adapter], nn.Identity)
                            for m in layers)
@@ -214,33 +160,14 @@ def merged_lora(model, adapter: str = "policy"):
             weight.data = data
 
 
-def adapter_type(path: Path) -> str | None:
-    """'series'/'parallel', a PEFT type ('LORA', 'PROMPT_TUNING', ...) or None for a model folder."""
-    file = path / "adapter_config.json"
-    if not file.exists():
-        return None
-    config = json.loads(file.read_text())
-    return config.get("rlhf_adapter") or str(config.get("peft_type") or "").upper() or None
-
-
 def load_sft(name: str | None, device, dtype):
-    """The SFT policy as its stage saved it (base + adapter, unmerged), and how PPO should hold it:
-    "plain" (a model folder), "mergeable" (LoRA, DoRA, IA3...: merged into the base once the probe
-    logits are taken) or "switched" (series/parallel/prompt/prefix: a second, trainable copy of the
-    adapter is added by `build_policy_pair`)."""
-    from rlhf.models import _adapter_base, load_causal_lm
-
-    path = Path(str(name)) if name else None
-    kind = adapter_type(path) if path is not None else None
-    if kind is None:
-        return load_causal_lm(name, device=device, dtype=dtype), "plain"
-    from rlhf.adapters import load_adapter
-
-    base = load_causal_lm(_adapter_base(path), device=device, dtype=dtype)
-    model = load_adapter(base, path, adapter_name="reference")
-    if kind in MERGEABLE_PEFT:
-        return model, "mergeable"
-    return model, SWITCHED
+    """The SFT policy as its stage saved it (base + adapter under the name "reference", unmerged;
+    `rlhf.adapters.load_sft_output`), and how PPO holds it: "plain" (a model folder),
+    "mergeable" (LoRA, DoRA, IA3...: merged into the base once the probe logits are taken) or
+    "switched" (series/parallel/prompt/prefix: a second, trainable copy of the adapter is added by
+    `build_policy_pair`)."""
+    model, kind = load_sft_output(name, device=device, dtype=dtype, adapter_name="reference")
+    return model, kind if kind in (PLAIN, MERGEABLE) else SWITCHED
 
 
 def build_policy_pair(model, kind: str, sft_path: str | None, policy_train: str, lora_r: int, lora_alpha: int,
@@ -265,8 +192,6 @@ def build_policy_pair(model, kind: str, sft_path: str | None, policy_train: str,
         model.requires_grad_(True)
         pair = PolicyPair(model, "copy", ref_model=ref)
     elif kind == SWITCHED:
-        from rlhf.adapters import load_adapter, set_active_adapter
-
         model.requires_grad_(False)
         # Loaded frozen, then its own tensors unfrozen: PEFT refuses a prompt-learning adapter
         # loaded as trainable, and this way the "reference" adapter can never be trained.
@@ -276,8 +201,6 @@ def build_policy_pair(model, kind: str, sft_path: str | None, policy_train: str,
         set_active_adapter(model, "policy")
         pair = PolicyPair(model, SWITCHED)
     else:
-        from rlhf.adapters import AdapterConfig, apply_adapter
-
         model.requires_grad_(False)
         # No dropout anywhere (N+): the ratio and the KL must compare the same deterministic function.
         config = AdapterConfig(adapter="lora", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
@@ -293,7 +216,7 @@ def build_policy_pair(model, kind: str, sft_path: str | None, policy_train: str,
 @torch.no_grad()
 def probe_logits(model, input_ids, attention_mask) -> torch.Tensor:
     """Full-sequence logits of a left-padded batch, float32. (b, s) -> (b, s, v)"""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                    use_cache=False).logits
     return logits[:, -input_ids.shape[1]:].float()  # prompt tuning prepends virtual tokens
 
@@ -342,33 +265,23 @@ def build_reward_critic(reward_model, policy_tokenizer, policy_train: str, lora_
     if policy_train == "full":
         critic = copy.deepcopy(seq).requires_grad_(True)
         return critic.eval()
-    from peft import LoraConfig, get_peft_model
-
-    backbone = getattr(seq, seq.base_model_prefix)
-    targets = sorted({n.split(".")[-1] for n, m in backbone.named_modules() if isinstance(m, nn.Linear)})
-    config = LoraConfig(task_type="SEQ_CLS", r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                        target_modules=targets, modules_to_save=["score"])
     seq.requires_grad_(False)
-    return get_peft_model(seq, config, adapter_name="critic").eval()
+    return add_lora(seq, lora_r, lora_alpha, adapter_name="critic").eval()
 
 
 def save_policy(pair: PolicyPair, sft_source: str | None, path: str | Path) -> Path:
-    """Write the trained policy where `rlhf.models.load_causal_lm(path)` loads it.
+    """Write the trained policy where `rlhf.load_causal_lm(path)` loads it.
 
     A LoRA on an SFT model that exists on disk (a model folder, the embedded default) is saved as
     an adapter pointing at it; a LoRA on a merged SFT adapter, which exists only in memory, is
     merged into a full model (the LoRA is merged on a copy; training state is left alone); a
     trained adapter copy is saved as that adapter; full fine-tuning saves the full model."""
-    from rlhf.models import DEFAULT_MODEL
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model = pair.model
     if pair.layout == "copy":
         model.save_pretrained(path)
     elif pair.layout == SWITCHED:
-        from rlhf.adapters import save_adapter
-
         save_adapter(model, path, adapter_name="policy")
     elif pair.sft_merged:
         copy.deepcopy(model).merge_and_unload().save_pretrained(path)
@@ -385,8 +298,6 @@ def save_policy(pair: PolicyPair, sft_source: str | None, path: str | Path) -> P
 
 def _flatten_adapter_dir(path: Path, name: str) -> None:
     """PEFT writes a non-default adapter into path/<name>/; move it up to path/."""
-    import shutil
-
     sub = path / name
     if sub.is_dir():
         for item in sub.iterdir():

@@ -13,13 +13,18 @@ from dataclasses import dataclass, fields
 from typing import Callable, Sequence
 
 import torch
+from transformers import GenerationConfig
 
+from rlhf.generation import encode_prompt
 from rlhf.ppo.core import logprobs_from_logits, masked_fill_padding
+from rlhf.sequences import cat_padded, group_prompt_cache, pad_with_shared_prefix, prefix_cache
 
-# reward_fn(prompts, completions) -> one score per completion. A function that also takes
-# `prompt_index` (list[int]: which prompt of the step each completion answers, so equal indexes
-# form a group) and/or `prompt_ids` (list[str]: the dataset id of that prompt), or **kwargs, is
-# given them.
+# reward_fn(prompts, completions) -> (b,) scores. `prompts` are the last user messages' text, unless
+# the function takes whole conversations (marked with rlhf.data.conversation.takes_conversations, or
+# its first parameter annotated with a message type): then each is a string or a list of messages.
+# A function that also names `prompt_index` (list[int]: which prompt of the step each completion
+# answers, so equal indexes form a group) and/or `prompt_ids` (list[str]: the dataset id of that
+# prompt), or takes **kwargs, is given them.
 RewardFn = Callable[..., "torch.Tensor | Sequence[float]"]
 
 
@@ -28,7 +33,7 @@ class Rollout:
     """One batch of experience. Shapes: b rollouts, p prompt tokens (left-padded), t response tokens
     (right-padded). Fields after `finished` are filled step by step by the trainer."""
 
-    prompts: list[str]  # the user message of each prompt (what reward functions see)
+    prompts: list  # each prompt's conversation (str = one user message, else messages), as scored
     completions: list[str]  # decoded responses, special tokens removed
     query_ids: torch.Tensor  # (b, p)
     query_mask: torch.Tensor  # (b, p)
@@ -63,46 +68,18 @@ def select(rollout_tensors: dict[str, torch.Tensor], index: torch.Tensor) -> dic
 # --- prompts -> token ids ----------------------------------------------------------------------
 
 
-MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a second forward call
-
-
 def encode_queries(tokenizer, conversations: list[list[dict]], device, share_prefix: bool = False):
     """Chat-template each conversation for the assistant's turn and pad with the pad token (never
     EOS: SmolLM2's EOS <|im_end|> occurs inside templated prompts).
 
     With `share_prefix`, the tokens every query starts with (system prompt, turn header: ~20 of
     SmolLM2's ~39 prompt tokens) stay first, unpadded, and the padding sits between them and the
-    rest, so forward passes can run that prefix once per batch (`policy.prefix_cache`). Position
+    rest, so forward passes can run that prefix once per batch (`rlhf.sequences`). Position
     ids count real tokens, so both layouts compute the same thing.
     -> input_ids (b, p), attention_mask (b, p), prefix_len"""
-    from rlhf.generation import encode_prompt
-
     ids = [encode_prompt(tokenizer, messages) for messages in conversations]
     input_ids, mask, prefix_len = pad_with_shared_prefix(ids, tokenizer.pad_token_id, share_prefix)
     return input_ids.to(device), mask.to(device), prefix_len
-
-
-def pad_with_shared_prefix(ids: list[list[int]], pad_id: int, share_prefix: bool = True):
-    """Token lists -> (b, s) ids and mask: [common prefix][left padding][rest of the row], or plain
-    left padding when the rows share fewer than MIN_SHARED_PREFIX leading tokens.
-    -> input_ids (b, s), attention_mask (b, s), prefix_len"""
-    from rlhf.generation import left_pad
-
-    prefix_len = _common_prefix(ids) if share_prefix and len(ids) > 1 else 0
-    prefix_len = min(prefix_len, min(len(x) for x in ids) - 1)  # every row keeps a token after it
-    if prefix_len < MIN_SHARED_PREFIX:
-        prefix_len = 0
-    rest, rest_mask = left_pad([x[prefix_len:] for x in ids], pad_id)
-    prefix = torch.tensor(ids[0][:prefix_len], dtype=torch.long).expand(len(ids), -1)
-    return torch.cat([prefix, rest], dim=1), torch.cat([torch.ones_like(prefix), rest_mask], dim=1), prefix_len
-
-
-def _common_prefix(rows: list[list[int]]) -> int:
-    n = min(len(r) for r in rows)
-    for i in range(n):
-        if any(r[i] != rows[0][i] for r in rows):
-            return i
-    return n
 
 
 def truncate_after_stop(response_ids: torch.Tensor, stop_ids: Sequence[int], pad_id: int):
@@ -122,8 +99,6 @@ def truncate_after_stop(response_ids: torch.Tensor, stop_ids: Sequence[int], pad
 def generation_config(max_new_tokens: int, temperature: float, top_p: float, pad_id: int, stop_ids: list[int]):
     """Sampling from the model's own distribution at `temperature`: no top-k (transformers'
     default cuts to 50), no repetition penalty, whatever the model's saved generation config says."""
-    from transformers import GenerationConfig
-
     return GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
         pad_token_id=pad_id, eos_token_id=list(stop_ids), output_logits=True, return_dict_in_generate=True,
@@ -135,13 +110,11 @@ def generate(model, query_ids, query_mask, gen_config, temperature: float, value
              group_size: int = 1):
     """Sample one response per query with the KV cache (started from the shared prefix's cache
     when `prefix_len` > 0). With `group_size` G > 1, rows come in groups of G identical queries
-    whose prompt is prefilled once per group (`policy.group_prompt_cache`); transformers'
+    whose prompt is prefilled once per group (`rlhf.sequences.group_prompt_cache`); transformers'
     `num_return_sequences` would copy the prompt before the prefill and run it G times.
 
     Returns response_ids (b, t), their log-probs (b, t) under softmax(logits / temperature), and,
     when `value_head` is given, its values on the hidden state before each token (b, t)."""
-    from rlhf.ppo.policy import group_prompt_cache, prefix_cache
-
     if group_size > 1:
         cache = group_prompt_cache(model, query_ids, query_mask, prefix_len, group_size)
     else:
@@ -166,13 +139,7 @@ def generate(model, query_ids, query_mask, gen_config, temperature: float, value
     return response_ids, logprobs, values
 
 
-def pad_right(tensors: list[torch.Tensor], value) -> torch.Tensor:
-    """Concatenate (b_i, t_i) tensors along the batch, right-padding to the longest t."""
-    width = max(t.shape[1] for t in tensors)
-    return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value) for t in tensors], dim=0)
-
-
-def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list[str], *, gen_config,
+def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list, *, gen_config,
             temperature: float, stop_ids: list[int], chunk_size: int, value_head=None,
             share_prefix: bool = True, group_size: int = 1, prompt_ids: list[str] | None = None) -> Rollout:
     """Generate `group_size` responses for each of a batch of conversations, `chunk_size` rows (a
@@ -182,10 +149,10 @@ def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: lis
     query_ids, query_mask = query_ids.repeat_interleave(group_size, 0), query_mask.repeat_interleave(group_size, 0)
     parts = [generate(model, query_ids[i:i + chunk_size], query_mask[i:i + chunk_size], gen_config, temperature,
                       value_head, prefix_len, group_size) for i in range(0, query_ids.shape[0], chunk_size)]
-    response_ids = pad_right([p[0] for p in parts], tokenizer.pad_token_id)
+    response_ids = cat_padded([p[0] for p in parts], tokenizer.pad_token_id)
     response_ids, response_mask, finished = truncate_after_stop(response_ids, stop_ids, tokenizer.pad_token_id)
-    logprobs = masked_fill_padding(pad_right([p[1] for p in parts], 0.0), response_mask)
-    values = masked_fill_padding(pad_right([p[2] for p in parts], 0.0), response_mask) if value_head is not None else None
+    logprobs = masked_fill_padding(cat_padded([p[1] for p in parts], 0.0), response_mask)
+    values = masked_fill_padding(cat_padded([p[2] for p in parts], 0.0), response_mask) if value_head is not None else None
     completions = [text.strip() for text in tokenizer.batch_decode(response_ids, skip_special_tokens=True)]
     prompt_index = torch.arange(len(conversations), device=device).repeat_interleave(group_size)
     repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
@@ -197,23 +164,26 @@ def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: lis
 # --- scores ------------------------------------------------------------------------------------
 
 
-def score(prompts: list[str], completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
+def score(prompts: list, completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
           batch_size: int = 16, **info) -> torch.Tensor:
-    """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`
-    (normalised by its stored bias and std, so scores are on a unit scale). `info` (prompt_index,
-    prompt_ids) goes to a reward_fn that accepts it. The one place reward_fn is called.
-    -> (b,) float32, CPU"""
+    """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`, which
+    scores exactly as `rlhf eval` and the reward stage do (`RewardModel.score`: std units).
+    `prompts` are conversations; the reward model scores them whole, `reward_fn` gets them as it
+    declares (see RewardFn), plus the keywords of `info` (prompt_index, prompt_ids) it accepts.
+    The one place reward_fn is called. -> (b,) float32, CPU"""
     if reward_fn is not None:
-        raw = call_reward_fn(reward_fn, list(prompts), list(completions), **info)
+        from rlhf.data.conversation import prompts_for
+
+        raw = call_reward_fn(reward_fn, prompts_for(reward_fn, prompts), list(completions), **info)
         scores = torch.as_tensor(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw, dtype=torch.float32)
         if scores.shape != (len(completions),):
             raise ValueError(f"reward_fn returned shape {tuple(scores.shape)}; it must return one number per "
                              f"completion, shape ({len(completions)},)")
         return scores
-    return reward_model_scores(reward_model, prompts, completions, batch_size)
+    return reward_model.score(prompts, completions, batch_size).float().cpu()
 
 
-def call_reward_fn(reward_fn: RewardFn, prompts: list[str], completions: list[str], **info):
+def call_reward_fn(reward_fn: RewardFn, prompts: list, completions: list[str], **info):
     """reward_fn(prompts, completions, **the keywords of `info` its signature names), or all of
     `info` when it takes **kwargs: a two-argument function keeps working unchanged."""
     import inspect
@@ -227,27 +197,6 @@ def call_reward_fn(reward_fn: RewardFn, prompts: list[str], completions: list[st
     else:
         extra = {k: v for k, v in info.items() if k in params}
     return reward_fn(prompts, completions, **extra)
-
-
-@torch.no_grad()
-def reward_model_scores(reward_model, prompts: list[str], completions: list[str], batch_size: int = 16) -> torch.Tensor:
-    """`RewardModel.score(..., normalize=True)`, computed with the chat template's shared prefix run
-    once per batch (the reward model's input starts with the same system prompt as the policy's).
-    Same tokens, same pooling at the last real token, same bias and std. -> (b,) float32, CPU"""
-    from rlhf.ppo.policy import _forward
-    from rlhf.reward.model import encode, unwrap
-
-    seq = unwrap(reward_model.model)
-    backbone = getattr(seq, seq.base_model_prefix)
-    ids = encode(reward_model.tokenizer, prompts, completions, reward_model.max_length)
-    raw = []
-    for start in range(0, len(ids), batch_size):
-        input_ids, mask, prefix_len = pad_with_shared_prefix(ids[start:start + batch_size],
-                                                             reward_model.tokenizer.pad_token_id)
-        device = reward_model.device
-        hidden = _forward(backbone, input_ids.to(device), mask.to(device), prefix_len).last_hidden_state
-        raw.append(seq.score(hidden[:, -1]).squeeze(-1).float())  # left-padded: the last position is real
-    return ((torch.cat(raw) + reward_model.bias) / reward_model.std).cpu()
 
 
 def shape_scores(scores: torch.Tensor, finished: torch.Tensor, missing_eos_penalty: float | None,

@@ -20,16 +20,32 @@ The math lives in `rlhf.ppo.core`, models in `policy.py`, generation in `rollout
 from __future__ import annotations
 
 import json
+import resource
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
 
+from rlhf.adapters import adapter_kind
+from rlhf.data import Prompt, builtin, load_prompts
+from rlhf.generation import stop_token_ids
+from rlhf.models import load_tokenizer, pick_device, pick_dtype
 from rlhf.ppo import core
+from rlhf.ppo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlhf.ppo.config import PPOConfig
-from rlhf.ppo.rollout import Rollout, RewardFn
+from rlhf.ppo.metrics import MetricsLog, plot_metrics
+from rlhf.ppo.policy import (ActorCritic, build_policy_pair, build_reward_critic, build_value_head, load_sft,
+                             merged_lora, response_forward, save_policy)
+from rlhf.ppo.rollout import (Rollout, RewardFn, encode_queries, generation_config, rollout, rollout_tensors, score,
+                              select, shape_scores)
+from rlhf.reward.model import REWARD_UNIT, RewardModel
 from rlhf.stages import save_resolved_config
 
 
@@ -43,14 +59,13 @@ class PPOTrainer:
     policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
     mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
     prompts: None (config.prompts, else the built-in set), a path, strings, message lists or
-    `rlhf.data.Prompt`s."""
+    `rlhf.data.Prompt`s. The reward model scores each whole conversation; `reward_fn` gets the
+    last user message's text per prompt (the signature from before prompts were conversations),
+    or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
+    or its first parameter is annotated with a message type (e.g. `list[list[dict]]`)."""
 
     def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
                  reward_model=None, prompts=None):
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
-
-        from rlhf.models import pick_device
 
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ValueError("PPO needs a reward: set reward_model (a `rlhf reward` output) or pass reward_fn")
@@ -73,10 +88,6 @@ class PPOTrainer:
 
     def _setup_policy(self, policy, tokenizer, prompts) -> None:
         """Tokenizer and prompts, then the policy and its reference (checked against the SFT model)."""
-        from rlhf.generation import stop_token_ids
-        from rlhf.models import load_tokenizer, pick_dtype
-        from rlhf.ppo.policy import build_policy_pair, load_sft
-
         cfg, device = self.config, self.accelerator.device
         self.dtype = torch.bfloat16 if cfg.bf16 else (pick_dtype(str(device)) if cfg.bf16 is None else torch.float32)
         source = policy if isinstance(policy, (str, Path)) or policy is None else None
@@ -90,25 +101,24 @@ class PPOTrainer:
             model, kind = _adopt_model(policy), "mergeable" if hasattr(policy, "merge_and_unload") else "plain"
             model.to(device)
         probe = self._encode([p.messages for p in self.prompts[:4]])
-        self.pair = build_policy_pair(model, kind, source, cfg.policy_train, cfg.lora_r, cfg.lora_alpha,
-                                      cfg.lora_target_modules, probe)
+        # The trainable policy (a PeftModel with a LoRA, an adapter copy, or the full model) and how
+        # to run its reference (`with self.policy_and_reference.reference() as ref:`).
+        self.policy_and_reference = build_policy_pair(model, kind, source, cfg.policy_train, cfg.lora_r,
+                                                      cfg.lora_alpha, cfg.lora_target_modules, probe)
+        self.policy = self.policy_and_reference.model
         self.sft_source = source
-        self.stop_ids = stop_token_ids(self.pair.model, self.tokenizer)
+        self.stop_ids = stop_token_ids(self.policy, self.tokenizer)
         # Prompt/prefix tuning prepends virtual tokens generate() and forward() place differently.
-        peft_config = getattr(self.pair.model, "active_peft_config", None)
+        peft_config = getattr(self.policy, "active_peft_config", None)
         prompt_learning = getattr(peft_config, "is_prompt_learning", False)
         self.logprobs_from_generate = cfg.logprobs_from_generate and not prompt_learning
         self.share_prefix = not prompt_learning  # virtual tokens would sit before the shared prefix
 
     def _setup_reward_and_critic(self, reward_model) -> None:
-        from rlhf.ppo.policy import ActorCritic, build_reward_critic, build_value_head
-
         cfg = self.config
         if reward_model is None and cfg.reward_model is not None:
             reward_model = cfg.reward_model
         if isinstance(reward_model, (str, Path)):
-            from rlhf.reward import RewardModel
-
             reward_model = RewardModel.load(reward_model, device=str(self.accelerator.device), dtype=self.dtype)
         if reward_model is not None:
             reward_model.model.requires_grad_(False).eval()
@@ -117,15 +127,15 @@ class PPOTrainer:
             ("reward" if reward_model is not None and cfg.policy_train == "full" else "value-head")
         if not cfg.uses_critic:  # critic-free estimators: no value model is built at all
             self.critic_kind = "none"
-            self.actor_critic = ActorCritic(self.pair.model)
+            self.actor_critic = ActorCritic(self.policy)
         elif self.critic_kind == "reward":
             if reward_model is None:
                 raise ValueError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
             critic = build_reward_critic(reward_model, self.tokenizer, cfg.policy_train, cfg.lora_r, cfg.lora_alpha)
-            self.actor_critic = ActorCritic(self.pair.model, critic=critic, critic_bias=reward_model.bias,
+            self.actor_critic = ActorCritic(self.policy, critic=critic, critic_bias=reward_model.bias,
                                             critic_std=reward_model.std)
         else:
-            self.actor_critic = ActorCritic(self.pair.model, value_head=build_value_head(self.pair.model))
+            self.actor_critic = ActorCritic(self.policy, value_head=build_value_head(self.policy))
 
     def _setup_optimizer(self) -> None:
         """Adam with eps=1e-5 (N+), prepared by accelerate (DDP across processes). The fused kernel
@@ -134,17 +144,13 @@ class PPOTrainer:
         params = [p for p in self.actor_critic.parameters() if p.requires_grad]
         self.lr = self.config.resolved_learning_rate()
         optimizer = _adam(params, lr=self.lr, eps=1e-5)
-        self.model, self.optimizer = self.accelerator.prepare(self.actor_critic, optimizer)
+        # `actor_critic`: the ActorCritic itself (generation, checkpoints, saving); `prepared_actor_critic`:
+        # the same module as accelerate prepared it (DDP-wrapped across processes), for training passes.
+        self.prepared_actor_critic, self.optimizer = self.accelerator.prepare(self.actor_critic, optimizer)
+        self.actor_critic = self.accelerator.unwrap_model(self.prepared_actor_critic)
         self.params = params
 
-    @property
-    def policy(self):
-        """The trainable policy (a PeftModel with a LoRA, or the full model)."""
-        return self.pair.model
-
     def _encode(self, conversations):
-        from rlhf.ppo.rollout import encode_queries
-
         ids, mask, _ = encode_queries(self.tokenizer, conversations, self.accelerator.device)
         return ids, mask
 
@@ -154,7 +160,7 @@ class PPOTrainer:
         """One PPO step on `prompts` (default: the next batch of the prompt set). Returns metrics."""
         cfg, timer = self.config, _Timer()
         batch = _as_prompts(prompts) if prompts is not None else self._next_prompts()
-        self.pair.model.eval()  # dropout off everywhere (N+)
+        self.policy.eval()  # dropout off everywhere (N+)
         # Step 1: rollout.
         with timer("generate"):
             r = self._rollout(batch)
@@ -187,16 +193,13 @@ class PPOTrainer:
         return metrics
 
     def _rollout(self, prompts) -> Rollout:
-        from rlhf.ppo.policy import merged_lora
-        from rlhf.ppo.rollout import generation_config, rollout
-
         cfg = self.config
-        unwrapped = self.accelerator.unwrap_model(self.model)
+        unwrapped = self.actor_critic
         gen_config = generation_config(cfg.max_new_tokens, cfg.temperature, cfg.top_p, self.tokenizer.pad_token_id,
                                        self.stop_ids)
         value_head = unwrapped.value_head if self.logprobs_from_generate else None
-        with merged_lora(unwrapped.policy) if self.pair.layout == "lora" else nullcontext(unwrapped.policy) as policy:
-            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.text for p in prompts],
+        with merged_lora(unwrapped.policy) if self.policy_and_reference.layout == "lora" else nullcontext(unwrapped.policy) as policy:
+            r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.conversation for p in prompts],
                         gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
                         chunk_size=cfg.generation_batch_size or cfg.batch_size, value_head=value_head,
                         share_prefix=self.share_prefix, group_size=cfg.num_generations,
@@ -208,16 +211,14 @@ class PPOTrainer:
     @torch.no_grad()
     def _forward_passes(self, r: Rollout) -> None:
         """Reference log-probs; the policy's own forward only for what generation did not give."""
-        from rlhf.ppo.policy import response_forward
-
         cfg, t, pre = self.config, r.response_ids.shape[1], r.prefix_len
         chunk = cfg.generation_batch_size or cfg.batch_size
-        unwrapped = self.accelerator.unwrap_model(self.model)
+        unwrapped = self.actor_critic
         ids, mask = r.input_ids, r.attention_mask
         ref, old, values = [], [], []
         for i in range(0, len(r), chunk):
             rows = slice(i, i + chunk)
-            with self.pair.reference() as reference:
+            with self.policy_and_reference.reference() as reference:
                 logits, _ = response_forward(reference, ids[rows], mask[rows], t, prefix_len=pre)
             ref.append(core.logprobs_from_logits(logits, r.response_ids[rows], cfg.temperature))
             if r.logprobs is None:
@@ -235,11 +236,9 @@ class PPOTrainer:
             r.values = core.masked_fill_padding(torch.cat(values).float(), m)
 
     def _score(self, r: Rollout) -> torch.Tensor:
-        from rlhf.ppo.rollout import score, shape_scores
-
         cfg = self.config
         # A LoRA critic lives on the reward model's own weights: switch it off to score.
-        critic = self.accelerator.unwrap_model(self.model).critic
+        critic = self.actor_critic.critic
         with critic.disable_adapter() if hasattr(critic, "disable_adapter") else nullcontext():
             scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size,
                            prompt_index=r.prompt_index.tolist(), prompt_ids=r.prompt_ids)
@@ -250,8 +249,6 @@ class PPOTrainer:
         """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
         minibatch is `grad_accum` micro-batches whose gradients add up before the step. The
         shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group."""
-        from rlhf.ppo.rollout import rollout_tensors, select
-
         cfg = self.config
         data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
         b = len(r)
@@ -267,7 +264,7 @@ class PPOTrainer:
                 micro_batches = perm[start:start + mb].split(micro)
                 for k, idx in enumerate(micro_batches):
                     last = k == len(micro_batches) - 1
-                    with nullcontext() if last else self.accelerator.no_sync(self.model):
+                    with nullcontext() if last else self.accelerator.no_sync(self.prepared_actor_critic):
                         loss, stats = self._loss(select(data, idx.to(advantages.device)), r.prefix_len, policy_on)
                         self.accelerator.backward(loss / cfg.grad_accum)
                     for key, value in stats.items():
@@ -285,7 +282,7 @@ class PPOTrainer:
         + kl_loss_coef * KL when the KL is a loss term)."""
         cfg = self.config
         t = mb["response_ids"].shape[1]
-        logits, values = self.model(mb["input_ids"], mb["attention_mask"], t, prefix_len)
+        logits, values = self.prepared_actor_critic(mb["input_ids"], mb["attention_mask"], t, prefix_len)
         mask = mb["response_mask"]
         logprobs, entropy = core.logprobs_and_entropy(logits, mb["response_ids"], cfg.temperature)
         pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange,
@@ -334,13 +331,9 @@ class PPOTrainer:
         others waiting in the next all-reduce)."""
         ok = torch.isfinite(torch.as_tensor(value)).all().float().to(self.accelerator.device)
         if self.accelerator.num_processes > 1:
-            import torch.distributed as dist
-
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         if ok.item() > 0:
             return
-        from rlhf.ppo.checkpoint import latest_checkpoint
-
         last = latest_checkpoint(self.output_dir)
         kept = f"the last good checkpoint is kept at {last} (resume=True continues from it)" if last else \
             "no checkpoint had been written yet"
@@ -405,9 +398,6 @@ class PPOTrainer:
     def train(self) -> list[dict]:
         """Run `config.steps` PPO steps (resuming from the newest checkpoint when config.resume),
         with checkpoints, logs and plots. Writes the trained policy to output_dir/policy."""
-        from tqdm.auto import tqdm
-
-        from rlhf.ppo.metrics import MetricsLog
 
         cfg, acc = self.config, self.accelerator
         self._maybe_resume()
@@ -434,36 +424,30 @@ class PPOTrainer:
         return self.history
 
     def save_checkpoint(self) -> Path:
-        from rlhf.ppo.checkpoint import save_checkpoint
-
         extra = {"kl_coef": self.kl_ctl.value}
-        return save_checkpoint(self.output_dir, self.step_count, self.accelerator.unwrap_model(self.model),
+        return save_checkpoint(self.output_dir, self.step_count, self.actor_critic,
                                self.optimizer, extra, self.accelerator, self.config.save_total_limit)
 
     def _maybe_resume(self) -> None:
-        from rlhf.ppo.checkpoint import latest_checkpoint, load_checkpoint
-
         if not self.config.resume:
             return
         path = latest_checkpoint(self.output_dir)
         if path is None:
             print(f"[rlhf ppo] resume: no checkpoint in {self.output_dir / 'checkpoints'}; starting at step 0")
             return
-        state = load_checkpoint(path, self.accelerator.unwrap_model(self.model), self.optimizer, self.accelerator)
+        state = load_checkpoint(path, self.actor_critic, self.optimizer, self.accelerator)
         self.step_count, self.kl_ctl.value = int(state["step"]), float(state["kl_coef"])
         if self.accelerator.is_main_process:
             print(f"[rlhf ppo] resumed from {path} at step {self.step_count}")
 
     def save(self, path: str | Path) -> Path:
         """Write the policy and tokenizer: a LoRA adapter folder (loadable by
-        `rlhf.models.load_causal_lm`) or, with full fine-tuning or a merged SFT adapter under the
+        `rlhf.load_causal_lm`) or, with full fine-tuning or a merged SFT adapter under the
         LoRA, the full model."""
-        from rlhf.ppo.policy import save_policy
-
         path = Path(path)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            save_policy(self.pair, self.sft_source, path)
+            save_policy(self.policy_and_reference, self.sft_source, path)
             self.tokenizer.save_pretrained(path)
         self.accelerator.wait_for_everyone()
         return path
@@ -473,7 +457,8 @@ class PPOTrainer:
         return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "use_kl_loss": self.use_kl_loss, "loss_agg_mode": self.loss_agg_mode,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
-                "num_processes": self.accelerator.num_processes, "reference": self.pair.layout,
+                "num_processes": self.accelerator.num_processes, "reference": self.policy_and_reference.layout,
+                "reward_unit": "reward_fn's own units" if self.reward_fn is not None else REWARD_UNIT,
                 "logprobs_from_generate": self.logprobs_from_generate}
 
     def _write_config(self) -> None:
@@ -482,14 +467,13 @@ class PPOTrainer:
             save_resolved_config("ppo", self.resolved_config(), self.output_dir)
 
     def _write_summary(self, rows: list[dict]) -> None:
-        from rlhf.ppo.metrics import plot_metrics
-
         plot_metrics(rows, self.output_dir / "plots")
         scores = [r["reward/score"] for r in rows if "reward/score" in r]
         tenth = max(1, len(scores) // 10)
         summary = {"steps": len(rows), "final": rows[-1] if rows else {},
                    "score_first_tenth": sum(scores[:tenth]) / tenth if scores else None,
-                   "score_last_tenth": sum(scores[-tenth:]) / tenth if scores else None}
+                   "score_last_tenth": sum(scores[-tenth:]) / tenth if scores else None,
+                   "reward_unit": self.resolved_config()["reward_unit"]}
         (self.output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
 
 
@@ -505,8 +489,6 @@ def run_ppo(config: PPOConfig) -> Path:
 
 def _as_prompts(source) -> list:
     """Prompts from a path (None = built-in prompts_train), strings, message lists or Prompts."""
-    from rlhf.data import Prompt, builtin, load_prompts
-
     if source is None:
         source = builtin("prompts_train")
     if isinstance(source, (str, Path)):
@@ -527,8 +509,6 @@ def _as_prompts(source) -> list:
 def _adopt_model(model):
     """A model object passed by research code: plain causal LMs and PeftModels with a mergeable
     adapter are taken as they are; other adapters need their folder (to load a trainable copy)."""
-    from rlhf.adapters import adapter_kind
-
     kind = adapter_kind(model)
     if kind in ("series", "parallel") or (kind == "peft" and model.active_peft_config.is_prompt_learning):
         raise ValueError(f"a model object with a {kind} adapter cannot be copied into policy + reference here: "
@@ -545,9 +525,6 @@ def _adam(params, **kwargs) -> torch.optim.Adam:
 
 
 def _peak_rss_gb() -> float:
-    import resource
-    import sys
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024**3 if sys.platform == "darwin" else 1024**2)
 

@@ -2,7 +2,7 @@
 
     from rlhf.reward import RewardConfig, train_reward, RewardModel
     train_reward(RewardConfig(data="rankings.jsonl", output_dir="runs/rm"))
-    RewardModel.load("runs/rm").score(prompts, completions, normalize=True)
+    RewardModel.load("runs/rm").score(prompts, completions)   # std units
 
 Modules: `config` (RewardConfig), `loss` (the ranking loss, pure functions), `data` (labeler
 consensus, split by prompt, agreement), `model` (building, scoring, RewardModel), `trainer`.

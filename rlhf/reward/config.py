@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from rlhf.adapters import resolve_learning_rate
+
 # Per-mode learning rates when none is given. LoRA and a fresh head need a larger step than full
 # fine-tuning: on SmolLM2-135M, one epoch of 64 K=4 rankings reached 0.99 held-out pair accuracy
 # at 3e-4 and 0.83 at 1e-4 (TRL's default; benchmarks/reward_speed.py). Full fine-tuning follows
@@ -21,8 +23,8 @@ class RewardConfig:
 
     data: str = field(
         default="",
-        metadata={"help": "Rankings JSONL (prompt, completions, ranking, labeler, ...) or TRL pairs "
-                  "(prompt, chosen, rejected, optional margin): a JSONL or Parquet file or a datasets folder."},
+        metadata={"help": "Rankings (prompt, completions, ranking, ...), K completions with ratings, or pairs in TRL's "
+                  "four layouts, HH-RLHF or UltraFeedback-binarized: a JSONL or Parquet file or a datasets folder."},
     )
     output_dir: str = field(default="runs/reward", metadata={"help": "Where the reward model, metrics and logs go."})
     model: Optional[str] = field(
@@ -55,7 +57,18 @@ class RewardConfig:
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with a linearly rising learning rate."})
     max_length: int = field(
         default=512,
-        metadata={"help": "Tokens per prompt+completion; longer texts lose tokens from the left (prompt side)."},
+        metadata={"help": "Tokens per conversation+completion. Longer ones lose the prompt's oldest turns first (a "
+                  "system message stays), then the prompt's oldest tokens, and the completion's tail last; a ranking "
+                  "whose chosen and rejected become identical is dropped. All counted in metrics.json (data_loss)."},
+    )
+    max_prompt_length: Optional[int] = field(
+        default=None,
+        metadata={"help": "Cap on the conversation's tokens (oldest turns, then oldest tokens go first). None = "
+                  "whatever max_length leaves after the completion."},
+    )
+    margin_from_scores: bool = field(
+        default=False,
+        metadata={"help": "Use score_chosen - score_rejected (UltraFeedback-binarized) as each pair's margin."},
     )
     eval_fraction: float = field(
         default=0.1,
@@ -82,9 +95,10 @@ class RewardConfig:
     )
     calibration_data: Optional[str] = field(
         default=None,
-        metadata={"help": "Demonstrations whose completions get mean reward 0 after training (bias) and whose reward "
-                  "std is stored. None = the shipped demonstrations if present, else the training completions; "
-                  "'train' = the training completions; 'none' = no calibration."},
+        metadata={"help": "Completions that set the reward scale after training: rewards are (raw + bias) / std with "
+                  "mean 0 and std 1 on them. None or 'train' = every completion of the training rankings (your "
+                  "prompts, the answers you ranked); 'chosen' = the top tier of each ranking; 'demonstrations' = "
+                  "the shipped demonstrations; a path = a demonstrations file; 'none' = raw scores."},
     )
     resume: bool = field(default=False, metadata={"help": "Continue from output_dir/checkpoint if it exists."})
     save_steps: int = field(
@@ -92,3 +106,6 @@ class RewardConfig:
     )
     logging_steps: int = field(default=5, metadata={"help": "Write TensorBoard scalars every N optimizer steps."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = cuda if available."})
+
+    def resolved_learning_rate(self) -> float:
+        return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.train)

@@ -11,9 +11,9 @@ from rlhf.data import Ranking
 
 
 def item_key(r: Ranking) -> tuple:
-    """Rankings of the same item: same prompt and the same set of completions (in any order, since
-    a labeling app may show completions shuffled)."""
-    return (r.prompt, tuple(sorted(r.completions)))
+    """Rankings of the same item: same conversation and the same set of completions (in any order,
+    since a labeling app may show completions shuffled)."""
+    return (r.key, tuple(sorted(r.completions)))
 
 
 def fractional_ranks(tiers: list[list[int]]) -> dict[int, float]:
@@ -76,17 +76,19 @@ def merge_labelers(rankings: list[Ranking]) -> list[Ranking]:
 
 
 def split_by_prompt(rankings: list[Ranking], eval_fraction: float, seed: int) -> tuple[list[Ranking], list[Ranking]]:
-    """(train, eval) with whole prompts on one side: no prompt's completions on both.
+    """(train, eval) with whole prompts on one side: no prompt's completions on both. A prompt is
+    the whole conversation (`Ranking.key`): two conversations that end in the same question are two
+    prompts, and one conversation is never on both sides.
 
     With eval_fraction > 0 and at least two prompts, at least one prompt is held out."""
-    prompts = sorted({r.prompt for r in rankings})
+    prompts = sorted({r.key for r in rankings})
     random.Random(seed).shuffle(prompts)
     n_eval = round(eval_fraction * len(prompts))
     if eval_fraction > 0 and len(prompts) >= 2:
         n_eval = min(max(n_eval, 1), len(prompts) - 1)
     held_out = set(prompts[:n_eval])
-    train = [r for r in rankings if r.prompt not in held_out]
-    return train, [r for r in rankings if r.prompt in held_out]
+    train = [r for r in rankings if r.key not in held_out]
+    return train, [r for r in rankings if r.key in held_out]
 
 
 def _strict_order(tiers: list[list[int]], mapping: dict[int, int]) -> dict[tuple[int, int], int]:

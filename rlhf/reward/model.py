@@ -1,62 +1,74 @@
 """The reward model: a causal LM's transformer with a scalar head, saved as a plain
-`AutoModelForSequenceClassification` folder (num_labels=1), and `RewardModel` to score with it.
+`AutoModelForSequenceClassification` folder (num_labels=1), and the one place that turns text
+into a reward: `RewardModel.score`, used by PPO, `rlhf eval`, best-of-N and the reward stage alike.
 
     rm = RewardModel.load("runs/reward")
-    rm.score(prompts, completions)                  # (n,) rewards, mean 0 on the calibration data
-    rm.score(prompts, completions, normalize=True)  # ... divided by their std there
+    rm.score(prompts, completions)                  # (n,) rewards in std units (REWARD_UNIT)
+    rm.score(prompts, completions, normalize=False) # ... centred only: raw + bias
 
-Input text is the tokenizer's chat template of [user prompt, assistant completion]; the score is the
-head applied to the last real token. Calibration: Llama-style heads have no bias, so the offset
-that centres the rewards (`rlhf_reward_bias`) and their std (`rlhf_reward_std`) are stored in the
-saved config.json (and reward_calibration.json). `RewardModel` applies them; loading the folder
-with plain `AutoModelForSequenceClassification.from_pretrained` gives the raw, uncentred score.
+Input text is the tokenizer's chat template of [the conversation, assistant completion] (a prompt
+is a string or a list of messages, system and earlier turns kept: rlhf/data/conversation.py); the
+score is the head applied to the last real token, with position ids over real tokens (`rlhf.sequences`), so
+padding and a shared prompt prefix never change it. `token_values` applies the same head at every
+position (a critic initialised from the reward model).
+
+The scale: after training, the reward stage scores calibration completions of the user's own
+domain (by default the completions of the training rankings: their prompts, their SFT policy's
+answers) and stores the offset that centres them (`rlhf_reward_bias`) and their std
+(`rlhf_reward_std`) in config.json and reward_calibration.json. Every score is
+(raw + bias) / std: 0 is the average calibration completion, 1.0 is one std above it. Loading
+the folder with plain `AutoModelForSequenceClassification` gives the raw, uncentred score.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
 from typing import Sequence
 
 import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForSequenceClassification
+
+from rlhf.adapters.blocks import find_blocks, find_final_norm
+from rlhf.adapters.sft_output import MERGEABLE, PLAIN, load_sft_output
+from rlhf.models import load_tokenizer, pick_device, pick_dtype
+from rlhf.sequences import forward, pad_with_shared_prefix
 
 CALIBRATION_FILE = "reward_calibration.json"
+REWARD_UNIT = "std units: (raw + bias) / std of the calibration completions, 0 = their mean"
 
 
 # --- text -> token ids -> scores ----------------------------------------------------------------
 
 
-def chat_texts(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
-    """The chat template of [user prompt, assistant completion] for each pair, as text."""
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}, {"role": "assistant", "content": c}], tokenize=False)
-        for p, c in zip(prompts, completions)
-    ]
+def chat_texts(tokenizer, prompts: Sequence, completions: Sequence[str]) -> list[str]:
+    """The chat template of [conversation, assistant completion] for each pair, as text. A prompt
+    is a conversation: a string (one user message) or messages (rlhf/data/conversation.py)."""
+    from rlhf.data.conversation import render_text
+
+    return [render_text(tokenizer, p, c) for p, c in zip(prompts, completions)]
 
 
-def encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of each chat-templated pair, at most `max_length`; longer ones lose tokens from the
-    left (the prompt side), because the score is read at the end and must see the whole answer."""
+def encode_detailed(tokenizer, prompts: Sequence, completions: Sequence[str], max_length: int,
+                    max_prompt_length: int | None = None) -> list:
+    """`rlhf.data.conversation.Encoded` per pair: the token ids of the chat-templated conversation
+    and completion, at most `max_length`, and what was cut to fit (the prompt's oldest turns first,
+    then its oldest tokens, the completion's tail last: the score is read at the end and must see
+    the answer)."""
+    from rlhf.data.conversation import encode_scored
+
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    if not prompts:
-        return []
-    ids = tokenizer(chat_texts(tokenizer, prompts, completions), add_special_tokens=False)["input_ids"]
-    return [x[-max_length:] for x in ids]
+    return [encode_scored(tokenizer, p, c, max_length, max_prompt_length) for p, c in zip(prompts, completions)]
 
 
-def collate(ids: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right"):
-    """Pad to one tensor. Returns input_ids (n, t) and attention_mask (n, t), 1 = real token."""
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for row, x in enumerate(ids):
-        span = slice(width - len(x), width) if padding_side == "left" else slice(0, len(x))
-        input_ids[row, span] = torch.tensor(x, dtype=torch.long)
-        attention_mask[row, span] = 1
-    return input_ids, attention_mask
+def encode(tokenizer, prompts: Sequence, completions: Sequence[str], max_length: int,
+           max_prompt_length: int | None = None) -> list[list[int]]:
+    """Token ids of each chat-templated (conversation, completion), cut to fit as `encode_detailed`."""
+    return [e.ids for e in encode_detailed(tokenizer, prompts, completions, max_length, max_prompt_length)]
 
 
 def unwrap(model):
@@ -64,35 +76,52 @@ def unwrap(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The head's score at each sequence's last real token.  (n, t), (n, t) -> (n,) float32
-
-    The position comes from the attention mask, not from searching for the pad token as
-    transformers' own pooling does: that breaks when pad == EOS and a text ends in EOS. Position
-    ids count real tokens only, so left and right padding give the same scores."""
+def _backbone_and_head(model):
     seq = unwrap(model)
-    backbone = getattr(seq, seq.base_model_prefix)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      use_cache=False).last_hidden_state  # (n, t, h)
-    steps = torch.arange(input_ids.shape[1], device=input_ids.device)
-    last = (steps * attention_mask).argmax(-1)  # (n,)
-    pooled = hidden[torch.arange(input_ids.shape[0], device=hidden.device), last]  # (n, h)
-    return seq.score(pooled).squeeze(-1).float()
+    return getattr(seq, seq.base_model_prefix), seq.score
+
+
+def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0) -> torch.Tensor:
+    """The head's raw score at each sequence's last real token.  (n, t), (n, t) -> (n,) float32
+
+    Any padding (left, right, or after a shared prefix of `prefix_len` tokens run once). The
+    position comes from the attention mask, not from searching for the pad token as transformers'
+    own pooling does: that breaks when pad == EOS and a text ends in EOS."""
+    backbone, head = _backbone_and_head(model)
+    hidden = forward(backbone, input_ids, attention_mask, prefix_len).last_hidden_state  # (n, t - prefix_len, h)
+    mask = attention_mask[:, prefix_len:]
+    steps = torch.arange(mask.shape[1], device=mask.device)
+    last = (steps * mask).argmax(-1)  # (n,)
+    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (n, h)
+    return head(pooled).squeeze(-1).float()
+
+
+def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int,
+                 prefix_len: int = 0, bias: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """The head at each position that predicts one of the last `response_len` tokens, on the reward
+    scale ((raw + bias) / std): per-token values of a critic initialised from the reward model (the
+    reward model reads the last position; a critic needs each state). Left-padded rows.
+    (b, s), (b, s) -> (b, response_len) float32"""
+    backbone, head = _backbone_and_head(model)
+    hidden = forward(backbone, input_ids, attention_mask, prefix_len).last_hidden_state[:, -response_len - 1:-1]
+    return (head(hidden).squeeze(-1).float() + bias) / std
 
 
 @torch.no_grad()
-def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16,
-              padding_side: str = "right") -> torch.Tensor:
-    """Raw scores of many token sequences, longest first so batches pad little.  -> (n,) on model's device"""
+def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16) -> torch.Tensor:
+    """Raw scores of many token sequences.  -> (n,) float32 on the model's device
+
+    Longest first, so batches pad little; the tokens every row of a batch starts with (the chat
+    template's system prompt and turn header) run once per batch (`rlhf.sequences`)."""
     device = next(model.parameters()).device
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     out = torch.empty(len(ids), device=device)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        input_ids, mask = collate([ids[i] for i in chunk], pad_id, padding_side)
+        input_ids, mask, prefix_len = pad_with_shared_prefix([list(ids[i]) for i in chunk], pad_id)
         with autocast(device):
-            out[torch.tensor(chunk, device=device)] = sequence_scores(model, input_ids.to(device), mask.to(device))
+            scores = sequence_scores(model, input_ids.to(device), mask.to(device), prefix_len)
+        out[torch.tensor(chunk, device=device)] = scores
     return out
 
 
@@ -105,41 +134,20 @@ def autocast(device):
 # --- building the model from a base or an SFT output --------------------------------------------
 
 
-def _peft_adapter_type(path: Path) -> str | None:
-    config = path / "adapter_config.json"
-    if not config.exists():
-        return None
-    from peft import PeftType
-
-    kind = str(json.loads(config.read_text()).get("peft_type") or "")
-    return kind if kind in PeftType.__members__ else None
-
-
 def load_merged_causal_lm(name: str | None):
-    """A plain causal LM (fp32, CPU) from a base model or an SFT output, adapters merged in.
-
-    A PEFT adapter folder loads its base, then merge_and_unload(); other adapter folders go through
-    rlhf.adapters. An adapter that cannot be merged into plain weights (prompt or prefix tuning,
-    series or parallel bottleneck adapters) is an error: the saved reward model must load with
-    plain transformers."""
-    from rlhf.models import _adapter_base, load_causal_lm
-
-    path = Path(str(name)) if name else None
-    if path is not None and _peft_adapter_type(path):
-        from peft import PeftModel
-
-        base = load_causal_lm(_adapter_base(path), device="cpu", dtype=torch.float32)
-        model = PeftModel.from_pretrained(base, str(path))
-    else:
-        model = load_causal_lm(name, device="cpu", dtype=torch.float32)
-    if hasattr(model, "peft_config") or hasattr(model, "merge_and_unload"):
-        if not hasattr(model, "merge_and_unload"):
-            raise _not_mergeable(name, type(model).__name__)
-        try:
-            model = model.merge_and_unload()
-        except (AttributeError, TypeError, ValueError, NotImplementedError) as err:
-            raise _not_mergeable(name, f"{type(err).__name__}: {err}") from None
-    return model
+    """A plain causal LM (fp32, CPU) from a base model or an SFT output, adapters merged in
+    (`rlhf.adapters.load_sft_output`). An adapter that cannot be merged into plain weights (prompt or
+    prefix tuning, series or parallel bottleneck adapters) is an error: the saved reward model must
+    load with plain transformers."""
+    model, kind = load_sft_output(name, device="cpu", dtype=torch.float32)
+    if kind == PLAIN:
+        return model
+    if kind != MERGEABLE:
+        raise _not_mergeable(name, f"a {kind} adapter")
+    try:
+        return model.merge_and_unload()
+    except (AttributeError, TypeError, ValueError, NotImplementedError) as err:
+        raise _not_mergeable(name, f"{type(err).__name__}: {err}") from None
 
 
 def _not_mergeable(name, why: str) -> ValueError:
@@ -154,10 +162,6 @@ def build_reward_model(name: str | None, pad_token_id: int, seed: int = 0):
 
     The transformer is moved over from the causal LM (no copy, no second random init); the new head
     is drawn from N(0, 1 / (d_model + 1)) as in Stiennon et al. 2020, so first rewards are small."""
-    import copy
-
-    from transformers import AutoModelForSequenceClassification
-
     causal = load_merged_causal_lm(name)
     config = copy.deepcopy(causal.config)
     config.num_labels, config.pad_token_id = 1, pad_token_id
@@ -181,17 +185,20 @@ def build_reward_model(name: str | None, pad_token_id: int, seed: int = 0):
 # --- what to train ------------------------------------------------------------------------------
 
 
-def _blocks(backbone):
-    for attr in ("layers", "h", "blocks"):
-        if hasattr(backbone, attr):
-            return getattr(backbone, attr)
-    raise ValueError(f"cannot find the transformer blocks of {type(backbone).__name__} for train=partial")
+def add_lora(model, lora_r: int, lora_alpha: int, adapter_name: str = "default"):
+    """A PeftModel with LoRA on every linear layer of a sequence-classification model's transformer,
+    no dropout, and the head trained in full as a copy (modules_to_save): the reward stage's LoRA,
+    and PPO's critic on the reward model, where switching the adapter off gives the reward model back."""
+    backbone, _ = _backbone_and_head(model)
+    targets = sorted({n.split(".")[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)})
+    config = LoraConfig(task_type="SEQ_CLS", r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
+                        target_modules=targets, modules_to_save=["score"])
+    return get_peft_model(model, config, adapter_name=adapter_name)
 
 
 def prepare_for_training(model, train: str, lora_r: int = 16, lora_alpha: int = 32, partial_layers: int = 2):
-    """Set what trains: 'lora' (LoRA on every linear layer of the transformer, head trained in full
-    through modules_to_save), 'partial' (last N blocks, final norm, head) or 'full'. Dropout off,
-    as in TRL's reward trainer: scores of one ranking must be comparable."""
+    """Set what trains: 'lora' (`add_lora`), 'partial' (last N blocks, final norm, head) or 'full'.
+    Dropout off, as in TRL's reward trainer: scores of one ranking must be comparable."""
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
@@ -201,20 +208,16 @@ def prepare_for_training(model, train: str, lora_r: int = 16, lora_alpha: int = 
         return model
     if train == "partial":
         model.requires_grad_(False)
-        for block in list(_blocks(backbone))[-partial_layers:]:
+        blocks_name, blocks = find_blocks(backbone)
+        for block in list(blocks)[-partial_layers:]:
             block.requires_grad_(True)
-        for attr in ("norm", "ln_f", "final_layernorm"):
-            if hasattr(backbone, attr):
-                getattr(backbone, attr).requires_grad_(True)
+        norm = find_final_norm(backbone, blocks_name)
+        if norm is not None:
+            norm.requires_grad_(True)
         model.score.requires_grad_(True)
         return model
     if train == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        targets = sorted({n.split(".")[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)})
-        config = LoraConfig(task_type="SEQ_CLS", r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                            target_modules=targets, modules_to_save=["score"])
-        return get_peft_model(model, config)
+        return add_lora(model, lora_r, lora_alpha)
     raise ValueError(f"unknown train mode {train!r} (use lora, partial or full)")
 
 
@@ -225,7 +228,8 @@ def merged(model):
 
 def save_reward_model(model, tokenizer, path: str | Path, bias: float, std: float, max_length: int,
                       extra: dict | None = None) -> Path:
-    """Write a plain seq-cls folder: weights, tokenizer, calibration in config.json and a JSON file."""
+    """Write a plain seq-cls folder: weights, tokenizer, calibration in config.json and a JSON file
+    (with `extra`, e.g. which completions calibrated it, and the unit of the scores)."""
     path = Path(path)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.rlhf_reward_bias = float(bias)
@@ -233,7 +237,8 @@ def save_reward_model(model, tokenizer, path: str | Path, bias: float, std: floa
     model.config.rlhf_max_length = int(max_length)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    calibration = {"bias": float(bias), "std": float(std), "max_length": int(max_length), **(extra or {})}
+    calibration = {"bias": float(bias), "std": float(std), "max_length": int(max_length), "unit": REWARD_UNIT,
+                   **(extra or {})}
     (path / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2))
     return path
 
@@ -242,7 +247,8 @@ def save_reward_model(model, tokenizer, path: str | Path, bias: float, std: floa
 
 
 class RewardModel:
-    """A trained reward model: `score(prompts, completions)` gives one reward per pair.
+    """A trained reward model: `score(prompts, completions)` gives one reward per pair, in std units
+    (REWARD_UNIT): the scale PPO, `rlhf eval`, best-of-N and the reports all use.
 
     Attributes: `model` (the seq-cls transformer, e.g. to initialise a PPO critic), `tokenizer`,
     `bias` (added to raw scores so the calibration completions average 0), `std` (their std)."""
@@ -253,10 +259,7 @@ class RewardModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, dtype=None) -> "RewardModel":
-        from transformers import AutoModelForSequenceClassification
-
-        from rlhf.models import load_tokenizer, pick_device, pick_dtype
-
+        """The folder `rlhf reward` wrote, its calibration applied by `score`."""
         device = pick_device(device)
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype or pick_dtype(device))
         model.to(device).eval()
@@ -272,16 +275,22 @@ class RewardModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 16,
-              normalize: bool = False) -> torch.Tensor:
-        """Rewards: raw score + bias (so calibration completions average 0), divided by the stored
-        std when `normalize`. Returns (n,) float32 on the model's device."""
+    def score(self, prompts: Sequence, completions: Sequence[str], batch_size: int = 16,
+              normalize: bool = True) -> torch.Tensor:
+        """Rewards (raw + bias) / std: 0 for the average calibration completion, 1.0 one std above
+        it. `normalize=False` gives raw + bias (centred, not scaled). `prompts` are conversations:
+        strings (one user message each) or message lists, rendered whole through the tokenizer's
+        chat template. Returns (n,) float32 on the model's device."""
         ids = encode(self.tokenizer, prompts, completions, self.max_length)
         if not ids:
             return torch.empty(0, device=self.device)
         was_training = self.model.training
         self.model.eval()
-        raw = score_ids(self.model, ids, self.tokenizer.pad_token_id, batch_size, self.tokenizer.padding_side)
+        raw = score_ids(self.model, ids, self.tokenizer.pad_token_id, batch_size)
         self.model.train(was_training)
+        return self.to_scale(raw, normalize)
+
+    def to_scale(self, raw: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Raw head outputs -> rewards on this model's scale (see `score`). Any shape."""
         rewards = raw + self.bias
         return rewards / self.std if normalize else rewards

@@ -1,13 +1,17 @@
 """`train_reward(config)`: the `rlhf reward` stage, in numbered steps.
 
-1. read rankings or pairs (bad rows raise, or are skipped and counted), merge labelers if asked,
-   split by prompt;
+1. read rankings or pairs in any published layout (bad rows raise, or are skipped and counted),
+   merge labelers if asked, split by prompt (the whole conversation);
 2. build the seq-cls model from the base or SFT output, set what trains (LoRA / partial / full);
-3. tokenize every completion once;
+3. tokenize every completion once with its conversation, cut to max_length (the prompt's oldest
+   turns first, the completion's tail last); a ranking whose differently ranked completions became
+   identical token sequences is dropped and counted (it would train at a constant loss of log 2);
 4. train: each batch scores all K completions of several rankings in one forward pass, the loss
    forms every ordered pair from those scores (rlhf/reward/loss.py); checkpoint each epoch;
 5. evaluate pair accuracy, margin and loss on train and held-out prompts, per labeler too;
-6. merge LoRA, centre the rewards on the calibration completions, save a plain seq-cls folder.
+6. merge LoRA, calibrate on completions of the user's domain (by default the training rankings'
+   own: their prompts, their policy's answers): rewards are (raw + bias) / std, 0 = the mean
+   calibration completion, 1 = one std; save a plain seq-cls folder recording that choice.
 
 Outputs in `output_dir`: the model (config.json carries `rlhf_reward_bias` and `rlhf_reward_std`),
 tokenizer, rlhf_config.json (resolved settings), metrics.json, logs/ (TensorBoard), checkpoint/ (resume).
@@ -32,29 +36,35 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
+from rlhf.adapters import load_trainable_state, trainable_state
 from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
-from rlhf.reward.config import DEFAULT_LEARNING_RATES, RewardConfig
+from rlhf.data.conversation import normalize_prompt
+from rlhf.models import count_parameters, load_tokenizer, pick_device
+from rlhf.plots import plot_series, points
+from rlhf.reward.config import RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
 from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
-from rlhf.reward.model import (autocast, build_reward_model, collate, encode, merged, prepare_for_training,
-                               save_reward_model, score_ids, sequence_scores)
+from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
+                               prepare_for_training, save_reward_model, score_ids, sequence_scores)
+from rlhf.sequences import pad
 from rlhf.stages import save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
 CHECKPOINT = "checkpoint/state.pt"
 # Settings that change what a checkpoint means; resuming with any of them changed is refused.
 RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers", "learning_rate", "batch_size",
-               "grad_accum", "max_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
+               "grad_accum", "max_length", "max_prompt_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
 
 
 def train_reward(config: RewardConfig) -> dict:
     """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
-    from rlhf.models import count_parameters, load_tokenizer, pick_device
-
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lr = config.learning_rate or DEFAULT_LEARNING_RATES[config.train]
+    lr = config.resolved_learning_rate()
     resolved = dataclasses.replace(config, learning_rate=lr)
     save_resolved_config("reward", resolved, out)
     device = pick_device(config.device)
@@ -69,11 +79,13 @@ def train_reward(config: RewardConfig) -> dict:
     model.to(device)
     trainable, total = count_parameters(model)
     # 3. tokens
-    train_examples = encode_rankings(tokenizer, train_set, config.max_length)
-    eval_examples = encode_rankings(tokenizer, eval_set, config.max_length)
+    train_examples, train_cut = encode_rankings(tokenizer, train_set, config.max_length, config.max_prompt_length)
+    eval_examples, eval_cut = encode_rankings(tokenizer, eval_set, config.max_length, config.max_prompt_length)
+    data_loss = truncation_report(train_cut, eval_cut, config, len(bad))
+    if not train_examples:
+        raise DataError(config.data, None, "chosen", f"every training ranking became identical token sequences at "
+                                                     f"max_length={config.max_length}: raise --max_length")
     # 4. train
-    from torch.utils.tensorboard import SummaryWriter
-
     writer = SummaryWriter(str(out / "logs"))
     started = time.perf_counter()
     progress = fit(model, train_examples, eval_examples, resolved, tokenizer.pad_token_id, device, out, writer)
@@ -84,7 +96,7 @@ def train_reward(config: RewardConfig) -> dict:
         "train": evaluate(model, train_examples, tokenizer.pad_token_id, config),
         "eval": evaluate(model, eval_examples, tokenizer.pad_token_id, config) if eval_examples else None,
         "labeler_agreement": labeler_agreement(all_rankings),
-        "skipped_bad_rows": len(bad), "bad_rows": [str(e) for e in bad[:20]],
+        "skipped_bad_rows": len(bad), "bad_rows": [str(e) for e in bad[:20]], "data_loss": data_loss,
         "data": _data_summary(train_set, eval_set),
         "steps": progress["step"], "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
         "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
@@ -102,7 +114,8 @@ def train_reward(config: RewardConfig) -> dict:
     bias, std, calibration = calibrate(model, tokenizer, config, train_set)
     metrics["calibration"] = calibration
     model.to("cpu")
-    save_reward_model(model, tokenizer, out, bias, std, config.max_length, {"source": calibration["source"]})
+    save_reward_model(model, tokenizer, out, bias, std, config.max_length,
+                      {"source": calibration["source"], "n": calibration["n"]})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _print_summary(metrics, out)
     return metrics
@@ -114,7 +127,8 @@ def train_reward(config: RewardConfig) -> dict:
 def _read_data(config: RewardConfig):
     if not config.data:
         raise DataError("--data", None, "data", "no rankings given: pass --data FILE (rankings JSONL or pairs)")
-    rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows)
+    rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows,
+                                     margin_from_scores=config.margin_from_scores)
     if config.merge_labelers:
         rankings = merge_labelers(rankings)
     train_set, eval_set = split_by_prompt(rankings, config.eval_fraction, config.seed)
@@ -126,7 +140,7 @@ def _read_data(config: RewardConfig):
 def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
     return {
         "train_rankings": len(train_set), "eval_rankings": len(eval_set),
-        "train_prompts": len({r.prompt for r in train_set}), "eval_prompts": len({r.prompt for r in eval_set}),
+        "train_prompts": len({r.key for r in train_set}), "eval_prompts": len({r.key for r in eval_set}),
         "train_pairs": sum(len(r.pairs()) for r in train_set), "eval_pairs": sum(len(r.pairs()) for r in eval_set),
         "completions_per_ranking": sorted({len(r.completions) for r in train_set + eval_set}),
     }
@@ -135,24 +149,56 @@ def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
 # --- 3. tokens ----------------------------------------------------------------------------------
 
 
-def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int) -> list[dict]:
-    """Per ranking: token ids of its K completions, its tiers, margin (0 if none) and labeler."""
+def encode_rankings(tokenizer, rankings: list[Ranking], max_length: int,
+                    max_prompt_length: int | None = None) -> tuple[list[dict], dict]:
+    """Per ranking: token ids of its K completions (each with the whole conversation), its tiers,
+    margin (0 if none) and labeler; and counts of what was cut or dropped to fit `max_length`.
+
+    A ranking in which two completions of different tiers have identical token sequences is left
+    out (its pairs cannot be learned: the loss is log 2 whatever the weights) and counted."""
     prompts = [r.prompt for r in rankings for _ in r.completions]
     completions = [c for r in rankings for c in r.completions]
-    ids = encode(tokenizer, prompts, completions, max_length)
+    encoded = encode_detailed(tokenizer, prompts, completions, max_length, max_prompt_length)
+    counts = {"rankings": len(rankings), "completions": len(encoded),
+              "prompt_turns_dropped": sum(e.turns_dropped > 0 for e in encoded),
+              "prompt_tokens_cut": sum(e.prompt_tokens_cut > 0 for e in encoded),
+              "completion_tail_cut": sum(e.completion_tokens_cut > 0 for e in encoded),
+              "rankings_dropped_identical": 0, "pairs_dropped_identical": 0}
     out, start = [], 0
     for r in rankings:
         k = len(r.completions)
-        out.append({"ids": ids[start:start + k], "tiers": r.ranking, "labeler": r.labeler,
-                    "margin": float(getattr(r, "margin", None) or 0.0)})
+        mine = encoded[start:start + k]
         start += k
-    return out
+        same = [(b, w) for b, w, _ in r.pairs() if mine[b].ids == mine[w].ids]
+        if same:
+            counts["rankings_dropped_identical"] += 1
+            counts["pairs_dropped_identical"] += len(r.pairs())
+            continue
+        out.append({"ids": [e.ids for e in mine], "tiers": r.ranking, "labeler": r.labeler,
+                    "margin": float(r.margin or 0.0), "meta": r.meta})
+    return out, counts
+
+
+def truncation_report(train: dict, held_out: dict, config: RewardConfig, bad_rows: int) -> dict:
+    """What the reward stage cut or dropped, and why, for metrics.json (`data_loss`) and the console."""
+    report = {"stage": "reward", "max_length": config.max_length, "max_prompt_length": config.max_prompt_length,
+              "skipped_bad_rows": bad_rows, "train": train, "eval": held_out}
+    for split, c in (("train", train), ("eval", held_out)):
+        if c["prompt_turns_dropped"] or c["prompt_tokens_cut"] or c["completion_tail_cut"]:
+            print(f"[rlhf reward] {split}: to fit max_length={config.max_length}, {c['prompt_turns_dropped']} of "
+                  f"{c['completions']} sequences lost the prompt's oldest turns, {c['prompt_tokens_cut']} the "
+                  f"prompt's oldest tokens, {c['completion_tail_cut']} the completion's tail")
+        if c["rankings_dropped_identical"]:
+            print(f"[rlhf reward] {split}: dropped {c['rankings_dropped_identical']} of {c['rankings']} rankings "
+                  f"({c['pairs_dropped_identical']} pairs) whose chosen and rejected are identical token sequences "
+                  f"(after truncation to {config.max_length} tokens); raise --max_length to keep them")
+    return report
 
 
 def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
     """All completions of the given rankings in one padded batch, plus the pair/tie index.
     Returns input_ids (n, t), attention_mask (n, t), RankingIndex, margin (g,)."""
-    input_ids, mask = collate([x for e in examples for x in e["ids"]], pad_id, padding_side)
+    input_ids, mask = pad([x for e in examples for x in e["ids"]], pad_id, padding_side)
     index = ranking_index([e["tiers"] for e in examples])
     margin = torch.tensor([e["margin"] for e in examples], dtype=torch.float32)
     return input_ids, mask, index, margin
@@ -166,9 +212,6 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
     """The training loop. Batch order depends only on (seed, epoch), so a resumed run replays it.
     Held-out metrics go to TensorBoard after every epoch but the last (the caller logs the final
     ones). Returns progress: step, epoch, epoch_seconds."""
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
     micro = math.ceil(len(examples) / config.batch_size)
     steps_per_epoch = math.ceil(micro / config.grad_accum)
     total = config.max_steps or config.epochs * steps_per_epoch
@@ -262,7 +305,7 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, con
     """Trainable weights, optimizer, scheduler and progress, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "trainable": trainable_state(model),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "progress": dict(progress), "config": {k: getattr(config, k) for k in RESUME_KEYS},
     }
@@ -277,10 +320,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     if changed:
         raise ValueError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
                          "(use another output_dir, or resume=False to start over)")
-    missing = set(state["trainable"]) - {n for n, _ in model.named_parameters()}
-    if missing:
-        raise ValueError(f"cannot resume from {path}: the model has no parameters {sorted(missing)[:3]}")
-    model.load_state_dict(state["trainable"], strict=False)
+    load_trainable_state(model, state["trainable"], path)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
@@ -315,37 +355,41 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
 # --- 6. calibrate -------------------------------------------------------------------------------
 
 
-def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[list[str], list[str], str]:
-    """(prompts, completions, source name) whose rewards are centred on 0."""
-    source = config.calibration_data
-    if source is None:
-        try:
-            source = str(builtin("demonstrations"))
-        except FileNotFoundError:
-            source = "train"
-    if source == "train":
-        seen = dict.fromkeys((r.prompt, c) for r in train_set for c in r.completions)
-        pairs = list(seen)
+def calibration_pairs(config: RewardConfig, train_set: list[Ranking]) -> tuple[list, list[str], str]:
+    """(conversations, completions, source name) whose rewards are centred on 0 and scaled to std 1.
+
+    "train" (the default): every distinct completion of the training rankings, the user's own
+    prompts and the answers that were ranked (in the pipeline, the SFT policy's samples), so unit
+    scale is unit on the data PPO will see. "chosen": the top tier of each ranking only.
+    "demonstrations": the shipped demonstrations. Any other value: a demonstrations file."""
+    source = config.calibration_data or "train"
+    if source in ("train", "chosen"):
+        seen = {(r.key, r.completions[i]): (r.prompt, r.completions[i]) for r in train_set
+                for i in (r.ranking[0] if source == "chosen" else range(len(r.completions)))}
+        pairs = list(seen.values())
         random.Random(0).shuffle(pairs)
         pairs = pairs[:CALIBRATION_LIMIT]
-        return [p for p, _ in pairs], [c for _, c in pairs], "train"
+        return [p for p, _ in pairs], [c for _, c in pairs], source
+    if source == "demonstrations":
+        source = str(builtin("demonstrations"))
     rows = load_demonstrations(source)
     rows = rows.select(range(min(CALIBRATION_LIMIT, len(rows))))
-    prompts = [next(m["content"] for m in reversed(row["prompt"]) if m["role"] == "user") for row in rows]
+    prompts = [normalize_prompt(row["prompt"]) for row in rows]
     completions = ["".join(m["content"] for m in row["completion"]) for row in rows]
     return prompts, completions, source
 
 
 def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) -> tuple[float, float, dict]:
-    """bias = -mean raw score and std of the scores on the calibration completions."""
+    """bias = -mean raw score and std of the raw scores on the calibration completions, so that
+    rewards (raw + bias) / std have mean 0 and std 1 there. Returns (bias, std, record)."""
     if config.calibration_data == "none":
-        return 0.0, 1.0, {"source": "none", "bias": 0.0, "std": 1.0, "n": 0}
+        return 0.0, 1.0, {"source": "none", "bias": 0.0, "std": 1.0, "n": 0, "unit": "raw head output (not calibrated)"}
     prompts, completions, source = calibration_pairs(config, train_set)
-    ids = encode(tokenizer, prompts, completions, config.max_length)
+    ids = encode(tokenizer, prompts, completions, config.max_length, config.max_prompt_length)
     raw = score_ids(model.eval(), ids, tokenizer.pad_token_id, batch_size=32).float().cpu()
     bias = -raw.mean().item()
     std = max(raw.std().item() if raw.numel() > 1 else 1.0, 1e-6)
-    return bias, std, {"source": source, "bias": bias, "std": std, "n": int(raw.numel())}
+    return bias, std, {"source": source, "bias": bias, "std": std, "n": int(raw.numel()), "unit": REWARD_UNIT}
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -364,8 +408,6 @@ def _print_summary(metrics: dict, out: Path) -> None:
 def plot_reward(history: list[dict], out_dir: Path) -> list[Path]:
     """plots/loss.png and plots/accuracy.png: per logged training step (the batch's own pairs) and
     on the held-out rankings after each epoch (the merged model, as saved)."""
-    from rlhf.plots import plot_series, points
-
     written = [
         plot_series({"train (batch)": points(history, "loss"), "held-out": points(history, "eval_loss")},
                     out_dir / "loss.png", "reward model loss (-log sigmoid of pair margins)", "step", "loss"),

@@ -32,6 +32,21 @@ class Assignment:
     lease_expires: float
     token: str  # submit must present it; a repeated submit with the same token is a no-op
     previous: dict | None  # when re-opened by undo: {"ranks", "flags", "comment", "ranking"} to prefill
+    messages: list | None = None  # the whole conversation when it is more than the user's `prompt`
+
+    @property
+    def conversation(self):
+        """The item's conversation: its messages, or the prompt string (one user message)."""
+        from rlhf.data.conversation import normalize_prompt
+
+        return normalize_prompt(self.messages) if self.messages else self.prompt
+
+    @property
+    def earlier_turns(self) -> list[dict]:
+        """The messages before the last user message (system prompt, earlier turns), for display."""
+        from rlhf.data.conversation import earlier_turns
+
+        return earlier_turns(self.messages) if self.messages else []
 
 
 

@@ -197,10 +197,15 @@ class LabelStore:
     def add_items(self, candidates: list[dict]) -> int:
         """Add candidate rows (`id`, `prompt`, `completions`, optional `flags`, `messages`), as
         `rlhf.data.load_candidates` returns them; ids already present are skipped. Returns the
-        number added."""
+        number added. A `prompt` given as a message list (a conversation) is stored as its last user
+        message with the list as `messages`."""
+        from rlhf.data.conversation import last_user_text
+
         rows = []
         for n, cand in enumerate(candidates, start=1):
             completions = cand.get("completions")
+            if isinstance(cand.get("prompt"), list) and cand["prompt"]:
+                cand = {**cand, "prompt": last_user_text(cand["prompt"]), "messages": cand.get("messages") or cand["prompt"]}
             if not isinstance(cand.get("prompt"), str) or not isinstance(completions, list) or len(completions) < 2 \
                     or not all(isinstance(c, str) for c in completions):
                 raise StoreError(f"candidate {n}: needs a string 'prompt' and a list of at least 2 string 'completions'")
@@ -219,7 +224,8 @@ class LabelStore:
 
     # --- assignment ----------------------------------------------------------------------
 
-    _A_COLS = "a.item_id, a.permutation, a.started_at, a.lease_expires, a.token, a.state, i.prompt, i.completions"
+    _A_COLS = ("a.item_id, a.permutation, a.started_at, a.lease_expires, a.token, a.state, i.prompt, i.completions, "
+               "i.messages")
 
     def next_item(self, labeler: str) -> Assignment | None:
         """This labeler's open assignment (resume after a refresh or a restart), else a newly
@@ -251,7 +257,8 @@ class LabelStore:
                             "ranking": json.loads(prev[3])}
         return Assignment(item_id=item_id, prompt=row["prompt"], completions=[completions[p] for p in perm],
                           permutation=perm, started_at=row["started_at"], lease_expires=row["lease_expires"],
-                          token=row["token"], previous=previous)
+                          token=row["token"], previous=previous,
+                          messages=json.loads(row["messages"]) if row["messages"] else None)
 
     # How many of an item's N slots are taken for a labeler who has no label on it: the labels
     # (items.n_labels, kept in step with the labels table in the same transactions) plus the live
@@ -461,10 +468,12 @@ class LabelStore:
         return json.loads(row[0]) if row else None
 
     def rankings(self, include_flagged: bool = False) -> list[dict]:
-        """One row per label: the ranking record of docs/architecture.md (`prompt`, `completions` in original
-        order, `ranking` tiers best first, `labeler`, `flags`, `seconds`) plus `item_id`,
-        `guideline_version`, `comment`, `created_at`, `updated_at`, `version` (and `messages` when
-        the item had a conversation). Flagged labels only with `include_flagged`."""
+        """One row per label: the ranking record of docs/architecture.md (`prompt` = the item's whole conversation,
+        a string for one user message, else the messages; `completions` in original order, `ranking`
+        tiers best first, `labeler`, `flags`, `seconds`) plus `item_id`, `guideline_version`,
+        `comment`, `created_at`, `updated_at`, `version`. Flagged labels only with `include_flagged`."""
+        from rlhf.data.conversation import normalize_prompt
+
         rows = _records(self._exec(self._conn(), "SELECT i.prompt, i.completions, i.messages, l.ranking, l.labeler, "
                                    "l.flags, l.seconds, l.item_id, l.guideline_version, l.comment, l.created_at, "
                                    "l.updated_at, l.version FROM labels l JOIN items i ON i.id = l.item_id "
@@ -474,13 +483,12 @@ class LabelStore:
             flags = json.loads(row["flags"])
             if flags and not include_flagged:
                 continue
-            record = {"prompt": row["prompt"], "completions": json.loads(row["completions"]),
+            conversation = normalize_prompt(json.loads(row["messages"])) if row["messages"] else row["prompt"]
+            record = {"prompt": conversation, "completions": json.loads(row["completions"]),
                       "ranking": json.loads(row["ranking"]), "labeler": row["labeler"], "flags": flags,
                       "seconds": row["seconds"], "item_id": row["item_id"],
                       "guideline_version": row["guideline_version"], "comment": row["comment"],
                       "created_at": row["created_at"], "updated_at": row["updated_at"], "version": row["version"]}
-            if row["messages"]:
-                record["messages"] = json.loads(row["messages"])
             out.append(record)
         return out
 
@@ -491,22 +499,19 @@ class LabelStore:
         write_jsonl(path, rows)
         return len(rows)
 
-    def pairs(self, include_flagged: bool = False) -> list[dict]:
-        """TRL's explicit-prompt preference rows, one per strictly ordered pair of every label (ties
-        give none): {"prompt", "chosen", "rejected", "item_id", "tier_gap", "labeler"}."""
-        from rlhf.data import ranking_pairs
+    def pairs(self, include_flagged: bool = False, form: str = "explicit") -> list[dict]:
+        """TRL preference rows, one per strictly ordered pair of every label (ties give none), in
+        TRL's explicit-prompt (`prompt`, `chosen`, `rejected`) or implicit-prompt form (`chosen`,
+        `rejected` holding the conversation), conversational when a context has several turns;
+        with `item_id`, `tier_gap` and `labeler` (rlhf.data.preferences.trl_pair_rows)."""
+        from rlhf.data.preferences import trl_pair_rows
 
-        out = []
-        for r in self.rankings(include_flagged):
-            for better, worse, gap in ranking_pairs(r["ranking"]):
-                out.append({"prompt": r["prompt"], "chosen": r["completions"][better], "rejected": r["completions"][worse],
-                            "item_id": r["item_id"], "tier_gap": gap, "labeler": r["labeler"]})
-        return out
+        return trl_pair_rows(self.rankings(include_flagged), form)
 
-    def export_pairs(self, path: str | Path, include_flagged: bool = False) -> int:
+    def export_pairs(self, path: str | Path, include_flagged: bool = False, form: str = "explicit") -> int:
         from rlhf.data import write_jsonl
 
-        rows = self.pairs(include_flagged)
+        rows = self.pairs(include_flagged, form)
         write_jsonl(path, rows)
         return len(rows)
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rlhf.adapters.blocks import find_blocks, find_sub_block
@@ -132,8 +133,6 @@ def adapter_state_dict(model: nn.Module, adapter_name: str) -> dict[str, torch.T
 def save(model: nn.Module, path: str | Path, adapter_name: str | None = None) -> None:
     """Write `adapter_config.json` and `adapter_model.safetensors` of one adapter (the active one
     by default) and nothing of the base model."""
-    from safetensors.torch import save_file
-
     adapter_name = adapter_name or active_adapter(model)
     configs = getattr(model, CONFIGS_ATTR, None) or {}
     if adapter_name not in configs:
@@ -147,8 +146,6 @@ def save(model: nn.Module, path: str | Path, adapter_name: str | None = None) ->
 def load(model: nn.Module, path: str | Path, adapter_name: str = "default", is_trainable: bool = False) -> nn.Module:
     """Add the adapter saved in `path` to `model` under `adapter_name` and make it active.
     With `is_trainable=False` its tensors are frozen (inference, or a PPO reference)."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not (path / CONFIG_NAME).exists() or not (path / WEIGHTS_NAME).exists():
         raise FileNotFoundError(f"{path}: a bottleneck adapter folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")

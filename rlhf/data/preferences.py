@@ -1,0 +1,282 @@
+"""Preference rows in every published layout, read as published, into one `Ranking` record.
+
+The layout is detected per row:
+
+| layout | columns | becomes |
+|---|---|---|
+| rankings (ours, the labeling app's export) | `prompt`, `completions`, `ranking` tiers | the ranking as is |
+| K completions with ratings (UltraFeedback raw) | `prompt` or `instruction`, `completions` (strings + `ratings`, or dicts with `response` and `overall_score` / `fine-grained_score` / `rating` / `score`) | tiers by rating, equal ratings tied |
+| TRL standard, explicit prompt | `prompt` (str), `chosen`, `rejected` (str) | a 2-way ranking |
+| TRL conversational, explicit prompt | `prompt` (messages), `chosen`, `rejected` (one assistant message each) | the same |
+| TRL standard, implicit prompt | `chosen`, `rejected` (str, sharing their start) | shared start up to a word boundary = prompt |
+| TRL conversational, implicit prompt | `chosen`, `rejected` (messages incl. the user turns) | shared messages = prompt |
+| HH-RLHF (Anthropic) | `chosen`, `rejected` transcripts of `\\n\\nHuman:` / `\\n\\nAssistant:` turns | turns parsed, shared turns = prompt |
+| UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn), `score_chosen`, `score_rejected` | the repeated turn is removed; scores -> margin when asked |
+
+Other scalar columns (`source`, `labeler`, ...) are kept in `Ranking.meta`, so accuracy can be
+reported per value of any of them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from rlhf.data.conversation import Conversation, as_messages, check_conversation, normalize_prompt
+
+HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+RATING_KEYS = ("overall_score", "fine-grained_score", "rating", "score")
+TEXT_KEYS = ("response", "text", "content", "completion")
+CORE = {"prompt", "messages", "instruction", "completions", "ranking", "ratings", "chosen", "rejected", "margin",
+        "labeler", "flags", "seconds", "item_id", "guideline_version", "score_chosen", "score_rejected"}
+
+
+def row_error(source, n):
+    """`err(field, problem)` -> a DataError naming `source`, row `n` and the field."""
+    from rlhf.data import DataError
+
+    return lambda name, problem: DataError(source, n, name, problem)
+
+
+def _completion_text(value: Any, name: str, err) -> str:
+    """A completion as text: a string, or exactly one assistant message."""
+    if isinstance(value, list):
+        if len(value) != 1 or not isinstance(value[0], dict) or value[0].get("role") != "assistant":
+            raise err(name, "must be a string or one assistant message (a longer list needs the prompt split off: "
+                            "drop the 'prompt' column to read it as TRL's implicit-prompt layout)")
+        value = value[0].get("content")
+    if value is None:
+        raise err(name, "missing")
+    if not isinstance(value, str):
+        raise err(name, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise err(name, "is empty")
+    return value
+
+
+def _number(value: Any, name: str, err) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise err(name, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _meta(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in CORE and isinstance(v, (str, int, float, bool))}
+
+
+# --- rankings and ratings ---------------------------------------------------------------------
+
+
+def row_conversation(row: dict, err) -> Conversation:
+    """The conversation of a ranking or candidates row: `messages` (a trailing assistant message
+    dropped), else `prompt` or `instruction` (a string or messages)."""
+    if row.get("messages"):
+        msgs = row["messages"]
+        if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) and msgs[-1].get("role") == "assistant":
+            msgs = msgs[:-1]
+        return check_conversation(msgs, lambda f, p: err(f.replace("prompt", "messages", 1), p))
+    key = "prompt" if row.get("prompt") is not None else "instruction" if row.get("instruction") is not None else None
+    if key is None:
+        raise err("prompt", "missing")
+    return check_conversation(row[key], lambda f, p: err(f.replace("prompt", key, 1), p))
+
+
+def tiers_from_ratings(ratings: list[float]) -> list[list[int]]:
+    """Ranking tiers, best first, from one rating per completion (higher is better); equal ratings
+    share a tier: ratings [3, 5, 3, 1] give [[1], [0, 2], [3]]."""
+    order = sorted(range(len(ratings)), key=lambda i: (-ratings[i], i))
+    tiers: list[list[int]] = []
+    for i in order:
+        if tiers and ratings[tiers[-1][0]] == ratings[i]:
+            tiers[-1].append(i)
+        else:
+            tiers.append([i])
+    return tiers
+
+
+def _rated_completions(row: dict, err) -> tuple[list[str], list[float]]:
+    completions = row["completions"]
+    if all(isinstance(c, str) for c in completions):
+        ratings = row.get("ratings")
+        if not isinstance(ratings, list) or len(ratings) != len(completions):
+            raise err("ratings", f"must be a list of {len(completions)} numbers, one per completion")
+        return list(completions), [_number(r, f"ratings[{i}]", err) for i, r in enumerate(ratings)]
+    texts, ratings = [], []
+    for i, c in enumerate(completions):
+        if not isinstance(c, dict):
+            raise err(f"completions[{i}]", "must be a string or an object with a response and a rating")
+        text_key = next((k for k in TEXT_KEYS if k in c), None)
+        rating_key = next((k for k in RATING_KEYS if c.get(k) is not None), None)
+        if text_key is None or rating_key is None:
+            raise err(f"completions[{i}]", f"needs one of {', '.join(TEXT_KEYS)} and one of {', '.join(RATING_KEYS)}")
+        texts.append(c[text_key])
+        ratings.append(_number(c[rating_key], f"completions[{i}].{rating_key}", err))
+    return texts, ratings
+
+
+def parse_ranking_row(source, n, row):
+    """Our ranking record, or K completions with one rating each (ratings -> tiers, ties kept)."""
+    from rlhf.data import Ranking, check_ranking
+
+    err = row_error(source, n)
+    prompt = row_conversation(row, err)
+    completions = row.get("completions")
+    if not isinstance(completions, list) or len(completions) < 2:
+        raise err("completions", "must be a list of at least 2 completions")
+    if "ranking" in row:
+        texts, tiers = completions, row["ranking"]
+    elif "ratings" in row or any(isinstance(c, dict) for c in completions):
+        texts, ratings = _rated_completions(row, err)
+        tiers = tiers_from_ratings(ratings)
+    else:
+        raise err("ranking", "missing: a row with 'completions' needs 'ranking' tiers or one rating per completion")
+    for i, c in enumerate(texts):
+        if not isinstance(c, str) or not c.strip():
+            raise err(f"completions[{i}]", "is empty" if isinstance(c, str) else "must be a string")
+    checked = check_ranking(tiers, len(texts))
+    if isinstance(checked, str):
+        raise err("ranking", checked)
+    return Ranking(prompt=prompt, completions=list(texts), ranking=checked, labeler=str(row.get("labeler") or ""),
+                   flags=list(row.get("flags") or []), seconds=row.get("seconds"), item_id=row.get("item_id"),
+                   guideline_version=row.get("guideline_version"), meta=_meta(row))
+
+
+# --- pairs --------------------------------------------------------------------------------------
+
+
+def parse_hh(text: str, name: str, err) -> list[dict[str, str]]:
+    """An HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") as messages."""
+    if not isinstance(text, str):
+        raise err(name, f"must be a string transcript, got {type(text).__name__}")
+    if text.startswith(("Human:", "\nHuman:")):  # some copies lost the leading blank line
+        text = "\n\n" + text.lstrip("\n")
+    parts = _HH_TURN.split(text)
+    if parts[0].strip():
+        raise err(name, "text before the first '\\n\\nHuman:' turn")
+    roles = {"Human": "user", "Assistant": "assistant"}
+    return [{"role": roles[who], "content": body.strip()} for who, body in zip(parts[1::2], parts[2::2])]
+
+
+def split_shared_prefix(chosen: list[dict], rejected: list[dict], err) -> tuple[list[dict], dict, dict]:
+    """(prompt, chosen answer, rejected answer) from two conversations that share every turn but
+    the last assistant one; a DataError otherwise."""
+    if chosen == rejected:
+        raise err("rejected", "is identical to 'chosen': no preference to learn")
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    while shared and chosen[shared - 1]["role"] != "user":  # the prompt must end before an assistant turn
+        shared -= 1
+    if not shared:
+        raise err("chosen", "chosen and rejected share no prefix that ends before an assistant turn, "
+                            "so there is no prompt to split off")
+    for name, conv in (("chosen", chosen), ("rejected", rejected)):
+        rest = conv[shared:]
+        if len(rest) != 1 or rest[0]["role"] != "assistant":
+            raise err(name, f"after the shared prompt ({shared} messages) it holds {len(rest)} messages; expected "
+                            "exactly one assistant answer (the two must differ only in the last assistant turn)")
+    return chosen[:shared], chosen[shared], rejected[shared]
+
+
+def _split_text(chosen: str, rejected: str, err) -> tuple[str, str, str]:
+    """TRL's standard implicit prompt: the shared start of two strings, cut back to a word boundary
+    so neither completion starts mid-word (trl.data_utils.extract_prompt cuts before the space)."""
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    cut = max(chosen.rfind(" ", 0, shared + 1), chosen.rfind("\n", 0, shared + 1))
+    if chosen == rejected:
+        raise err("rejected", "is identical to 'chosen': no preference to learn")
+    if cut <= 0 or not chosen[:cut].strip():
+        raise err("chosen", "chosen and rejected share no leading text to split off as the prompt")
+    return chosen[:cut], chosen[cut:], rejected[cut:]
+
+
+def _as_conversation(value, name: str, err) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise err(name, "must be a non-empty list of {role, content} messages")
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+                or not isinstance(m.get("content"), str):
+            raise err(f"{name}[{i}]", "each message needs a role (system, user, assistant) and string content")
+    return as_messages(value)
+
+
+def _implicit(row: dict, err) -> tuple[Conversation, str, str]:
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    if isinstance(chosen, list) or isinstance(rejected, list):
+        prompt, c, r = split_shared_prefix(_as_conversation(chosen, "chosen", err),
+                                           _as_conversation(rejected, "rejected", err), err)
+        return normalize_prompt(prompt), c["content"], r["content"]
+    for name, value in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(value, str):
+            raise err(name, "missing" if value is None else f"must be a string or messages, got {type(value).__name__}")
+    if ASSISTANT in chosen or chosen.startswith(HUMAN.lstrip("\n")) or HUMAN in chosen:
+        prompt, c, r = split_shared_prefix(parse_hh(chosen, "chosen", err), parse_hh(rejected, "rejected", err), err)
+        return normalize_prompt(prompt), c["content"], r["content"]
+    return _split_text(chosen, rejected, err)
+
+
+def _explicit(row: dict, err) -> tuple[Conversation, str, str]:
+    prompt = check_conversation(row["prompt"], err)
+    out = []
+    for name in ("chosen", "rejected"):
+        value = row.get(name)
+        if isinstance(value, list) and len(value) > 1:  # UltraFeedback-binarized repeats the prompt's turns
+            head = as_messages(prompt)
+            conv = _as_conversation(value, name, err)
+            if conv[:-1] != head:
+                raise err(name, "a message list of more than one message must be the prompt's messages and then "
+                                "the answer (as UltraFeedback-binarized writes them)")
+            value = conv[-1:]
+        out.append(_completion_text(value, name, err))
+    return prompt, out[0], out[1]
+
+
+def parse_pair_row(source, n, row, margin_from_scores: bool = False):
+    """A chosen/rejected row in any published layout (module table) as a 2-way ranking, chosen first.
+    `margin`: the row's `margin`, or `score_chosen - score_rejected` with `margin_from_scores`."""
+    from rlhf.data import Ranking
+
+    err = row_error(source, n)
+    prompt, chosen, rejected = _explicit(row, err) if row.get("prompt") is not None else _implicit(row, err)
+    margin = row.get("margin")
+    margin = _number(margin, "margin", err) if margin is not None else None
+    if margin_from_scores:
+        if row.get("score_chosen") is None or row.get("score_rejected") is None:
+            raise err("score_chosen", "missing: margin_from_scores needs score_chosen and score_rejected")
+        margin = _number(row["score_chosen"], "score_chosen", err) - _number(row["score_rejected"], "score_rejected", err)
+    return Ranking(prompt=prompt, completions=[chosen, rejected], ranking=[[0], [1]],
+                   labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), margin=margin, meta=_meta(row))
+
+
+# --- writing TRL's layouts ------------------------------------------------------------------------
+
+
+def trl_pair_rows(records: list[dict], form: str = "explicit") -> list[dict]:
+    """TRL preference rows, one per strictly ordered pair of every ranking record (ties give none),
+    with `item_id`, `tier_gap` and `labeler` beside them.
+
+    form "explicit": `prompt` + `chosen` + `rejected`; "implicit": `chosen` and `rejected` hold the
+    whole conversation (TRL's RewardTrainer recommends it). The file is conversational (message
+    lists) when any context is more than one user message, or when the form is implicit (strings
+    joined together would lose the boundary between prompt and answer); else standard strings.
+    One layout per file: a datasets column cannot mix strings and message lists."""
+    from rlhf.data import ranking_pairs
+
+    if form not in ("explicit", "implicit"):
+        raise ValueError(f"unknown form {form!r} (use explicit or implicit)")
+    conversational = form == "implicit" or any(not isinstance(normalize_prompt(r["prompt"]), str) for r in records)
+    out = []
+    for r in records:
+        prompt = as_messages(r["prompt"]) if conversational else normalize_prompt(r["prompt"])
+        for better, worse, gap in ranking_pairs(r["ranking"]):
+            chosen, rejected = r["completions"][better], r["completions"][worse]
+            if conversational:
+                chosen, rejected = ([{"role": "assistant", "content": c}] for c in (chosen, rejected))
+            row = {"prompt": prompt, "chosen": chosen, "rejected": rejected} if form == "explicit" else \
+                {"chosen": prompt + chosen, "rejected": prompt + rejected}
+            out.append({**row, "item_id": r.get("item_id"), "tier_gap": gap, "labeler": r.get("labeler", "")})
+    return out
