@@ -13,7 +13,8 @@ fairer figure on a machine other jobs share).
     python benchmarks/reward_speed.py --tiny          # tiny random Llama, a quick check
     python benchmarks/reward_speed.py --threads 1     # the embedded default SmolLM2-135M, LoRA
 
-Prints a table and writes benchmarks/results/reward_speed.json (reward_speed_tiny.json with --tiny).
+Prints a table per seed and the mean and spread over seeds, and writes benchmarks/results/reward_speed.json
+(reward_speed_tiny.json with --tiny).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +49,8 @@ def parse_args():
                    help="rankings per step for ours (1 ranking of K=4 = 6 pairs, about TRL's 8 pairs per step)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of both (default: RewardConfig's for the mode, 3e-4 lora; 3e-3 with --tiny)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds (data, head, LoRA start, data order); figures are the mean and spread over them")
     p.add_argument("--out", default=None,
                    help="result file (default benchmarks/results/reward_speed.json, reward_speed_tiny.json with --tiny)")
     return p.parse_args()
@@ -67,7 +70,7 @@ def held_out_accuracy(model, tokenizer, rankings) -> float:
     return sum(correct) / len(correct)
 
 
-def run_ours(model_name, train_file, tmp, args, lr):
+def run_ours(model_name, train_file, tmp, args, lr, seed):
     from rlhf.models import load_tokenizer
     from rlhf.reward import RewardConfig, train_reward
     from rlhf.reward.model import RewardModel
@@ -75,14 +78,14 @@ def run_ours(model_name, train_file, tmp, args, lr):
     config = RewardConfig(data=str(train_file), output_dir=str(tmp / "ours"), model=model_name, train=args.train,
                           learning_rate=lr, epochs=args.ours_epochs or args.epochs, batch_size=args.ours_batch_rankings,
                           warmup_ratio=0.0,
-                          eval_fraction=0.0, calibration_data="none", seed=args.seed, max_length=512)
+                          eval_fraction=0.0, calibration_data="none", seed=seed, max_length=512)
     metrics = train_reward(config)
     rm = RewardModel.load(tmp / "ours", device=None)
     seconds = list(zip(metrics["epoch_seconds"], metrics["epoch_cpu_seconds"]))
     return seconds, rm.model, load_tokenizer(str(tmp / "ours")), metrics["steps"]
 
 
-def run_trl(model_name, pairs, tmp, args, lr):
+def run_trl(model_name, pairs, tmp, args, lr, seed):
     import datasets
     import torch
     import trl
@@ -92,8 +95,8 @@ def run_trl(model_name, pairs, tmp, args, lr):
     from rlhf.reward.model import build_reward_model, merged
 
     tokenizer = load_tokenizer(model_name)
-    torch.manual_seed(args.seed)
-    model = build_reward_model(model_name, tokenizer.pad_token_id, seed=args.seed)  # same start as ours
+    torch.manual_seed(seed)
+    model = build_reward_model(model_name, tokenizer.pad_token_id, seed=seed)  # same start as ours
     peft_config = None
     if args.train == "lora":
         from peft import LoraConfig
@@ -115,7 +118,7 @@ def run_trl(model_name, pairs, tmp, args, lr):
         num_train_epochs=args.epochs, per_device_train_batch_size=2 * args.batch_rankings,
         lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, weight_decay=0.0,
         gradient_checkpointing=False, max_length=None, save_strategy="no", logging_steps=10_000,
-        seed=args.seed, disable_tqdm=False)
+        seed=seed, disable_tqdm=False)
     epoch_seconds = []
 
     class EpochTimer(TrainerCallback):
@@ -139,14 +142,29 @@ def main():
     args.out = args.out or str(results_dir / ("reward_speed_tiny.json" if args.tiny else "reward_speed.json"))
     if args.threads:
         torch.set_num_threads(args.threads)
+    from rlhf.reward.config import DEFAULT_LEARNING_RATES
+
+    lr = args.lr or (3e-3 if args.tiny else DEFAULT_LEARNING_RATES[args.train])
+    reports = [run_seed(args, seed, lr) for seed in args.seeds]
+    report = {**reports[0], "seeds": args.seeds, "per_seed": reports, "over_seeds": over_seeds(reports),
+              "load_average": [round(x, 2) for x in os.getloadavg()]}
+    for key in ("results", "speedup", "total_time_speedup", "cpu_time_speedup_per_epoch", "goal_met", "seed"):
+        report.pop(key, None)
+    _print_spread(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"written to {args.out}")
+
+
+def run_seed(args, seed: int, lr: float) -> dict:
+    """Both trainers on one seed's data; the report of that seed (printed as a table)."""
+    import torch
+
     from rlhf.data import write_jsonl
     from rlhf.models import save_tiny_model
     from rlhf.reward.synthetic import synthetic_rankings, to_pairs, to_rows
 
-    from rlhf.reward.config import DEFAULT_LEARNING_RATES
-
-    lr = args.lr or (3e-3 if args.tiny else DEFAULT_LEARNING_RATES[args.train])
-    everything = synthetic_rankings(args.rankings + args.eval_rankings, k=args.k, seed=args.seed, kind="graded")
+    everything = synthetic_rankings(args.rankings + args.eval_rankings, k=args.k, seed=seed, kind="graded")
     train, held_out = everything[:args.rankings], everything[args.rankings:]  # distinct prompts
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -154,8 +172,8 @@ def main():
         train_file = write_jsonl(tmp / "rankings.jsonl", to_rows(train))
         pairs = to_pairs(train)
         results = {}
-        for name, run in (("ours (grouped rankings)", lambda: run_ours(model_name, train_file, tmp, args, lr)),
-                          ("TRL RewardTrainer (pairs)", lambda: run_trl(model_name, pairs, tmp, args, lr))):
+        for name, run in (("ours (grouped rankings)", lambda: run_ours(model_name, train_file, tmp, args, lr, seed)),
+                          ("TRL RewardTrainer (pairs)", lambda: run_trl(model_name, pairs, tmp, args, lr, seed))):
             seconds, model, tokenizer, steps = run()
             wall, cpu = [w for w, _ in seconds], [c for _, c in seconds]
             results[name] = {"epochs": len(wall), "epoch_seconds": wall, "epoch_cpu_seconds": cpu,
@@ -165,11 +183,9 @@ def main():
             del model
     ours, theirs = results.values()
     speedup = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
-    total_speedup = theirs["train_seconds"] / ours["train_seconds"]
-    cpu_speedup = theirs["cpu_seconds_per_epoch"] / ours["cpu_seconds_per_epoch"]
     report = {
         "model": "tiny random Llama (hidden 64, 2 layers)" if args.tiny else "SmolLM2-135M-Instruct (embedded default)",
-        "train": args.train, "learning_rate": lr, "k": args.k,
+        "train": args.train, "learning_rate": lr, "k": args.k, "seed": seed,
         "train_rankings": len(train), "train_pairs": len(pairs), "held_out_rankings": len(held_out),
         "held_out_pairs": sum(len(r.pairs()) for r in held_out),
         "sequences_per_epoch": {"ours": len(train) * args.k, "trl": 2 * len(pairs)},
@@ -177,16 +193,44 @@ def main():
                                   "trl": 4 * args.batch_rankings},
         "pairs_per_step": {"ours": args.ours_batch_rankings * math.comb(args.k, 2),
                            "trl": 2 * args.batch_rankings},
-        "results": results, "speedup": speedup, "total_time_speedup": total_speedup,
-        "cpu_time_speedup_per_epoch": cpu_speedup,
+        "results": results, "speedup": speedup, "total_time_speedup": theirs["train_seconds"] / ours["train_seconds"],
+        "cpu_time_speedup_per_epoch": theirs["cpu_seconds_per_epoch"] / ours["cpu_seconds_per_epoch"],
         "goal_met": speedup >= 2.5 and ours["held_out_accuracy"] >= theirs["held_out_accuracy"],
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
         "torch": torch.__version__, "python": platform.python_version(),
     }
     _print_table(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"written to {args.out}")
+    return report
+
+
+def _spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
+
+
+def over_seeds(reports: list[dict]) -> dict:
+    """Mean, sd, min and max over seeds of each trainer's figures and of the speed-ups."""
+    out = {}
+    for name in reports[0]["results"]:
+        per = [r["results"][name] for r in reports]
+        out[name] = {key: _spread([p[key] for p in per]) for key in
+                     ("seconds_per_epoch", "cpu_seconds_per_epoch", "held_out_accuracy", "optimizer_steps")}
+    for key in ("speedup", "cpu_time_speedup_per_epoch"):
+        out[key] = _spread([r[key] for r in reports])
+    out["goal_met_all_seeds"] = all(r["goal_met"] for r in reports)
+    return out
+
+
+def _print_spread(report: dict) -> None:
+    s = report["over_seeds"]
+    print(f"\nover seeds {report['seeds']} (mean ± sd), load average {report['load_average']}:")
+    for name in report["per_seed"][0]["results"]:
+        t = s[name]
+        print(f"{name:<28} {t['seconds_per_epoch']['mean']:.1f} ± {t['seconds_per_epoch']['std']:.1f} s/epoch, "
+              f"held-out accuracy {t['held_out_accuracy']['mean']:.3f} ± {t['held_out_accuracy']['std']:.3f}")
+    print(f"speed-up per epoch {s['speedup']['mean']:.2f} ± {s['speedup']['std']:.2f}x wall, "
+          f"{s['cpu_time_speedup_per_epoch']['mean']:.2f} ± {s['cpu_time_speedup_per_epoch']['std']:.2f}x CPU; "
+          f"goal met on every seed: {s['goal_met_all_seeds']}")
 
 
 def _print_table(report: dict) -> None:

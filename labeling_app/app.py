@@ -11,6 +11,9 @@ Security model (tested in tests/test_app_security.py and tests/test_app_browser.
 - Identity is `request.username`, taken by Gradio from the session cookie on the server. No handler
   takes a user name as an input. The store checks that the item and its token belong to that user.
 - Admin handlers check the role in the store on every call, not only by hiding the tab.
+- A session hash belongs to the user whose request first named it: nobody else can read its
+  event stream, join, cancel or keep alive events on it, and export files download for admins
+  only (`labeling_app/sessions.py`, middleware on the app Gradio builds).
 - Every event is `api_visibility="private"`: absent from /gradio_api/info and the client libraries.
   Gradio's queue still runs any event a logged-in page can name, which is why the checks above
   sit in the handlers themselves.
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from labeling_app.sessions import EXPORT_PREFIX, SessionOwners
 from rlhf.store import FLAGS, Assignment, LabelStore, StoreError, User
 from rlhf.store import guideline_version as file_guideline_version
 
@@ -148,7 +152,9 @@ def load_guidelines(path: str | Path | None) -> tuple[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"guidelines file {path} not found")
-    return path.read_text(encoding="utf-8"), file_guideline_version(path)
+    from rlhf.data import read_text
+
+    return read_text(path), file_guideline_version(path)
 
 
 def _progress_html(mine: dict, project: dict) -> str:
@@ -425,7 +431,8 @@ def _wire_admin(store: LabelStore, ui: _UI, private: dict) -> None:
         def on_export(include_flagged, request: gr.Request):
             _admin(store, request)
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path(tempfile.mkdtemp(prefix="rlhf-export-")) / f"{kind}-{stamp}.jsonl"
+            # The name marks it as an export: SessionOwners serves such files to admins only.
+            path = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX)) / f"{EXPORT_PREFIX}{kind}-{stamp}.jsonl"
             write = store.export_rankings if kind == "rankings" else store.export_pairs
             n = write(path, include_flagged=bool(include_flagged))
             store.record_export(kind, request.username, n)
@@ -478,8 +485,15 @@ def serve(demo: gr.Blocks, store: LabelStore, host: str = "127.0.0.1", port: int
         # every other labeler's page would wait. In a thread, only the one logging in waits.
         return await asyncio.to_thread(store.authenticate, name, password)
 
+    def is_admin(name: str) -> bool:
+        user = store.get_user(name)
+        return user is not None and user.role == "admin"
+
+    from starlette.middleware import Middleware
+
     demo.queue(default_concurrency_limit=concurrency)
     demo.launch(
+        app_kwargs={"middleware": [Middleware(SessionOwners, is_admin=is_admin)]},
         server_name=host, server_port=port, auth=authenticate, prevent_thread_lock=not block,
         auth_message="Sign in with the name and password your project admin gave you.",
         ssr_mode=False, footer_links=[], run_history=False, show_error=False, quiet=True,

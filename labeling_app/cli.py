@@ -91,8 +91,10 @@ def run_label(config: LabelConfig) -> None:
 
     store = open_store(config.db, config.labels_per_item, config.lease_minutes, config.guidelines)
     if config.candidates:
-        added = store.add_items(load_candidates(config.candidates))
-        print(f"{config.candidates}: {added} new items ({store.item_count()} in the database)")
+        candidates = load_candidates(config.candidates)
+        added = store.add_items(candidates)
+        known = f", {len(candidates) - added} already in the database (skipped)" if added < len(candidates) else ""
+        print(f"{config.candidates}: {added} new items{known} ({store.item_count()} in the database)")
     if config.users:
         print(f"{config.users}: {store.load_users_file(config.users)} users loaded")
     if not store.users():

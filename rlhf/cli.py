@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(run(rest) or 0)
     config_cls = getattr(module, stage.config)
     from rlhf.data import DataError
+    from rlhf.finite import NonFiniteError
     from rlhf.models import ModelNotFoundError
 
     try:
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ModelNotFoundError) as err:
         print(f"rlhf {name}: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:  # the run stopped before a NaN reached the weights or the output
+        print(f"rlhf {name}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

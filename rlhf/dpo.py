@@ -182,14 +182,19 @@ def build_trainer(config: DPOStageConfig):
     """Steps 1-2 of `run_dpo`: validate the data (before any model loads), load the SFT policy once and
     wrap it in TRL's DPOTrainer with `ref_model=None`. Returns the trainer; `trainer.rlhf_info` holds
     the data counts and the SFT kind."""
+    from rlhf.finite import finite_gradients_callback
+    from transformers import set_seed
+
     from rlhf.models import load_tokenizer, pick_device
 
     device = pick_device(config.device)
     train_ds, eval_ds, counts = load_pairs(config)
     tokenizer = load_tokenizer(config.policy)
+    set_seed(config.seed)  # before any weight exists, whatever order TRL seeds and adds its LoRA in
     counts["data_loss"] = length_report(tokenizer, train_ds, config.max_length)
     model, kind = load_sft_policy(config.policy, device)
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
+    trainer.add_callback(finite_gradients_callback("rlhf dpo", config.output_dir))  # stop before a NaN step
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}
     return trainer
 
@@ -232,13 +237,42 @@ def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str)
     # TensorBoard's callback reads its folder from the environment when the trainer is built; set it
     # only for that moment, so a later stage in the same process does not write into ours.
     with _environ(TENSORBOARD_LOGGING_DIR=str(out / "logs")):
-        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        trainer = _text_safe(DPOTrainer)(model=model, ref_model=None, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                              processing_class=tokenizer, peft_config=fresh_lora(config, kind))
     # With a soft prompt, TRL copies it as the adapter "ref" (the reference), which PEFT adds trainable.
     for name, p in trainer.model.named_parameters():
         if ".ref." in name:
             p.requires_grad_(False)
     return trainer
+
+
+def _text_safe(trainer_class):
+    """TRL's DPOTrainer with the pairs tokenized by `tokenize_pairs` instead of its own chat-template
+    tokenization, which turns a `<|im_end|>` written inside a completion into a real end-of-turn."""
+
+    class TextSafeDPOTrainer(trainer_class):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            return tokenize_pairs(dataset, processing_class, args.max_length if args.truncation_mode == "keep_start" else None)
+
+    return TextSafeDPOTrainer
+
+
+def tokenize_pairs(dataset, tokenizer, max_prompt_length: int | None = None):
+    """Conversational pairs -> TRL's tokenized columns `prompt_ids`, `chosen_ids`, `rejected_ids`,
+    message text kept as text (`rlhf.tokens.encode_prompt_completion`). As in TRL, a pair whose
+    prompt alone fills `max_prompt_length` tokens is dropped (no completion token would remain)."""
+    from rlhf.tokens import encode_prompt_completion
+
+    def tokenize(row):
+        chosen, n_chosen = encode_prompt_completion(tokenizer, row["prompt"], row["chosen"])
+        rejected, n_rejected = encode_prompt_completion(tokenizer, row["prompt"], row["rejected"])
+        n = min(n_chosen, n_rejected)
+        return {"prompt_ids": chosen[:n], "chosen_ids": chosen[n:], "rejected_ids": rejected[n:]}
+
+    dataset = dataset.map(tokenize)
+    if max_prompt_length is not None:
+        dataset = dataset.filter(lambda row: len(row["prompt_ids"]) < max_prompt_length)
+    return dataset
 
 
 @contextmanager
@@ -314,9 +348,12 @@ def run_dpo(config: DPOStageConfig) -> Path:
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
-    # 5. Save.
+    # 5. Save (never weights holding NaN or inf: a good earlier output stays as it was).
+    from rlhf.finite import check_finite_weights
+
     if trainer.is_world_process_zero():
         policy = trainer.accelerator.unwrap_model(trainer.model)
+        check_finite_weights(policy, "rlhf dpo", out)
         save_policy(policy, trainer.processing_class, out)
         if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
             (out / "checkpoints").rmdir()  # Trainer makes it; with save_strategy="no" it stays empty

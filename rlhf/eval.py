@@ -64,6 +64,10 @@ class EvalConfig:
             raise ValueError("--best_of_n must be at least 2")
         if self.bootstrap < 100:
             raise ValueError("--bootstrap needs at least 100 resamples for a 95% interval")
+        if self.judge == "simulated":
+            from rlhf.labelers import get_preference
+
+            get_preference(self.preference)  # a user's `module:fn` is imported and checked now
 
 
 # --- statistics (pure) -------------------------------------------------------------------------

@@ -30,9 +30,11 @@ class Generation:
 
 
 def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of a conversation rendered for the assistant's next turn."""
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
-    return list(ids)
+    """Token ids of a conversation rendered for the assistant's next turn (message text stays text:
+    `rlhf.tokens.encode_chat`)."""
+    from rlhf.tokens import encode_chat
+
+    return encode_chat(tokenizer, messages, add_generation_prompt=True)
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:

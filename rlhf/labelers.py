@@ -50,12 +50,29 @@ from rlhf.data.conversation import takes_conversations
 Preference = Callable[[str, str], float]
 PREFERENCES: dict[str, Preference] = {}
 GUIDELINE_VERSION = "simulated"
+SIGNATURE = "fn(prompt, completion) -> float"
+
+
+def check_preference(fn, name: str) -> Preference:
+    """`fn` if it can be called with two positional arguments (prompt, completion), else ValueError."""
+    import inspect
+
+    if not callable(fn):
+        raise ValueError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
+    try:
+        inspect.signature(fn).bind("prompt", "completion")
+    except TypeError as err:
+        raise ValueError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
+    except ValueError:  # a builtin without a signature: nothing to check here
+        pass
+    return fn
 
 
 def register_preference(name: str, fn: Preference | None = None):
-    """Register `fn(prompt, completion) -> float` (higher is better) under `name`; also a decorator."""
+    """Register `fn(prompt, completion) -> float` (higher is better) under `name`; also a decorator.
+    A function that cannot be called with those two arguments raises ValueError here."""
     def add(f: Preference) -> Preference:
-        PREFERENCES[name] = f
+        PREFERENCES[name] = check_preference(f, name)
         return f
 
     return add(fn) if fn is not None else add
@@ -104,14 +121,23 @@ def structured(prompt: str, completion: str) -> float:
 
 
 def get_preference(preference: Union[str, Preference]) -> Preference:
-    """A preference by registered name, by `package.module:function`, or the callable itself."""
+    """A preference by registered name, by `package.module:function`, or the callable itself.
+
+    Checked when it is loaded, not at the first item: a module that does not import, a missing
+    function or one that cannot be called as `fn(prompt, completion)` raises ValueError."""
     if callable(preference):
-        return preference
+        return check_preference(preference, getattr(preference, "__name__", repr(preference)))
     if preference in PREFERENCES:
         return PREFERENCES[preference]
     if ":" in preference:
         module, _, attr = preference.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except ImportError as err:
+            raise ValueError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
+        except AttributeError:
+            raise ValueError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
+        return check_preference(fn, preference)
     raise ValueError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
                      "a 'package.module:function', or register_preference(name, fn)")
 
@@ -190,11 +216,24 @@ class SimulatedLabeler:
     def scores(self, prompt, completions: list[str]) -> list[float]:
         """One score per completion. `prompt` is a conversation (str or messages); a preference gets
         the last user message's text unless it declares it takes conversations
-        (rlhf.data.conversation.wants_conversations)."""
+        (rlhf.data.conversation.wants_conversations). ValueError when a score is not a finite number."""
         from rlhf.data.conversation import prompts_for
 
         (seen,) = prompts_for(self.score_fn, [prompt])
-        return [float(self.score_fn(seen, c)) for c in completions]
+        out = []
+        for c in completions:
+            score = self.score_fn(seen, c)
+            try:
+                value = float(score)
+            except (TypeError, ValueError):
+                raise ValueError(f"preference {self.preference!r} returned {score!r}, not a number: it must be "
+                                 f"{SIGNATURE}") from None
+            if not math.isfinite(value):
+                # a NaN score would sort at random and make the tiers meaningless
+                raise ValueError(f"preference {self.preference!r} returned {value} for a completion: scores must "
+                                 "be finite")
+            out.append(value)
+        return out
 
     @takes_conversations
     def rank(self, prompt, completions: list[str]) -> list[list[int]]:
@@ -301,6 +340,7 @@ class SimulateConfig:
             raise ValueError(f"--labels_per_item must be between 1 and --num_labelers ({self.num_labelers})")
         if not 0 <= self.noise <= 1:
             raise ValueError("--noise must be between 0 and 1")
+        get_preference(self.preference)  # a user's `module:fn` is imported and checked now, not at item 1
 
 
 def run_simulate(config: SimulateConfig) -> Path | None:

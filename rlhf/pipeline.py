@@ -51,9 +51,11 @@ def build_config(cls, stage: str, defaults: dict[str, Any], overrides: dict[str,
 def load_pipeline_config(path: str | Path) -> dict[str, Any]:
     import yaml
 
+    from rlhf.data import read_text
+
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
         raise PipelineError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(config, dict):
@@ -260,6 +262,7 @@ def pipeline_main(argv: list[str]) -> int:
     parser.add_argument("--run_dir", help="override the run folder named in the config")
     args = parser.parse_args(argv)
     from rlhf.data import DataError
+    from rlhf.finite import NonFiniteError
     from rlhf.models import ModelNotFoundError
 
     try:
@@ -267,4 +270,7 @@ def pipeline_main(argv: list[str]) -> int:
     except (PipelineError, DataError, ModelNotFoundError) as err:
         print(f"rlhf pipeline: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:  # a stage stopped before a NaN reached its weights or output
+        print(f"rlhf pipeline: error: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -47,7 +47,7 @@ def _headline(run: Path) -> list[str]:
     if ev.get("judge"):
         lines.append(f"- judge: {ev['judge']}")
     held_out = rm.get("eval") or {}
-    if held_out:
+    if held_out and held_out.get("accuracy") is not None:  # None: no held-out pair (every ranking a tie)
         lines.append(f"- reward model held-out pair accuracy: **{held_out['accuracy']:.3f}** ({held_out['pairs']} pairs "
                      f"from {held_out.get('rankings', '?')} rankings; train {rm['train']['accuracy']:.3f})")
     if ppo.get("score_first_tenth") is not None:
@@ -90,7 +90,26 @@ def _reward(run: Path) -> list[str]:
             ("seconds", m.get("train_seconds"))]
     for name, per in sorted((held_out.get("accuracy_per_labeler") or {}).items()):
         rows.append((f"held-out accuracy on {name}'s rankings", f"{per['accuracy']:.3f} ({per['pairs']} pairs)"))
+    rows += _length_bias_rows(held_out.get("length_bias"), "held-out") + _length_bias_rows(train.get("length_bias"), "train")
     return _table(rows)
+
+
+def _length_bias_rows(bias: dict | None, split: str) -> list[tuple]:
+    """The reward model's length bias on one split (rlhf.reward.bias): what reward-modelling papers check first."""
+    if not bias:
+        return []
+
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.0f}%"
+
+    matched = bias.get("length_matched_accuracy")
+    return [(f"{split}: prefers the longer answer (labels chose it)",
+             f"{pct(bias.get('model_prefers_longer'))} ({pct(bias.get('labels_prefer_longer'))})"),
+            (f"{split}: accuracy where the chosen answer is longer / shorter",
+             f"{pct(bias.get('accuracy_chosen_longer'))} / {pct(bias.get('accuracy_chosen_shorter'))}"),
+            (f"{split}: accuracy on length-matched pairs",
+             f"{'–' if matched is None else f'{matched:.3f}'} ({bias.get('length_matched_pairs')} pairs)"),
+            (f"{split}: Spearman correlation of score with length", bias.get("spearman"))]
 
 
 def _ppo(run: Path) -> list[str]:

@@ -77,10 +77,25 @@ def group_value(r, column: str) -> str:
     return "?" if value is None else str(value)
 
 
-def length_bias(rankings, scores) -> dict | None:
-    """Length-bias figures of the scores. The place where rlhf.reward.bias (pure functions of
-    lengths and scores, written separately) plugs in; None until it does."""
-    return None
+def length_bias(tokenizer, rankings, scores, left_out=()) -> dict | None:
+    """Length-bias figures (rlhf.reward.bias.length_bias: how often the model prefers the longer
+    answer beside how often the labels do, accuracy within length-matched pairs, correlation of score
+    with length in tokens) over every strict pair of `rankings` except the `left_out` (ranking,
+    better, worse) keys. None when no pair is left."""
+    from rlhf.reward.bias import completion_token_lengths
+    from rlhf.reward.bias import length_bias as bias_of
+
+    chosen, rejected, chosen_len, rejected_len = [], [], [], []
+    for g, r in enumerate(rankings):
+        lengths = completion_token_lengths(tokenizer, r.completions)
+        for better, worse, _ in r.pairs():
+            if (g, better, worse) in left_out:
+                continue
+            chosen.append(scores[g][better])
+            rejected.append(scores[g][worse])
+            chosen_len.append(lengths[better])
+            rejected_len.append(lengths[worse])
+    return bias_of(chosen, rejected, chosen_len, rejected_len) if chosen else None
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -130,7 +145,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     pairs = [p for p, key in zip(pair_outcomes(scores, rankings), _pair_keys(rankings)) if key not in identical]
     results = {"model": config.model, "data": config.data, "rankings": len(rankings),
                **summarize_pairs(pairs, config.bootstrap, config.seed), "data_loss": data_loss,
-               "bad_rows": [str(e) for e in bad[:20]], "length_bias": length_bias(rankings, scores)}
+               "bad_rows": [str(e) for e in bad[:20]], "length_bias": length_bias(rm.tokenizer, rankings, scores, set(identical))}
     labelled = [r.margin for r in rankings if r.margin is not None]
     if labelled:
         results["label_mean_margin"] = sum(labelled) / len(labelled)
@@ -177,6 +192,10 @@ def markdown(results: dict) -> str:
                   f"turns, {loss['prompt_tokens_cut']} prompt tokens, {loss['completion_tail_cut']} completion tails; "
                   f"{loss['pairs_left_out_identical']} pairs left out (identical after truncation); "
                   f"{loss['skipped_bad_rows']} malformed rows skipped.", ""]
+    if results.get("length_bias"):
+        from rlhf.reward.bias import format_length_bias
+
+        lines += [f"Length bias: {format_length_bias(results['length_bias'])}.", ""]
     return "\n".join(lines)
 
 
@@ -187,5 +206,9 @@ def _print(results: dict, loss: dict, out: Path) -> None:
     if loss["pairs_left_out_identical"] or loss["skipped_bad_rows"]:
         print(f"[rlhf reward-eval] left out {loss['pairs_left_out_identical']} pairs identical after truncation to "
               f"{loss['max_length']} tokens and {loss['skipped_bad_rows']} malformed rows")
+    if results.get("length_bias"):
+        from rlhf.reward.bias import format_length_bias
+
+        print(f"[rlhf reward-eval] length bias: {format_length_bias(results['length_bias'])}")
     for name, g in (results.get("by_group") or {}).items():
         print(f"[rlhf reward-eval]   {results['group_by']}={name}: accuracy {_fmt(g['accuracy'])} over {g['pairs']} pairs")

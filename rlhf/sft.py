@@ -70,7 +70,10 @@ def run_sft(config: SFTConfig) -> Path:
     """Fine-tune and save; returns the output folder. Steps:
     1 validate the data, 2 load the base and attach the adapter, 3 train with SFTTrainer,
     4 evaluate, 5 save adapter, tokenizer, config and metrics."""
+    from transformers import set_seed
+
     from rlhf.adapters import adapter_summary, apply_adapter, load_base_for_adapter, save_adapter
+    from rlhf.finite import check_finite_weights, finite_gradients_callback
     from rlhf.models import load_tokenizer, pick_device
 
     out = Path(config.output_dir)
@@ -81,7 +84,8 @@ def run_sft(config: SFTConfig) -> Path:
     #    Rows are fitted to max_length here, where every cut and drop is counted.
     train_ds, eval_ds, data_loss = _datasets(config, tokenizer)
 
-    # 2. Base model + adapter.
+    # 2. Base model + adapter, initialised from --seed (SFTTrainer seeds only later, in its __init__).
+    set_seed(config.seed)
     model = load_base_for_adapter(config.model, config, device=device)
     model = apply_adapter(model, config)
     summary = adapter_summary(model)
@@ -92,6 +96,7 @@ def run_sft(config: SFTConfig) -> Path:
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")
     try:
         trainer = _trainer(config, model, tokenizer, train_ds, eval_ds, device, out)
+        trainer.add_callback(finite_gradients_callback("rlhf sft", out))  # stop before a NaN step
         started = time.time()
         resume = _last_checkpoint(out) if config.resume else None
         train_result = trainer.train(resume_from_checkpoint=resume)
@@ -104,7 +109,8 @@ def run_sft(config: SFTConfig) -> Path:
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
 
-    # 5. Save.
+    # 5. Save (never weights holding NaN or inf: a good earlier output stays as it was).
+    check_finite_weights(trainer.model, "rlhf sft", out)
     save_adapter(trainer.model, out)
     tokenizer.save_pretrained(out)
     metrics = {
@@ -141,13 +147,14 @@ def _datasets(config: SFTConfig, tokenizer):
     source = config.data or str(rdata.builtin("demonstrations"))
     ds = rdata.load_demonstrations(source, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
     ds, loss = fit_rows(tokenizer, ds, config.max_length, config.truncation_side, source)
+    ds = tokenize_demonstrations(ds, tokenizer)
     report = {"stage": "sft", "max_length": config.max_length, "truncation_side": config.truncation_side, "data": loss}
     if config.eval_data:
         eval_ds = rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length,
                                             truncate=config.truncate)
         eval_ds, report["eval_data"] = fit_rows(tokenizer, eval_ds, config.max_length, config.truncation_side,
                                                 config.eval_data)
-        return ds, eval_ds, report
+        return ds, tokenize_demonstrations(eval_ds, tokenizer), report
     if config.eval_fraction <= 0 or len(ds) < 4:
         return ds, None, report
     split = ds.train_test_split(test_size=config.eval_fraction, seed=config.seed)
@@ -166,6 +173,7 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
     Returns (rows kept, counts)."""
     from rlhf.data import DataError
     from rlhf.data.conversation import drop_oldest_turn, render_ids
+    from rlhf.tokens import encode_chat
 
     if truncation_side not in ("left", "right"):
         raise ValueError(f"--truncation_side must be 'left' or 'right', got {truncation_side!r}")
@@ -173,11 +181,11 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
     longest = (0, -1, 0)  # (prompt tokens, row index, full tokens)
     for i, row in enumerate(ds):
         prompt, completion = row["prompt"], row["completion"]
-        full = len(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False))
+        full = len(encode_chat(tokenizer, prompt + completion))
         if truncation_side == "left" and full > max_length:
             while full > max_length and (shorter := drop_oldest_turn(prompt)) is not None:
                 prompt = shorter
-                full = len(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False))
+                full = len(encode_chat(tokenizer, prompt + completion))
             counts["prompt_turns_dropped"] += prompt is not row["prompt"]
         prompt_len = len(render_ids(tokenizer, prompt))
         longest = max(longest, (prompt_len, i, full))
@@ -207,6 +215,21 @@ def _print_loss(counts: dict, max_length: int) -> None:
     if counts["dropped_no_answer"]:
         print(f"[rlhf sft] dropped {counts['dropped_no_answer']} of {counts['rows']} rows whose prompt alone fills "
               f"max_length={max_length} (no answer token left to learn)")
+
+
+def tokenize_demonstrations(ds, tokenizer):
+    """Prompt/completion rows -> `input_ids` and `completion_mask` (1 = answer token, in the loss), the
+    columns TRL's SFTTrainer takes as already tokenized. Done here rather than by SFTTrainer so the
+    text of the demonstrations stays text (`rlhf.tokens.encode_chat`): TRL's own tokenization turns a
+    pasted `<|im_end|>` into a real end-of-turn the model then learns to emit mid-answer. The mask
+    starts where the prompt's ids and the full conversation's part, as TRL's does."""
+    from rlhf.tokens import encode_prompt_completion
+
+    def tokenize(row):
+        ids, prompt_len = encode_prompt_completion(tokenizer, row["prompt"], row["completion"])
+        return {"input_ids": ids, "completion_mask": [0] * prompt_len + [1] * (len(ids) - prompt_len)}
+
+    return ds.map(tokenize, remove_columns=ds.column_names)
 
 
 def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):
@@ -252,10 +275,11 @@ def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str
 
 
 def _last_checkpoint(out: Path) -> Optional[str]:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest checkpoint Hugging Face Trainer finished writing (its trainer_state.json comes last)."""
+    from rlhf.checkpoints import newest_complete_checkpoint
 
-    folder = out / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    newest = newest_complete_checkpoint(out / "checkpoints", "trainer_state.json", stage="rlhf sft")
+    return str(newest) if newest else None
 
 
 def plot_sft(log_history: list[dict], out_dir: Path) -> Path | None:

@@ -155,3 +155,59 @@ def test_logout_ends_the_session(app):
     page.http.get("/logout")
     assert page.http.get("/config").status_code == 401
     page.close()
+
+
+def _join(page: PageSession, api_name: str, session_hash: str, data: list | None = None):
+    """POST /gradio_api/queue/join for the page's event `api_name`, naming `session_hash`."""
+    dep = page.deps[api_name]
+    body = {"data": list(data or []), "fn_index": dep["id"], "session_hash": session_hash, "event_data": None,
+            "trigger_id": dep["targets"][0][0] if dep.get("targets") else None}
+    return page.http.post("/gradio_api/queue/join", json=body)
+
+
+def _stream(page: PageSession, session_hash: str) -> tuple[int, str]:
+    """Status and whole body of /gradio_api/queue/data for `session_hash` (the stream closes once
+    the session's last pending event completed)."""
+    with page.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
+        return stream.status_code, stream.read().decode()
+
+
+def test_a_session_hash_serves_only_the_user_who_opened_it(app):
+    """Bob learns Alice's session hash: he can neither read her event stream (her item and token)
+    nor join, cancel or keep alive events on it; Alice still gets her own result."""
+    _, store, url = app
+    alice, bob = session(url, "alice"), session(url, "bob")
+    assert _join(alice, "load", alice.session_hash).status_code == 200  # the hash is Alice's from here on
+    status, body = _stream(bob, alice.session_hash)  # before Alice reads her own stream
+    assert status == 403 and SECRET not in body and "token" not in body
+    assert _join(bob, "load", alice.session_hash).status_code == 403
+    assert bob.http.get(f"/gradio_api/heartbeat/{alice.session_hash}").status_code == 403
+    cancel = {"session_hash": alice.session_hash, "fn_index": alice.deps["load"]["id"], "event_id": "x"}
+    assert bob.http.post("/gradio_api/cancel", json=cancel).status_code == 403
+    with httpx.Client(base_url=url) as anon:  # the two routes Gradio leaves open without a login
+        assert anon.post("/gradio_api/cancel", json=cancel).status_code == 403
+        assert anon.get(f"/gradio_api/heartbeat/{alice.session_hash}").status_code == 403
+
+    status, body = _stream(alice, alice.session_hash)
+    assert status == 200 and f"{SECRET} question 1" in body and '"token' in body
+    # Bob's own session works as before, and Alice cannot take his hash either
+    assert shown_item(bob.call("load"))["item_id"] == "q1"
+    assert _stream(alice, bob.session_hash)[0] == 403
+    assert store.label_count() == 0
+    alice.close()
+    bob.close()
+
+
+def test_export_links_work_only_for_an_admin(app):
+    _, _, url = app
+    admin, alice = session(url, "admin"), session(url, "alice")
+    alice.call("submit", submit_data(alice.call("load")["outputs"]["item"], [1, 2, 3, 4]))
+    admin.call("load")
+    exported = admin.call("export_pairs", [True])
+    file_url = exported["outputs"]["export-file"]["url"]
+    download = admin.http.get(file_url)
+    assert download.status_code == 200 and SECRET in download.text
+    leaked = alice.http.get(file_url)
+    assert leaked.status_code == 403 and SECRET not in leaked.text
+    admin.close()
+    alice.close()

@@ -387,6 +387,16 @@ def test_reward_eval_accuracy_ci_groups_and_layouts_agree(tmp_path, tiny_model_d
         assert a["by_group"][source]["pairs"] == 4 and a["by_group"][source]["accuracy"] == pytest.approx(sum(mine) / 4)
     md = (tmp_path / "explicit" / "reward_eval.md").read_text()
     assert "| source = memory | 4 |" in md and "95% CI" in md
+    # the length-bias check of every reward evaluation, over the same pairs
+    lengths = [(len(tokenizer(r["chosen"][0]["content"], add_special_tokens=False)["input_ids"]),
+                len(tokenizer(r["rejected"][0]["content"], add_special_tokens=False)["input_ids"])) for r in explicit]
+    unequal = [(c, r, lc > lr) for (c, r), (lc, lr) in zip(zip(chosen, rejected), lengths) if lc != lr]
+    bias = a["length_bias"]
+    assert bias["pairs"] == 8 and bias["unequal_length_pairs"] == len(unequal)
+    if unequal:
+        prefers_longer = [(c > r) == chosen_longer for c, r, chosen_longer in unequal]
+        assert bias["model_prefers_longer"] == pytest.approx(sum(prefers_longer) / len(unequal))
+    assert "Length bias:" in md
 
 
 def test_dpo_counts_the_pairs_trl_will_cut(tokenizer):

@@ -154,3 +154,14 @@ def test_unknown_tie_loss_is_an_error():
     with pytest.raises(ValueError, match="tie_loss"):
         ranking_loss(SCORES, ranking_index([TIERS]), tie_loss="bogus")
     assert math.isfinite(ranking_loss(SCORES, ranking_index([TIERS]), tie_loss="none").item())
+
+
+def test_center_penalty_is_trls_for_pairs_and_the_mean_for_rankings():
+    from rlhf.reward.loss import center_penalty
+
+    # two pairs: TRL's mean((r_c + r_r)^2) = ((1 + 2)^2 + (-1 + 0.5)^2) / 2
+    scores = torch.tensor([1.0, 2.0, -1.0, 0.5])
+    assert center_penalty(scores, torch.tensor([0, 0, 1, 1]), 2).item() == pytest.approx((9 + 0.25) / 2)
+    # a ranking of 4 with mean 1 and a centred one: ((2 * 1)^2 + 0) / 2
+    scores = torch.tensor([0.0, 1.0, 2.0, 1.0, -1.0, 1.0])
+    assert center_penalty(scores, torch.tensor([0, 0, 0, 0, 1, 1]), 2).item() == pytest.approx(2.0)

@@ -2,6 +2,8 @@
 
 Every reader validates on read and raises `DataError` naming the file, the row (1-based line of a
 JSONL file, or row index of a Parquet / `datasets` source) and the field, before any work starts.
+Files are opened by one layer (`decode_lines`, `read_text`, `iter_rows`): a UTF-8 byte-order mark is
+dropped, a byte that is not UTF-8 names its line, and a NaN or infinite number names its field.
 
 | record | fields |
 |---|---|
@@ -18,6 +20,7 @@ the user's, or a plain string for the one-user-message case.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -51,37 +54,151 @@ def builtin(name: str) -> Path:
     raise FileNotFoundError(f"no built-in data file named {name!r} in {FILES}")
 
 
+# --- reading files ---------------------------------------------------------------------------
+# One layer opens and decodes every text file the stages read (JSONL, JSON arrays, CSV, users files,
+# guidelines): a UTF-8 byte-order mark is dropped, a byte that is not UTF-8 is an error naming its
+# line, and a number that is not finite (NaN, Infinity, 1e999) is an error naming its field.
+
+BOM = b"\xef\xbb\xbf"  # what Notepad, Excel's "CSV UTF-8" and others write at the start
+ACCEPTED_FORMS = "a .jsonl, .json, .parquet or .csv file, a folder written by `datasets`' save_to_disk, or a hub dataset id"
+
+
+def _not_utf8(source, line: int, raw: bytes, start: int) -> DataError:
+    return DataError(source, line, None, f"not valid UTF-8 (byte 0x{raw[start]:02x} at byte {start + 1} of the line): "
+                                         "save the file as UTF-8")
+
+
+def decode_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """`(line number, text)` for each line of a UTF-8 text file (1-based, line end kept), without a
+    byte-order mark at the start. Raises `DataError` naming the line of a byte that is not UTF-8."""
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise _not_utf8(path, lineno, raw, err.start) from None
+
+
+def read_text(path: str | Path) -> str:
+    """The whole of a UTF-8 text file, without a byte-order mark; `DataError` names the line of a
+    byte that is not UTF-8."""
+    raw = Path(path).read_bytes()
+    raw = raw[len(BOM):] if raw.startswith(BOM) else raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        raise _not_utf8(path, raw.count(b"\n", 0, err.start) + 1, raw[line_start:], err.start - line_start) from None
+
+
+def check_utf8(path: str | Path, chunk: int = 1 << 20) -> None:
+    """Raise `DataError` naming the line of the first byte of `path` that is not UTF-8 (streamed:
+    for text files another library parses, such as CSV)."""
+    import codecs
+
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                # err.start counts from the decoder's carried-over bytes (at most 3) plus this block.
+                carried = len(err.object) - len(block)
+                at = max(err.start - carried, 0)
+                line += block.count(b"\n", 0, at)
+                line_start = block.rfind(b"\n", 0, at) + 1
+                raise _not_utf8(path, line, block[line_start:], at - line_start) from None
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataError(path, line, None, "not valid UTF-8 (the file ends inside a character)") from None
+
+
+def nonfinite_field(value: Any, name: str = "") -> tuple[str, float] | None:
+    """`(field path, number)` of the first NaN or infinite number in a row (nested lists and
+    objects too: `scores[2]`, `meta.margin`), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (name, value)
+    if isinstance(value, dict):
+        items = ((f"{name}.{k}" if name else str(k), v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{name}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for path, item in items:
+        found = nonfinite_field(item, path)
+        if found:
+            return found
+    return None
+
+
+def _number_name(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def check_finite_row(source, row_no: int, row: dict) -> dict:
+    """`row`, or `DataError` naming the field that holds NaN or an infinity. Python's json reads
+    `NaN`, `Infinity` and `1e999`; Parquet stores NaN. Any of them would train to a NaN loss."""
+    found = nonfinite_field(row)
+    if found:
+        raise DataError(source, row_no, found[0], f"is {_number_name(found[1])}: numbers must be finite")
+    return row
+
+
+def _json_row(source, lineno: int, text: str) -> dict:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(source, lineno, None, f"not valid JSON ({err.msg})") from None
+    if not isinstance(row, dict):
+        raise DataError(source, lineno, None, "each line must be a JSON object")
+    return row
+
+
 # --- reading rows ----------------------------------------------------------------------------
 
 
-def iter_rows(source: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield `(row_number, row)` from JSONL, JSON, Parquet, a `datasets` folder or a hub id.
+def iter_rows(source: str | Path, check_finite: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(row_number, row)` from JSONL, a JSON array, Parquet, CSV, a `datasets` folder or a hub id.
 
-    JSONL rows are numbered by their line in the file (blank lines skipped), others from 1."""
+    JSONL rows are numbered by their line in the file (blank lines skipped), others from 1. Every
+    row is checked for non-finite numbers (`check_finite_row`) unless `check_finite=False` (for a
+    caller that checks each row itself, to count bad rows instead of stopping)."""
     path = Path(source)
+    finite = check_finite_row if check_finite else (lambda _source, _n, row: row)
     if path.is_file() and path.suffix in (".jsonl", ".json") and _is_jsonl(path):
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(path, lineno, None, f"not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(path, lineno, None, "each line must be a JSON object")
-                yield lineno, row
+        for lineno, line in decode_lines(path):
+            if line.strip():
+                yield lineno, finite(path, lineno, _json_row(path, lineno, line))
+        return
+    if path.is_file() and path.suffix == ".json":  # one JSON array of objects
+        try:
+            rows = json.loads(read_text(path))
+        except json.JSONDecodeError as err:
+            raise DataError(path, err.lineno, None, f"not valid JSON ({err.msg})") from None
+        if not isinstance(rows, list):
+            raise DataError(path, None, None, "a .json file must hold one array of objects (or one object a line)")
+        for i, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):
+                raise DataError(path, i, None, "each element of the array must be a JSON object")
+            yield i, finite(path, i, row)
         return
     dataset = _load_dataset(path if path.exists() else str(source))
     for i, row in enumerate(dataset, start=1):
-        yield i, dict(row)
+        yield i, finite(source, i, dict(row))
 
 
 def _is_jsonl(path: Path) -> bool:
+    """`.jsonl`, or a `.json` file whose first character (after a BOM and blanks) is not `[`."""
     if path.suffix == ".jsonl":
         return True
-    head = path.read_text(encoding="utf-8")[:1].strip()
-    return head != "["
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    head = head[len(BOM):] if head.startswith(BOM) else head
+    return not head.lstrip().startswith(b"[")
 
 
 def _load_dataset(source):
@@ -89,16 +206,44 @@ def _load_dataset(source):
 
     if isinstance(source, Path):
         if source.is_dir():
-            loaded = datasets.load_from_disk(str(source))
-            return loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded
-        kind = {".parquet": "parquet", ".json": "json", ".csv": "csv"}.get(source.suffix)
+            return _load_from_disk(source)
+        kind = {".parquet": "parquet", ".csv": "csv"}.get(source.suffix)
         if kind is None:
-            raise DataError(source, None, None, "unknown file type (use .jsonl, .json, .parquet or a datasets folder)")
-        return datasets.load_dataset(kind, data_files=str(source), split="train")
+            raise DataError(source, None, None, f"unknown file type: use {ACCEPTED_FORMS}")
+        if kind == "csv":
+            check_utf8(source)
+        try:
+            return datasets.load_dataset(kind, data_files=str(source), split="train")
+        except Exception as err:  # noqa: BLE001 - a damaged file: the library's message, in one line
+            raise DataError(source, None, None, f"could not be read as {kind} ({type(err).__name__}: {_first_line(err)})") from None
     try:
         return datasets.load_dataset(source, split="train")
     except Exception as err:  # noqa: BLE001 - any failure to fetch is the same message to a user
-        raise DataError(source, None, None, f"not a local file and could not be fetched from the hub ({type(err).__name__})") from None
+        raise DataError(source, None, None, f"not a local file and could not be fetched from the hub ({type(err).__name__}); "
+                                            f"use {ACCEPTED_FORMS}") from None
+
+
+def _load_from_disk(folder: Path):
+    """A `datasets` folder (Dataset or DatasetDict with a "train" split), or DataError saying what
+    the folder lacks."""
+    import datasets
+
+    if not ((folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file()):
+        raise DataError(folder, None, None, "is a folder but not a `datasets` folder (it has no state.json or "
+                                            f"dataset_dict.json, which save_to_disk writes): use {ACCEPTED_FORMS}")
+    try:
+        loaded = datasets.load_from_disk(str(folder))
+    except Exception as err:  # noqa: BLE001 - a damaged folder: the library's message, in one line
+        raise DataError(folder, None, None, f"could not be read as a `datasets` folder ({type(err).__name__}: {_first_line(err)})") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if "train" not in loaded:
+            raise DataError(folder, None, None, f"holds the splits {sorted(loaded)}, but no 'train' split")
+        return loaded["train"]
+    return loaded
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:200]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
@@ -183,13 +328,15 @@ def load_demonstrations(source: str | Path, tokenizer=None, max_length: int | No
     prompt/completion rows. With `truncate=False`, a row longer than `max_length` tokens is an error."""
     import datasets
 
+    from rlhf.tokens import encode_chat
+
     raw = list(iter_rows(source))
     rows = [demonstration_to_prompt_completion(source, n, row) for n, row in raw]
     if not rows:
         raise DataError(source, None, None, "holds no rows")
     if tokenizer is not None and max_length and not truncate:
         for (n, original), row in zip(raw, rows):
-            ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=False)
+            ids = encode_chat(tokenizer, row["prompt"] + row["completion"])
             if len(ids) > max_length:
                 name = "messages" if "messages" in original else "completion"
                 raise DataError(source, n, name, f"is {len(ids)} tokens, longer than max_length={max_length} (truncation is off)")
@@ -320,8 +467,9 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
     `score_chosen - score_rejected` (UltraFeedback-binarized). With `skip_bad`, bad rows are counted
     and returned instead of raising."""
     out, bad = [], []
-    for n, row in iter_rows(source):
+    for n, row in iter_rows(source, check_finite=False):
         try:
+            check_finite_row(source, n, row)
             if "ranking" in row or "completions" in row:
                 out.append(parse_ranking_row(source, n, row))
             elif "chosen" in row or "rejected" in row:
@@ -344,8 +492,11 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     The conversation comes from `messages` when present (a trailing assistant message dropped),
     else from `prompt` (a string or messages). Each row: `prompt` (the last user message, what
     the labeler reads as the question) and `messages` (the whole conversation when it is more
-    than one user message, else None)."""
-    out = []
+    than one user message, else None).
+
+    An item id must be unique in the file: two rows with one id would be one item to the labeling
+    store, and one of them would silently go unlabeled, so the second is an error naming both rows."""
+    out, first_row = [], {}
     for n, row in iter_rows(source):
         from rlhf.data.preferences import row_error, row_conversation
 
@@ -357,7 +508,12 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
         for i, c in enumerate(completions):
             if not isinstance(c, str):
                 raise DataError(source, n, f"completions[{i}]", "must be a string")
-        out.append({"id": str(row.get("id", n)), "prompt": prompt, "completions": completions,
+        item_id = str(row.get("id", n))
+        if item_id in first_row:
+            raise DataError(source, n, "id", f"{item_id!r} repeats the id of row {first_row[item_id]}: "
+                                             "every item needs its own id")
+        first_row[item_id] = n
+        out.append({"id": item_id, "prompt": prompt, "completions": completions,
                     "flags": list(row.get("flags") or []),
                     "messages": as_messages(conversation) if not isinstance(conversation, str) else None})
     if not out:

@@ -79,13 +79,12 @@ def earlier_turns(prompt: Conversation) -> list[dict[str, str]]:
 def render_ids(tokenizer, prompt: Conversation, completion: str | None = None) -> list[int]:
     """Token ids of the chat template: the conversation ready for the assistant's turn
     (`completion` None), or the conversation followed by the assistant's `completion`."""
+    from rlhf.tokens import encode_chat  # text stays text: only the template places control tokens
+
     messages = as_messages(prompt)
     if completion is None:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
-    else:
-        ids = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": completion}],
-                                            tokenize=True, return_dict=False)
-    return list(ids)
+        return encode_chat(tokenizer, messages, add_generation_prompt=True)
+    return encode_chat(tokenizer, messages + [{"role": "assistant", "content": completion}])
 
 
 def render_text(tokenizer, prompt: Conversation, completion: str | None = None) -> str:

@@ -138,8 +138,13 @@ def parse_ranking_row(source, n, row):
     checked = check_ranking(tiers, len(texts))
     if isinstance(checked, str):
         raise err("ranking", checked)
+    seconds = row.get("seconds")
+    if seconds is not None:
+        seconds = _number(seconds, "seconds", err)
+        if seconds < 0:
+            raise err("seconds", f"is {seconds}: a labeling time cannot be negative")
     return Ranking(prompt=prompt, completions=list(texts), ranking=checked, labeler=str(row.get("labeler") or ""),
-                   flags=list(row.get("flags") or []), seconds=row.get("seconds"), item_id=row.get("item_id"),
+                   flags=list(row.get("flags") or []), seconds=seconds, item_id=row.get("item_id"),
                    guideline_version=row.get("guideline_version"), meta=_meta(row))
 
 

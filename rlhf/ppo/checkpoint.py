@@ -17,15 +17,14 @@ from pathlib import Path
 import torch
 
 from rlhf.adapters import load_trainable_state, trainable_state
+from rlhf.checkpoints import PREFIX, atomic_save, complete_checkpoints
 
-PREFIX = "checkpoint-"
+MARKER = "trainer.pt"  # written last, atomically (rlhf.checkpoints)
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints, oldest first (a folder without `trainer.pt` was cut off mid-write)."""
-    root = Path(output_dir) / "checkpoints"
-    found = [p for p in root.glob(f"{PREFIX}*") if p.name[len(PREFIX):].isdigit() and (p / "trainer.pt").exists()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+    return complete_checkpoints(Path(output_dir) / "checkpoints", MARKER)
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -69,8 +68,7 @@ def save_checkpoint(output_dir, step: int, module, optimizer, extra: dict, accel
     if accelerator.is_main_process:
         torch.save(trainable_state(module), path / "trainable.pt")
         torch.save(optimizer.state_dict(), path / "optimizer.pt")
-        torch.save({"step": step, **extra}, path / "trainer.pt.tmp")
-        (path / "trainer.pt.tmp").replace(path / "trainer.pt")
+        atomic_save({"step": step, **extra}, path / MARKER)
         for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

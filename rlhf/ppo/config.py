@@ -121,6 +121,13 @@ class PPOConfig:
         default=None, metadata={"help": "Clip scores to [-score_clip, score_clip] after normalisation. None = no clip."}
     )
     reward_batch_size: int = field(default=16, metadata={"help": "Completions per reward-model forward pass."})
+    normalize_reward: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Train on (score - running mean) / running std of every score seen so far (OpenRLHF's "
+                  "normalize_reward; Engstrom et al. 2020), so a reward paying in thousands learns as one paying in "
+                  "units. None = on with a reward_fn, off with a reward model (already on unit scale by its stored "
+                  "std). Metrics keep the reward's own units; missing_eos_penalty and score_clip apply after it."},
+    )
 
     # --- PPO -----------------------------------------------------------------------------------
     learning_rate: Optional[float] = field(
@@ -129,7 +136,11 @@ class PPOConfig:
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts (N+: 4)."})
     num_minibatches: int = field(default=1, metadata={"help": "Optimizer steps per PPO epoch."})
     grad_accum: int = field(default=1, metadata={"help": "Micro-batches per minibatch (gradient accumulation)."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Clip the gradient's global norm to this."})
+    max_grad_norm: float = field(
+        default=1.0,
+        metadata={"help": "Clip the policy's and the critic's gradient norms to this, each on its own (OpenRLHF "
+                  "clips actor and critic separately): a large value loss must not shrink the policy's step."},
+    )
     kl_coef: float = field(default=0.05, metadata={"help": "beta, the KL penalty per token (N+: 0.05; InstructGPT: 0.02)."})
     kl_estimator: Literal["k1", "k3"] = field(
         default="k1", metadata={"help": "Per-token KL estimate: k1 = log p - log q (N+), k3 = never negative."}
@@ -184,6 +195,7 @@ class PPOConfig:
         if self.adaptive_kl and self.target_kl <= 0:
             problems.append("target_kl must be > 0")
         problems += self._estimator_problems()
+        problems += self._never_updates()
         if problems:
             raise ValueError("PPOConfig: " + "; ".join(problems))
 
@@ -235,6 +247,18 @@ class PPOConfig:
             return self.loss_agg_mode
         return {"grpo": "seq-mean-token-mean", "dr_grpo": "seq-mean-token-sum-norm"}.get(self.advantage_estimator,
                                                                                             "token-mean")
+
+    def _never_updates(self) -> list[str]:
+        """Settings under which the policy would never move, only a metric saying so."""
+        problems = []
+        if self.batch_size == 1 and self.min_reward_std > 0:
+            problems.append("batch_size=1 never updates the policy: the spread of one completion's reward is always "
+                            "0, below min_reward_std, so every step's update is skipped; use batch_size >= 2 (or "
+                            "min_reward_std=0 to update on single completions)")
+        if self.value_warmup_steps >= self.steps:
+            problems.append(f"value_warmup_steps={self.value_warmup_steps} >= steps={self.steps}: only the critic "
+                            "would ever train")
+        return problems
 
     def resolved_learning_rate(self) -> float:
         return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.policy_train)

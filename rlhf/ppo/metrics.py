@@ -63,7 +63,7 @@ class MetricsLog:
         if not self.enabled or n <= 0:
             return
         rows = [{"step": step, "prompt": p, "completion": c, "score": float(s), "finished": bool(f)}
-                for p, c, s, f in zip(rollout.prompts, rollout.completions, rollout.scores.tolist(),
+                for p, c, s, f in zip(rollout.prompts, rollout.completions, _shown_scores(rollout).tolist(),
                                       rollout.finished.tolist())][:n]
         with (self.path.parent / "samples.jsonl").open("a", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -72,6 +72,11 @@ class MetricsLog:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def _shown_scores(rollout):
+    """The reward's own units when PPO trained on normalised scores."""
+    return rollout.raw_scores if rollout.raw_scores is not None else rollout.scores
 
 
 def _plain(value):

@@ -43,7 +43,8 @@ class Rollout:
     logprobs: torch.Tensor | None = None  # (b, t) policy at sampling time ("old")
     values: torch.Tensor | None = None  # (b, t) critic at sampling time
     ref_logprobs: torch.Tensor | None = None  # (b, t)
-    scores: torch.Tensor | None = None  # (b,)
+    scores: torch.Tensor | None = None  # (b,) what PPO optimises: normalised (normalize_reward), then shaped
+    raw_scores: torch.Tensor | None = None  # (b,) the reward's own units (what metrics and samples show)
     prefix_len: int = 0  # leading tokens all queries share (see encode_queries)
     prompt_index: torch.Tensor | None = None  # (b,) long: row i answers prompt prompt_index[i] of the step
     prompt_ids: list[str] | None = None  # the dataset id of each row's prompt
@@ -175,12 +176,32 @@ def score(prompts: list, completions: list[str], reward_fn: RewardFn | None = No
         from rlhf.data.conversation import prompts_for
 
         raw = call_reward_fn(reward_fn, prompts_for(reward_fn, prompts), list(completions), **info)
-        scores = torch.as_tensor(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw, dtype=torch.float32)
-        if scores.shape != (len(completions),):
-            raise ValueError(f"reward_fn returned shape {tuple(scores.shape)}; it must return one number per "
-                             f"completion, shape ({len(completions)},)")
-        return scores
+        return reward_fn_scores(raw, len(completions))
     return reward_model.score(prompts, completions, batch_size).float().cpu()
+
+
+def reward_fn_scores(raw, n: int) -> torch.Tensor:
+    """What a `reward_fn` returned, checked: one real number per completion (a list, tuple, numpy
+    array or tensor of n numbers). Non-finite values pass here and stop the trainer, which knows
+    the step and the last good checkpoint. TypeError or ValueError naming reward_fn otherwise.
+    -> (n,) float32, CPU"""
+    expected = f"reward_fn must return one finite number per completion ({n} here, e.g. a list of floats)"
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().cpu()
+    elif isinstance(raw, (str, bytes, dict)) or raw is None or not hasattr(raw, "__len__"):
+        raise TypeError(f"{expected}; it returned {type(raw).__name__}: {_short(raw)}")
+    try:
+        scores = torch.as_tensor(raw if isinstance(raw, torch.Tensor) else list(raw), dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{expected}; it returned {_short(raw)}, which is not numbers ({err})") from None
+    if scores.shape != (n,):
+        raise ValueError(f"{expected}; it returned shape {tuple(scores.shape)}")
+    return scores.float()
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def call_reward_fn(reward_fn: RewardFn, prompts: list, completions: list[str], **info):

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from rlhf.adapters import adapter_kind
 from rlhf.data import Prompt, builtin, load_prompts
+from rlhf.finite import NonFiniteError  # raised here; re-exported as rlhf.ppo.NonFiniteError
 from rlhf.generation import stop_token_ids
 from rlhf.models import load_tokenizer, pick_device, pick_dtype
 from rlhf.ppo import core
@@ -43,14 +44,11 @@ from rlhf.ppo.config import PPOConfig
 from rlhf.ppo.metrics import MetricsLog, plot_metrics
 from rlhf.ppo.policy import (ActorCritic, build_policy_pair, build_reward_critic, build_value_head, load_sft,
                              merged_lora, response_forward, save_policy)
+from rlhf.ppo.reward_norm import RunningMoments, normalize_scores
 from rlhf.ppo.rollout import (Rollout, RewardFn, encode_queries, generation_config, rollout, rollout_tensors, score,
                               select, shape_scores)
 from rlhf.reward.model import REWARD_UNIT, RewardModel
 from rlhf.stages import save_resolved_config
-
-
-class NonFiniteError(RuntimeError):
-    """A NaN or inf in a loss, reward or advantage: the run stops before it touches the weights."""
 
 
 class PPOTrainer:
@@ -76,6 +74,8 @@ class PPOTrainer:
         self.output_dir = Path(config.output_dir)
         self.reward_fn = reward_fn
         self.step_count = 0
+        self.normalize_reward = config.normalize_reward if config.normalize_reward is not None else reward_fn is not None
+        self.reward_moments = RunningMoments()  # of every raw score seen, for normalize_reward
         self._setup_policy(policy, tokenizer, prompts)
         self._setup_reward_and_critic(reward_model)
         self._setup_optimizer()
@@ -149,6 +149,10 @@ class PPOTrainer:
         self.prepared_actor_critic, self.optimizer = self.accelerator.prepare(self.actor_critic, optimizer)
         self.actor_critic = self.accelerator.unwrap_model(self.prepared_actor_critic)
         self.params = params
+        # Clipped apart: one shared norm lets a large value loss shrink the policy's step to nothing.
+        in_policy = {id(p) for p in self.actor_critic.policy.parameters()}
+        self.policy_params = [p for p in params if id(p) in in_policy]
+        self.critic_params = [p for p in params if id(p) not in in_policy]
 
     def _encode(self, conversations):
         ids, mask, _ = encode_queries(self.tokenizer, conversations, self.accelerator.device)
@@ -169,7 +173,7 @@ class PPOTrainer:
             self._forward_passes(r)
         # Step 3: scores.
         with timer("score"):
-            r.scores = self._score(r)
+            r.raw_scores, r.scores = self._score(r)
         self._check_finite("reward", r.scores)
         # Step 4: per-token rewards, advantages and returns (GAE or a critic-free estimator).
         kl = core.masked_fill_padding(core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator), r.response_mask)
@@ -235,15 +239,24 @@ class PPOTrainer:
         if values:
             r.values = core.masked_fill_padding(torch.cat(values).float(), m)
 
-    def _score(self, r: Rollout) -> torch.Tensor:
+    def _score(self, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw scores in the reward's own units, the scores PPO trains on: normalised when
+        normalize_reward, then the missing-EOS penalty and the clip). Both (b,)."""
         cfg = self.config
         # A LoRA critic lives on the reward model's own weights: switch it off to score.
         critic = self.actor_critic.critic
         with critic.disable_adapter() if hasattr(critic, "disable_adapter") else nullcontext():
             scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size,
                            prompt_index=r.prompt_index.tolist(), prompt_ids=r.prompt_ids)
-        self._check_finite("reward", scores)
-        return shape_scores(scores, r.finished.cpu(), cfg.missing_eos_penalty, cfg.score_clip).to(r.response_ids.device)
+        self._check_finite("reward", scores, "reward_fn must return one finite number per completion" if
+                           self.reward_fn is not None else "")
+        trained = scores
+        if self.normalize_reward:  # statistics over every process's scores, so all normalise alike
+            self.reward_moments.update(self.accelerator.gather(scores.to(self.accelerator.device)))
+            trained = normalize_scores(scores, self.reward_moments)
+        trained = shape_scores(trained, r.finished.cpu(), cfg.missing_eos_penalty, cfg.score_clip)
+        device = r.response_ids.device
+        return scores.to(device), trained.to(device)
 
     def _ppo_epochs(self, r: Rollout, advantages, returns, policy_on: bool) -> dict[str, float]:
         """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
@@ -255,6 +268,7 @@ class PPOTrainer:
         mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // cfg.grad_accum
         order = torch.Generator().manual_seed(cfg.seed * 100003 + self.step_count)  # resumable, no global RNG
         self._set_lr()
+        before = [p.detach().clone() for p in self.policy_params]  # to measure the step actually taken
         sums: dict[str, float] = {}
         n = 0
         g = cfg.num_generations
@@ -270,12 +284,24 @@ class PPOTrainer:
                     for key, value in stats.items():
                         sums[key] = sums.get(key, 0.0) + value
                     n += 1
-                grad_norm = self.accelerator.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self._check_finite("grad_norm", torch.as_tensor(grad_norm))
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm) * len(micro_batches)
+                for key, norm in self._clip_gradients().items():
+                    sums[key] = sums.get(key, 0.0) + norm * len(micro_batches)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-        return {**{key: value / n for key, value in sums.items()}, "policy_updated": float(policy_on)}
+        update = _update_norm(self.policy_params, before)
+        return {**{key: value / n for key, value in sums.items()}, "policy_updated": float(policy_on),
+                "policy_update_norm": update}
+
+    def _clip_gradients(self) -> dict[str, float]:
+        """Clip the policy's and the critic's gradients to max_grad_norm, each on its own; their
+        norms before clipping, by metric name."""
+        norms = {}
+        for key, params in (("grad_norm", self.policy_params), ("critic_grad_norm", self.critic_params)):
+            if params:
+                norm = self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm)
+                self._check_finite(key, torch.as_tensor(norm))
+                norms[key] = float(norm)
+        return norms
 
     def _loss(self, mb: dict[str, torch.Tensor], prefix_len: int, policy_on: bool) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of one micro-batch: clipped policy loss (+ vf_coef * value loss with a critic,
@@ -326,7 +352,7 @@ class PPOTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def _check_finite(self, name: str, value: torch.Tensor) -> None:
+    def _check_finite(self, name: str, value: torch.Tensor, hint: str = "") -> None:
         """Stop on NaN/inf, on every process at once (one process raising alone would leave the
         others waiting in the next all-reduce)."""
         ok = torch.isfinite(torch.as_tensor(value)).all().float().to(self.accelerator.device)
@@ -337,18 +363,20 @@ class PPOTrainer:
         last = latest_checkpoint(self.output_dir)
         kept = f"the last good checkpoint is kept at {last} (resume=True continues from it)" if last else \
             "no checkpoint had been written yet"
-        raise NonFiniteError(f"PPO step {self.step_count + 1}: {name} is not finite (NaN or inf); the run stopped "
-                             f"before updating the weights with it, and {kept}.")
+        hint = f"; {hint}" if hint else ""
+        raise NonFiniteError(f"PPO step {self.step_count + 1}: {name} is not finite (NaN or inf){hint}; the run "
+                             f"stopped before updating the weights with it, and {kept}.")
 
     def _metrics(self, r, kl, rewards, returns, signal_std, train, timer) -> dict[str, float]:
         mask, beta = r.response_mask, self.reward_kl_coef
         kl_seq = kl.sum(1)  # (b,) nats per completion
         lengths = mask.sum(1).float()
-        scores = r.scores.float()
+        scores = r.raw_scores.float()  # as reward_fn / the reward model gave them
         local = {
-            "reward/score": scores.mean(), "reward/score_std": scores.std(unbiased=False),
+            "reward/score": r.raw_scores.float().mean(), "reward/score_std": r.raw_scores.float().std(unbiased=False),
+            "reward/score_trained": r.scores.float().mean(),
             "reward/non_score": (-beta * kl_seq).mean(),
-            "reward/rlhf": (scores - beta * kl_seq).mean(),
+            "reward/rlhf": (r.scores.float() - beta * kl_seq).mean(),
             "reward/missing_eos": (~r.finished).float().mean(),
             "kl/mean": kl_seq.mean(), "response/length": lengths.mean(),
             "reward/rlhf_std": signal_std,
@@ -367,6 +395,8 @@ class PPOTrainer:
         reduced = self.accelerator.reduce(stacked, reduction="mean")  # averaged over processes
         metrics = {k: float(v) for k, v in zip(keys, reduced.tolist())}
         generated = float(self.accelerator.reduce(lengths.sum().to(self.accelerator.device), reduction="sum"))
+        if self.normalize_reward:
+            metrics.update({"reward/norm_mean": self.reward_moments.mean, "reward/norm_std": self.reward_moments.std})
         metrics.update({
             "kl/coef": beta, "lr": self.optimizer.param_groups[0]["lr"],
             "episodes": (self.step_count + 1) * self.config.batch_size * self.accelerator.num_processes,
@@ -424,7 +454,7 @@ class PPOTrainer:
         return self.history
 
     def save_checkpoint(self) -> Path:
-        extra = {"kl_coef": self.kl_ctl.value}
+        extra = {"kl_coef": self.kl_ctl.value, "reward_moments": self.reward_moments.state_dict()}
         return save_checkpoint(self.output_dir, self.step_count, self.actor_critic,
                                self.optimizer, extra, self.accelerator, self.config.save_total_limit)
 
@@ -437,6 +467,8 @@ class PPOTrainer:
             return
         state = load_checkpoint(path, self.actor_critic, self.optimizer, self.accelerator)
         self.step_count, self.kl_ctl.value = int(state["step"]), float(state["kl_coef"])
+        if "reward_moments" in state:
+            self.reward_moments.load_state_dict(state["reward_moments"])
         if self.accelerator.is_main_process:
             print(f"[rlhf ppo] resumed from {path} at step {self.step_count}")
 
@@ -522,6 +554,13 @@ def _adam(params, **kwargs) -> torch.optim.Adam:
         return torch.optim.Adam(params, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, foreach=True, **kwargs)
+
+
+@torch.no_grad()
+def _update_norm(params: list, before: list) -> float:
+    """L2 norm of the change of `params` since `before` (same order): the step the optimizer took."""
+    total = sum(float((p.detach().float() - b.float()).pow(2).sum()) for p, b in zip(params, before))
+    return total ** 0.5
 
 
 def _peak_rss_gb() -> float:

@@ -5,7 +5,8 @@
     RewardModel.load("runs/rm").score(prompts, completions)   # std units
 
 Modules: `config` (RewardConfig), `loss` (the ranking loss, pure functions), `data` (labeler
-consensus, split by prompt, agreement), `model` (building, scoring, RewardModel), `trainer`.
+consensus, split by prompt, agreement), `model` (building, scoring, RewardModel), `trainer`,
+`bias` (length-bias figures of any scored pairs), `synthetic` (generated rankings and pairs).
 `import rlhf.reward` stays light: each name loads its module on first use.
 """
 

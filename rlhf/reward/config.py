@@ -13,6 +13,12 @@ from rlhf.adapters import resolve_learning_rate
 # InstructGPT's reward model (9e-6 for 6B), rounded to 1e-5; partial sits between.
 DEFAULT_LEARNING_RATES = {"lora": 3e-4, "partial": 3e-5, "full": 1e-5}
 
+# Strict pairs per optimizer step when batch_size is None (TRL's RewardTrainer default batch: 8 pairs).
+# Rankings of K=4 (6 pairs) train best at 1-2 per step (benchmarks/reward_speed.py); on pair data,
+# 2 pairs per step took 15% more CPU time per epoch than 8 and was no more accurate (one seed,
+# benchmarks/reward_quality.py).
+PAIRS_PER_STEP = 8
+
 
 @dataclass
 class RewardConfig:
@@ -48,10 +54,11 @@ class RewardConfig:
     max_steps: Optional[int] = field(
         default=None, metadata={"help": "Stop after this many optimizer steps (overrides epochs when set)."}
     )
-    batch_size: int = field(
-        default=2,
+    batch_size: Optional[int] = field(
+        default=None,
         metadata={"help": "Rankings per forward pass; all K completions of each are scored together (2 rankings of "
-                  "K=4 = 8 sequences, 12 pairs). Small batches learn more per epoch on small data."},
+                  "K=4 = 8 sequences, 12 pairs). None = as many rankings as hold about 8 strict pairs (TRL's "
+                  "default batch of 8 pairs): 8 pairs, or 1 ranking of K=4 (README: reward model)."},
     )
     grad_accum: int = field(default=1, metadata={"help": "Forward passes per optimizer step."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps with a linearly rising learning rate."})
@@ -89,6 +96,11 @@ class RewardConfig:
         default=1.0,
         metadata={"help": "Tie parameter: nu for davidson (P(tie | equal scores) = nu/(2+nu)), alpha = log(theta) "
                   "for rao_kupper."},
+    )
+    center_rewards_coefficient: Optional[float] = field(
+        default=None,
+        metadata={"help": "Adds coef * (2 * mean score of a ranking)^2 to the loss (TRL's center_rewards_coefficient, "
+                  "Eisenstein et al. 2023 use 0.01): rewards stay centred near 0. None = off."},
     )
     skip_bad_rows: bool = field(
         default=False, metadata={"help": "Skip and count malformed rows (in metrics.json) instead of stopping."}

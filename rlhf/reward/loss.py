@@ -145,3 +145,14 @@ def pair_stats(scores: torch.Tensor, index: RankingIndex) -> dict[str, torch.Ten
     """Per-pair accuracy (r_better > r_worse, as TRL counts it) and margin (r_better - r_worse).  (p,) each"""
     delta = scores[index.better] - scores[index.worse]
     return {"correct": (delta > 0).float(), "margin": delta}
+
+
+def center_penalty(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Eisenstein et al. 2023's reward centring, as TRL's `center_rewards_coefficient` applies it:
+    mean over rankings of (2 * mean score of the ranking)^2, which for a pair is TRL's
+    (r_chosen + r_rejected)^2. It keeps rewards near 0 without changing which answer wins.
+    scores: (n,) flat; group: (n,) ranking of each score. Returns a scalar."""
+    sums = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add(0, group, scores)
+    counts = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add(0, group, torch.ones_like(scores))
+    present = counts > 0
+    return (2 * sums[present] / counts[present]).square().mean()

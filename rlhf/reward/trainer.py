@@ -20,8 +20,8 @@ TensorBoard scalars:
 | name | meaning |
 |---|---|
 | reward/loss | ranking loss of the step (mean over rankings of the mean over their pairs) |
-| reward/accuracy | share of the step's pairs where r_better > r_worse |
-| reward/margin | mean r_better - r_worse over the step's pairs |
+| reward/accuracy | share of the step's pairs where r_better > r_worse (not logged for a step without pairs) |
+| reward/margin | mean r_better - r_worse over the step's pairs (idem) |
 | reward/lr | learning rate |
 | reward/eval_accuracy, reward/eval_margin, reward/eval_loss | the same on held-out prompts, per epoch |
 """
@@ -43,11 +43,12 @@ from transformers import get_linear_schedule_with_warmup
 from rlhf.adapters import load_trainable_state, trainable_state
 from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
 from rlhf.data.conversation import normalize_prompt
+from rlhf.finite import check_finite_step, check_finite_weights
 from rlhf.models import count_parameters, load_tokenizer, pick_device
 from rlhf.plots import plot_series, points
-from rlhf.reward.config import RewardConfig
+from rlhf.reward.config import PAIRS_PER_STEP, RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
-from rlhf.reward.loss import pair_stats, ranking_index, ranking_loss
+from rlhf.reward.loss import center_penalty, pair_stats, ranking_index, ranking_loss
 from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
                                prepare_for_training, save_reward_model, score_ids, sequence_scores)
 from rlhf.sequences import pad
@@ -57,7 +58,8 @@ CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for 
 CHECKPOINT = "checkpoint/state.pt"
 # Settings that change what a checkpoint means; resuming with any of them changed is refused.
 RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers", "learning_rate", "batch_size",
-               "grad_accum", "max_length", "max_prompt_length", "eval_fraction", "seed", "merge_labelers", "tie_loss", "tie_strength")
+               "grad_accum", "max_length", "max_prompt_length", "eval_fraction", "seed", "merge_labelers", "tie_loss",
+               "tie_strength", "center_rewards_coefficient")
 
 
 def train_reward(config: RewardConfig) -> dict:
@@ -65,13 +67,13 @@ def train_reward(config: RewardConfig) -> dict:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
-    resolved = dataclasses.replace(config, learning_rate=lr)
-    save_resolved_config("reward", resolved, out)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # LoRA's A matrices: a resumed run must rebuild the same start
 
     # 1. data
     train_set, eval_set, all_rankings, bad = _read_data(config)
+    resolved = dataclasses.replace(config, learning_rate=lr, batch_size=config.batch_size or auto_batch_size(train_set))
+    save_resolved_config("reward", resolved, out)
     # 2. model
     tokenizer = load_tokenizer(config.model)
     model = build_reward_model(config.model, tokenizer.pad_token_id, seed=config.seed)
@@ -85,6 +87,8 @@ def train_reward(config: RewardConfig) -> dict:
     if not train_examples:
         raise DataError(config.data, None, "chosen", f"every training ranking became identical token sequences at "
                                                      f"max_length={config.max_length}: raise --max_length")
+    add_completion_lengths(tokenizer, train_examples, train_set)
+    add_completion_lengths(tokenizer, eval_examples, eval_set)
     # 4. train
     writer = SummaryWriter(str(out / "logs"))
     started = time.perf_counter()
@@ -98,10 +102,11 @@ def train_reward(config: RewardConfig) -> dict:
         "labeler_agreement": labeler_agreement(all_rankings),
         "skipped_bad_rows": len(bad), "bad_rows": [str(e) for e in bad[:20]], "data_loss": data_loss,
         "data": _data_summary(train_set, eval_set),
-        "steps": progress["step"], "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
+        "steps": progress["step"], "steps_without_pairs": progress["steps_without_pairs"],
+        "epochs": progress["epoch"], "epoch_seconds": progress["epoch_seconds"],
         "epoch_cpu_seconds": progress["epoch_cpu_seconds"],
         "train_seconds": train_seconds, "trainable_parameters": trainable, "total_parameters": total,
-        "learning_rate": lr, "device": str(device),
+        "learning_rate": lr, "batch_size": resolved.batch_size, "device": str(device),
     }
     if metrics["eval"]:
         _log_eval(writer, metrics["eval"], progress["step"])
@@ -114,6 +119,7 @@ def train_reward(config: RewardConfig) -> dict:
     bias, std, calibration = calibrate(model, tokenizer, config, train_set)
     metrics["calibration"] = calibration
     model.to("cpu")
+    check_finite_weights(model, "rlhf reward", out)
     save_reward_model(model, tokenizer, out, bias, std, config.max_length,
                       {"source": calibration["source"], "n": calibration["n"]})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -137,11 +143,21 @@ def _read_data(config: RewardConfig):
     return train_set, eval_set, rankings, bad
 
 
+def auto_batch_size(rankings: list[Ranking]) -> int:
+    """Rankings per step holding about PAIRS_PER_STEP strict pairs: 8 for pairs, 1 for K=4 rankings."""
+    pairs = sum(len(r.pairs()) for r in rankings) / max(len(rankings), 1)
+    return max(1, round(PAIRS_PER_STEP / max(pairs, 1.0)))
+
+
 def _data_summary(train_set: list[Ranking], eval_set: list[Ranking]) -> dict:
+    """Counts for metrics.json. A ranking that is one tie (every completion equal) gives no pair:
+    with the default tie_loss="none" it carries no training signal, which the user should know."""
     return {
         "train_rankings": len(train_set), "eval_rankings": len(eval_set),
         "train_prompts": len({r.key for r in train_set}), "eval_prompts": len({r.key for r in eval_set}),
         "train_pairs": sum(len(r.pairs()) for r in train_set), "eval_pairs": sum(len(r.pairs()) for r in eval_set),
+        "train_tie_only_rankings": sum(not r.pairs() for r in train_set),
+        "eval_tie_only_rankings": sum(not r.pairs() for r in eval_set),
         "completions_per_ranking": sorted({len(r.completions) for r in train_set + eval_set}),
     }
 
@@ -195,6 +211,18 @@ def truncation_report(train: dict, held_out: dict, config: RewardConfig, bad_row
     return report
 
 
+def add_completion_lengths(tokenizer, examples: list[dict], rankings: list[Ranking]) -> None:
+    """Store each completion's length in tokens (the answer alone) as `lengths`, for the length-bias check."""
+    from rlhf.reward.bias import completion_token_lengths
+
+    kept = iter(examples)  # encode_rankings may have left rankings out: match by their tiers object
+    pending = next(kept, None)
+    for r in rankings:
+        if pending is not None and pending["tiers"] is r.ranking:
+            pending["lengths"] = completion_token_lengths(tokenizer, r.completions)
+            pending = next(kept, None)
+
+
 def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
     """All completions of the given rankings in one padded batch, plus the pair/tie index.
     Returns input_ids (n, t), attention_mask (n, t), RankingIndex, margin (g,)."""
@@ -218,7 +246,8 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    progress = {"step": 0, "epoch": 0, "epoch_seconds": [], "epoch_cpu_seconds": [], "history": []}
+    progress = {"step": 0, "epoch": 0, "epoch_seconds": [], "epoch_cpu_seconds": [], "history": [],
+                "steps_without_pairs": 0}
     if config.resume and (out / CHECKPOINT).exists():
         progress = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, config)
     bar = tqdm(total=total, initial=progress["step"], desc="reward", unit="step")
@@ -229,10 +258,12 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
                   for i in range(0, len(order), config.batch_size * config.grad_accum)]
         for group in groups[progress["step"] - progress["epoch"] * steps_per_epoch:]:
             stats = train_step(model, [examples[i] for i in group], config, pad_id, device)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)  # TRL's default max_grad_norm
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)  # TRL's default max_grad_norm
+            check_finite_step("rlhf reward", progress["step"] + 1, stats["loss"], float(grad_norm), _kept(out))
             optimizer.step(), scheduler.step(), optimizer.zero_grad(set_to_none=True)
             progress["step"] += 1
-            bar.update(1), bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.2f}")
+            progress["steps_without_pairs"] += stats["accuracy"] is None
+            bar.update(1), bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=_fmt(stats["accuracy"]))
             progress["history"].append({"step": progress["step"], "loss": stats["loss"], "accuracy": stats["accuracy"]})
             if progress["step"] % config.logging_steps == 0:
                 _log(writer, stats, scheduler.get_last_lr()[0], progress["step"])
@@ -254,6 +285,17 @@ def fit(model, examples: list[dict], eval_examples: list[dict], config: RewardCo
     return progress
 
 
+def _fmt(value: float | None) -> str:
+    """A progress-bar figure; a dash for a step that had nothing to measure (no pairs)."""
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _kept(out: Path) -> str:
+    last = out / CHECKPOINT
+    return (f"the last checkpoint {last} is kept (--resume continues from it)" if last.exists() else
+            f"no checkpoint had been written yet, and nothing was saved to {out}")
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     order = list(range(n))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
@@ -262,7 +304,8 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, device) -> dict:
     """Forward and backward over one optimizer step's rankings, `batch_size` rankings per pass.
-    Gradients accumulate in the parameters; returns the step's loss, accuracy and margin."""
+    Gradients accumulate in the parameters; returns the step's loss, accuracy and margin (accuracy
+    and margin None when every ranking of the step is a single tie: no pair to measure)."""
     if not model.training:  # .train() walks every module: 10% of a tiny model's step
         model.train()
     chunks = [group[i:i + config.batch_size] for i in range(0, len(group), config.batch_size)]
@@ -273,6 +316,9 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
             scores = sequence_scores(model, input_ids.to(device), mask.to(device))  # (n,)
         index, margin = index.to(device), margin.to(device)
         loss = ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength)
+        if config.center_rewards_coefficient:
+            loss = loss + config.center_rewards_coefficient * center_penalty(scores, completion_groups(chunk, device),
+                                                                             len(chunk))
         (loss / len(chunks)).backward()
         stats = pair_stats(scores.detach(), index)
         losses.append(loss.item()), correct.append(stats["correct"]), margins.append(stats["margin"])
@@ -280,21 +326,30 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
     return {"loss": sum(losses) / len(losses), "accuracy": _mean(correct), "margin": _mean(margins)}
 
 
-def _mean(values: torch.Tensor) -> float:
-    return values.float().mean().item() if values.numel() else float("nan")
+def completion_groups(examples: list[dict], device) -> torch.Tensor:
+    """The ranking of each completion in a batch's flat score vector.  -> (n,) long"""
+    return torch.tensor([g for g, e in enumerate(examples) for _ in e["ids"]], dtype=torch.long, device=device)
+
+
+def _mean(values: torch.Tensor) -> float | None:
+    """Mean of `values`, None when empty (no pairs): None is JSON's null, where NaN is not JSON."""
+    return values.float().mean().item() if values.numel() else None
+
+
+def _scalars(writer, values: dict, step: int) -> None:
+    for name, value in values.items():
+        if value is not None:
+            writer.add_scalar(name, value, step)
 
 
 def _log(writer, stats: dict, lr: float, step: int) -> None:
-    writer.add_scalar("reward/loss", stats["loss"], step)
-    writer.add_scalar("reward/accuracy", stats["accuracy"], step)
-    writer.add_scalar("reward/margin", stats["margin"], step)
-    writer.add_scalar("reward/lr", lr, step)
+    _scalars(writer, {"reward/loss": stats["loss"], "reward/accuracy": stats["accuracy"],
+                      "reward/margin": stats["margin"], "reward/lr": lr}, step)
 
 
 def _log_eval(writer, result: dict, step: int) -> None:
-    writer.add_scalar("reward/eval_accuracy", result["accuracy"], step)
-    writer.add_scalar("reward/eval_margin", result["mean_margin"], step)
-    writer.add_scalar("reward/eval_loss", result["loss"], step)
+    _scalars(writer, {"reward/eval_accuracy": result["accuracy"], "reward/eval_margin": result["mean_margin"],
+                      "reward/eval_loss": result["loss"]}, step)
     writer.flush()
 
 
@@ -303,15 +358,15 @@ def _log_eval(writer, result: dict, step: int) -> None:
 
 def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, config: RewardConfig) -> None:
     """Trainable weights, optimizer, scheduler and progress, written atomically."""
+    from rlhf.checkpoints import atomic_save
+
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "trainable": trainable_state(model),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "progress": dict(progress), "config": {k: getattr(config, k) for k in RESUME_KEYS},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_save(state, path)  # one file, renamed into place: a kill mid-save leaves the previous one
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfig) -> dict:
@@ -324,7 +379,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"[rlhf reward] resumed from {path} at step {state['progress']['step']}")
-    return {"epoch_cpu_seconds": [], "history": [], **state["progress"]}
+    return {"epoch_cpu_seconds": [], "history": [], "steps_without_pairs": 0, **state["progress"]}
 
 
 # --- 5. evaluate --------------------------------------------------------------------------------
@@ -345,11 +400,25 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
     for name in sorted(set(labelers)):
         mine = torch.tensor([lab == name for lab in labelers])
         per_labeler[name] = {"accuracy": _mean(stats["correct"][mine]), "pairs": int(mine.sum())}
-    return {
+    result = {
         "accuracy": _mean(stats["correct"]), "mean_margin": _mean(stats["margin"]),
         "loss": ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength).item(),
         "pairs": int(index.better.numel()), "rankings": len(examples), "accuracy_per_labeler": per_labeler,
     }
+    if examples and all("lengths" in e for e in examples):
+        result["length_bias"] = pair_length_bias(scores, index, [n for e in examples for n in e["lengths"]])
+    return result
+
+
+def pair_length_bias(scores: torch.Tensor, index, lengths: list[int]) -> dict:
+    """`rlhf.reward.bias.length_bias` over every ordered pair of the rankings (better = chosen).
+    scores: (n,) flat over completions; lengths: n token counts in the same order."""
+    from rlhf.reward.bias import length_bias
+
+    lengths = torch.tensor(lengths, dtype=torch.float64)
+    better, worse = index.better.cpu(), index.worse.cpu()
+    flat = scores.detach().double().cpu()
+    return length_bias(flat[better], flat[worse], lengths[better], lengths[worse])
 
 
 # --- 6. calibrate -------------------------------------------------------------------------------
@@ -396,13 +465,28 @@ def calibrate(model, tokenizer, config: RewardConfig, train_set: list[Ranking]) 
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
-    train, held = metrics["train"], metrics["eval"]
-    line = f"[rlhf reward] train accuracy {train['accuracy']:.3f} ({train['pairs']} pairs)"
+    train, held, data = metrics["train"], metrics["eval"], metrics["data"]
+    line = f"[rlhf reward] train accuracy {_fmt3(train['accuracy'])} ({train['pairs']} pairs)"
     if held:
-        line += f", eval accuracy {held['accuracy']:.3f} ({held['pairs']} pairs)"
+        line += f", eval accuracy {_fmt3(held['accuracy'])} ({held['pairs']} pairs)"
     if metrics["labeler_agreement"]:
         line += f", labeler agreement {metrics['labeler_agreement']['agreement']:.3f}"
     print(f"{line}; saved to {out}")
+    for name, result in (("held-out", held), ("train", train)):
+        if result and result.get("length_bias"):
+            from rlhf.reward.bias import format_length_bias
+
+            print(f"[rlhf reward] length bias ({name}): {format_length_bias(result['length_bias'])}")
+            break  # the held-out figures when there are any, else the training ones
+    ties = data["train_tie_only_rankings"] + data["eval_tie_only_rankings"]
+    if ties:
+        print(f"[rlhf reward] {ties} of {data['train_rankings'] + data['eval_rankings']} rankings are a single tie "
+              f"(no pair, so no training signal with tie_loss='none'); "
+              f"{metrics['steps_without_pairs']} steps had no pair")
+
+
+def _fmt3(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def plot_reward(history: list[dict], out_dir: Path) -> list[Path]:

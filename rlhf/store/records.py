@@ -52,8 +52,11 @@ class Assignment:
 
 def guideline_version(path: str | Path) -> str:
     """The version a guidelines Markdown file declares (`<!-- version: X -->` or a `Version: X`
-    line), else the first 12 hex digits of its sha256, so every edit of the file is a new version."""
-    text = Path(path).read_text(encoding="utf-8")
+    line), else the first 12 hex digits of its sha256, so every edit of the file is a new version.
+    A file that is not UTF-8 raises `rlhf.data.DataError` naming the line."""
+    from rlhf.data import read_text
+
+    text = read_text(path)
     for pattern in (r"<!--\s*version:\s*(.+?)\s*-->", r"^[\s>*_#-]*version[*_]*\s*:\s*[*_]*\s*(\S+?)[*_]*\s*$"):
         match = re.search(pattern, text, flags=re.IGNORECASE | re.MULTILINE)
         if match:

@@ -196,12 +196,14 @@ class LabelStore:
 
     def add_items(self, candidates: list[dict]) -> int:
         """Add candidate rows (`id`, `prompt`, `completions`, optional `flags`, `messages`), as
-        `rlhf.data.load_candidates` returns them; ids already present are skipped. Returns the
-        number added. A `prompt` given as a message list (a conversation) is stored as its last user
-        message with the list as `messages`."""
+        `rlhf.data.load_candidates` returns them; ids already present are skipped (adding the same
+        file twice adds nothing; `item_count` shows the total). Returns the number added. Two
+        candidates with one id in the same call raise StoreError: one of them would never be labeled.
+        A `prompt` given as a message list (a conversation) is stored as its last user message with
+        the list as `messages`."""
         from rlhf.data.conversation import last_user_text
 
-        rows = []
+        rows, first = [], {}
         for n, cand in enumerate(candidates, start=1):
             completions = cand.get("completions")
             if isinstance(cand.get("prompt"), list) and cand["prompt"]:
@@ -209,7 +211,11 @@ class LabelStore:
             if not isinstance(cand.get("prompt"), str) or not isinstance(completions, list) or len(completions) < 2 \
                     or not all(isinstance(c, str) for c in completions):
                 raise StoreError(f"candidate {n}: needs a string 'prompt' and a list of at least 2 string 'completions'")
-            rows.append((str(cand.get("id", n)), cand["prompt"], json.dumps(completions),
+            item_id = str(cand.get("id", n))
+            if item_id in first:
+                raise StoreError(f"candidate {n}: id {item_id!r} repeats the id of candidate {first[item_id]}")
+            first[item_id] = n
+            rows.append((item_id, cand["prompt"], json.dumps(completions),
                          json.dumps(cand.get("messages")) if cand.get("messages") else None,
                          json.dumps(list(cand.get("flags") or [])), self.clock()))
 

@@ -45,11 +45,11 @@ def read_users_file(path: Path) -> Iterator[tuple[int, dict]]:
     validated: a bad row raises DataError naming the file, the line and the field."""
     import csv
 
-    from rlhf.data import DataError
+    from rlhf.data import DataError, decode_lines
 
     if not path.is_file():
         raise DataError(path, None, None, "users file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = [line for _, line in decode_lines(path)]
     first = next((ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")), "")
     as_json = path.suffix == ".jsonl" or first.startswith("{")
     for n, line in enumerate(lines, start=1):

@@ -1,0 +1,116 @@
+"""Chat messages -> token ids, with the messages' text kept as text.
+
+Text from a file, a labeler or a decoded completion may contain the characters of a special token
+(`<|im_end|>`, `<|endoftext|>`: pasted chat logs, a model echoing them). Rendering the chat template
+to a string and tokenizing it, as `apply_chat_template(tokenize=True)` does in transformers 5, turns
+those characters into real control ids: SFT then trains end-of-turn in mid-answer, and a completion
+can forge a new user turn that the reward model scores. Here only the chat template places control
+tokens; message content is encoded with the tokenizer's `split_special_tokens=True` (Hugging Face
+tokenizers), so `<|im_end|>` in content becomes the ordinary tokens `<`, `|`, `im`, ...
+
+Every stage encodes chat text through `encode_chat` (SFT, reward training and scoring, PPO's prompts
+and its reward re-encoding, DPO, sampling, eval). For text without special-token characters the ids
+are those of `apply_chat_template(tokenize=True)`: the text between two special tokens is tokenized
+in one piece, as the tokenizer itself does (checked on SmolLM2's tokenizer over the shipped
+demonstrations; a special token declared with lstrip/rstrip could differ in the spaces beside it).
+
+    ids = encode_chat(tokenizer, [{"role": "user", "content": "Hi"}], add_generation_prompt=True)
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Sequence
+
+# Private-use characters mark where message content sits in the rendered template.
+_MARKER_CANDIDATES = [chr(c) for c in range(0xE000, 0xE100)]
+
+
+def special_token_texts(tokenizer) -> list[str]:
+    """The text of every special token (`special=True` in the tokenizer's added tokens, plus the named
+    ones), longest first so a regex prefers `<|im_end|>` over a shorter token it starts with."""
+    texts = {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
+    texts.update(getattr(tokenizer, "all_special_tokens", []) or [])
+    return sorted((t for t in texts if t), key=len, reverse=True)
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Token ids of plain `text`, special-token characters included as ordinary text; no BOS/EOS added."""
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+def encode_chat(tokenizer, messages: Sequence[dict], add_generation_prompt: bool = False) -> list[int]:
+    """Token ids of `messages` rendered by the tokenizer's chat template, where only the template's
+    own text may become special tokens.
+
+    1. render the template with each message's content wrapped in two private-use markers;
+    2. check that dropping the markers gives the plain rendering (else retry with stripped content,
+       which templates that `| trim` produce; else fall back to the template's tokenization, warned).
+       A template that rewrites content inside (upper-casing) is fine: the markers hold its output;
+    3. tokenize the text between the template's special tokens with `split_special_tokens=True`.
+    Raises ValueError for a message without string content."""
+    messages = [dict(m) for m in messages]
+    for i, m in enumerate(messages):
+        if not isinstance(m.get("content"), str):
+            raise ValueError(f"message {i} ({m.get('role')!r}) has no text content")
+    plain = _render(tokenizer, messages, add_generation_prompt)
+    open_, close = _markers(plain, messages)
+    for transform in (lambda s: s, str.strip):
+        wrapped = [{**m, "content": open_ + transform(m["content"]) + close} for m in messages]
+        marked = _render(tokenizer, wrapped, add_generation_prompt)
+        if marked.replace(open_, "").replace(close, "") == plain:
+            return _encode_marked(tokenizer, marked, open_, close)
+    warnings.warn(f"{type(tokenizer).__name__}'s chat template changes message text beyond trimming; its own "
+                  "tokenization is used, so special-token characters in messages become control tokens", stacklevel=2)
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
+                                              return_dict=False))
+
+
+def _render(tokenizer, messages, add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+
+
+def _markers(rendered: str, messages) -> tuple[str, str]:
+    """Two characters that occur nowhere in the template's output or the messages."""
+    used = set(rendered).union(*(set(m["content"]) for m in messages))
+    free = [c for c in _MARKER_CANDIDATES if c not in used]
+    if len(free) < 2:
+        raise ValueError("messages use every private-use marker character U+E000-U+E0FF")
+    return free[0], free[1]
+
+
+def _encode_marked(tokenizer, marked: str, open_: str, close: str) -> list[int]:
+    """Ids of a rendering whose content spans sit between `open_` and `close`: special tokens are
+    recognised only outside them, and the text between two recognised ones is tokenized in one call
+    (as the tokenizer does itself), so merges at content edges match plain tokenization."""
+    specials = special_token_texts(tokenizer)
+    pattern = re.compile("|".join(re.escape(s) for s in specials)) if specials else None
+    ids: list[int] = []
+    text, inside = "", False
+    for part in re.split(f"({re.escape(open_)}|{re.escape(close)})", marked):
+        if part in (open_, close):
+            inside = part == open_
+            continue
+        if inside or pattern is None:
+            text += part
+            continue
+        last = 0
+        for match in pattern.finditer(part):  # a special token placed by the template itself
+            text += part[last:match.start()]
+            ids += encode_text(tokenizer, text) if text else []
+            ids.append(tokenizer.convert_tokens_to_ids(match.group()))
+            text, last = "", match.end()
+        text += part[last:]
+    return ids + (encode_text(tokenizer, text) if text else [])
+
+
+def encode_prompt_completion(tokenizer, prompt: Sequence[dict], completion: Sequence[dict]) -> tuple[list[int], int]:
+    """(ids of prompt + completion, prompt_len): the completion's tokens are ids[prompt_len:].
+
+    prompt_len is where the ids of the prompt alone (with the generation prompt) and of the whole
+    conversation part, as TRL's SFT and DPO trainers split them."""
+    full = encode_chat(tokenizer, list(prompt) + list(completion))
+    alone = encode_chat(tokenizer, prompt, add_generation_prompt=True)
+    shared = next((i for i, (a, b) in enumerate(zip(alone, full)) if a != b), min(len(alone), len(full)))
+    return full, shared
