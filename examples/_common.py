@@ -8,6 +8,7 @@ def parse(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run_dir", default="runs/examples", help="folder shared by the stage examples")
     parser.add_argument("--tiny", action="store_true", help="a tiny random model and a few steps (seconds, for tests)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the example's own)")
     args = parser.parse_args()
     args.run_dir = Path(args.run_dir)
     args.run_dir.mkdir(parents=True, exist_ok=True)

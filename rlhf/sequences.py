@@ -82,13 +82,28 @@ def _one_logit(model) -> dict:
     return {"logits_to_keep": 1} if head is not None else {}
 
 
-def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0, **kwargs):
+def group_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int,
+                       group_size: int):
+    """KV cache of every prompt token but the last, computed once per group and repeated for its
+    G rows: the G completions of a prompt (rows [k*G, (k+1)*G), identical) share one prefill.
+    generate() then runs only the last prompt token per row before sampling. (b, p) -> cache"""
+    ids, mask = input_ids[::group_size, :-1], attention_mask[::group_size, :-1]
+    if ids.shape[1] <= prefix_len:  # nothing past the shared prefix to cache
+        return prefix_cache(model, input_ids, prefix_len) if prefix_len else None
+    cache = forward(model, ids, mask, prefix_len, use_cache=True, **_one_logit(model)).past_key_values
+    cache.batch_repeat_interleave(group_size)
+    return cache
+
+
+def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0,
+            use_cache: bool | None = None, **kwargs):
     """model(...) on (b, s) ids with position ids over real tokens, running a shared prefix once
     when `prefix_len` > 0. The outputs cover positions from `prefix_len` on. `model` is a causal LM
-    or a bare transformer (e.g. a reward model's backbone)."""
+    or a bare transformer (e.g. a reward model's backbone). The cache is kept when there is a prefix
+    (or `use_cache`)."""
     positions = position_ids(attention_mask)
     if prefix_len:
         kwargs["past_key_values"] = prefix_cache(model, input_ids, prefix_len)
         input_ids, positions = input_ids[:, prefix_len:], positions[:, prefix_len:]
     return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                 use_cache=bool(prefix_len), **kwargs)
+                 use_cache=bool(prefix_len) if use_cache is None else use_cache, **kwargs)

@@ -76,9 +76,10 @@ def save_tiny_sft(path, steps: int = 60, seed: int = 0) -> Path:
     return path
 
 
-def distributed_main(model_dir: str, output_dir: str, steps: int) -> None:
+def distributed_main(model_dir: str, output_dir: str, steps: int, estimator: str = "gae") -> None:
     """Run under torchrun: PPO on the tiny SFT model over gloo; rank 0 writes metrics, every rank
-    writes a digest of its trained weights for the test to compare."""
+    writes a digest of its trained weights for the test to compare, and the prompt index of each
+    row of every micro-batch it trained on (a group estimator must keep groups whole)."""
     import json
 
     import torch
@@ -87,18 +88,23 @@ def distributed_main(model_dir: str, output_dir: str, steps: int) -> None:
     from rlhf.ppo import PPOConfig, PPOTrainer
 
     config = PPOConfig(policy=model_dir, output_dir=output_dir, steps=steps, batch_size=8, max_new_tokens=12,
-                       learning_rate=3e-3, ppo_epochs=2, num_minibatches=2, save_steps=0, progress=False, device="cpu")
+                       learning_rate=3e-3, ppo_epochs=2, num_minibatches=2, save_steps=0, progress=False, device="cpu",
+                       advantage_estimator=estimator, num_generations=1 if estimator == "gae" else 4)
     trainer = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS)
+    micro_batches = []
+    loss = trainer._loss
+    trainer._loss = lambda mb, *a: (micro_batches.append(mb["prompt_index"].tolist()), loss(mb, *a))[1]
     history = trainer.train()
     rank = trainer.accelerator.process_index
     weights = {n: p.detach().double() for n, p in trainer.actor_critic.named_parameters()
                if p.requires_grad}
     digest = {"world": trainer.accelerator.num_processes, "sum": sum(float(w.sum()) for w in weights.values()),
               "abs": sum(float(w.abs().sum()) for w in weights.values()),
-              "scores": [h["reward/score"] for h in history], "kl": [h["kl/mean"] for h in history]}
+              "scores": [h["reward/score"] for h in history], "kl": [h["kl/mean"] for h in history],
+              "micro_batches": micro_batches}
     torch.save(weights, Path(output_dir) / f"weights_rank{rank}.pt")
     (Path(output_dir) / f"digest_rank{rank}.json").write_text(json.dumps(digest))
 
 
 if __name__ == "__main__":
-    distributed_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    distributed_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

@@ -29,3 +29,16 @@ def test_rlhf_help_lists_every_stage():
     assert proc.returncode == 0
     for command in ("sft", "sample", "label", "export", "simulate", "reward", "ppo", "dpo", "eval", "pipeline"):
         assert f"  {command} " in proc.stdout, command
+
+
+@pytest.mark.slow
+def test_grpo_example_runs_at_tiny_size(tmp_path):
+    """examples/07_grpo.py: a rule-checked reward, GRPO, no reward model and no critic."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "07_grpo.py"), "--tiny", "--run_dir", str(tmp_path)],
+                          cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"07_grpo.py failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert "groups without spread" in proc.stdout
+    assert (tmp_path / "grpo" / "policy" / "adapter_config.json").exists()
+    rows = (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and '"reward/frac_reward_zero_std"' in rows[-1]

@@ -236,3 +236,226 @@ def test_adaptive_kl_by_hand():
     assert ctl.value == pytest.approx(0.1 * 1.02**10)
     fixed = core.FixedKLController(0.05)
     assert fixed.update(100.0, 100) == 0.05 and fixed.value == 0.05
+
+
+# --- padding can never leak (NaN/inf planted where response_mask is False) ----------------------
+
+
+MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
+
+
+def plant(x, value):
+    """x with `value` written into every padding slot of MASK."""
+    return torch.where(MASK, x, torch.full_like(x, value))
+
+
+def masked_cases():
+    """(name, function of (b, t) tensors -> tensors): every masked function of core, on random
+    real-token inputs, so the test can plant NaN/inf at padding and compare."""
+    kl = torch.tensor([0.1, -0.2, 0.3, 0.0]).repeat(2, 1)
+    return {
+        "masked_sum": lambda x, y, z: core.masked_sum(x, MASK, dim=1),
+        "masked_mean": lambda x, y, z: core.masked_mean(x, MASK),
+        "masked_mean_dim": lambda x, y, z: core.masked_mean(x, MASK, dim=1),
+        "masked_var": lambda x, y, z: core.masked_var(x, MASK),
+        "masked_whiten": lambda x, y, z: core.masked_whiten(x, MASK),
+        "shaped_rewards": lambda x, y, z: core.shaped_rewards(t([1.0, -1.0]), x, MASK, 0.1),
+        "gae": lambda x, y, z: torch.cat(core.gae(x, y, MASK)),
+        "discounted_returns": lambda x, y, z: core.discounted_returns(x, MASK),
+        "reinforce_pp": lambda x, y, z: core.reinforce_pp_advantages(x, MASK),
+        "policy_loss": lambda x, y, z: core.policy_loss(x, y, z, MASK)[0],
+        "policy_loss_seq": lambda x, y, z: core.policy_loss(x, y, z, MASK, loss_agg_mode="seq-mean-token-mean")[0],
+        "policy_loss_sum_norm": lambda x, y, z: core.policy_loss(x, y, z, MASK, loss_agg_mode="seq-mean-token-sum-norm")[0],
+        "policy_loss_stats": lambda x, y, z: torch.stack(list(core.policy_loss(x, y, z, MASK)[1].values())),
+        "kl_loss": lambda x, y, z: core.kl_loss(x, y, MASK),
+        "value_loss": lambda x, y, z: core.value_loss(x, y, z, MASK)[0],
+        "explained_variance": lambda x, y, z: core.explained_variance(x, y, MASK),
+        "compute_advantages_gae": lambda x, y, z: torch.cat(core.compute_advantages("gae", t([1.0, 0.0]), x, MASK, 0.1,
+                                                                                   values=y)),
+        "compute_advantages_grpo": lambda x, y, z: torch.cat(core.compute_advantages(
+            "grpo", t([1.0, 0.0]), x, MASK, 0.1, group_size=2)),
+        "compute_advantages_rloo": lambda x, y, z: torch.cat(core.compute_advantages(
+            "rloo", t([1.0, 0.0]), x, MASK, 0.1, group_size=2)),
+        "compute_advantages_rpp_baseline": lambda x, y, z: torch.cat(core.compute_advantages(
+            "reinforce++_baseline", t([1.0, 0.0]), x + kl, MASK, 0.1, group_size=2)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(masked_cases()))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_inf_at_padding_leave_real_results_unchanged(name, bad):
+    """Issue: `x * mask` keeps NaN (NaN * 0 = NaN). Every masked function must give the same,
+    finite result at real tokens whatever the padding holds, and 0 at padding where it returns
+    a (b, t) tensor."""
+    fn = masked_cases()[name]
+    torch.manual_seed(0)
+    x, y, z = (torch.randn(2, 4) * 0.5 for _ in range(3))
+    x0, y0, z0 = (plant(v, 0.0) for v in (x, y, z))
+    clean = fn(x0, y0, z0)
+    dirty = fn(plant(x, bad), plant(y, bad), plant(z, bad))
+    assert torch.isfinite(dirty).all(), f"{name}: padding {bad} leaked into the result"
+    assert torch.allclose(clean, dirty, atol=1e-6), f"{name}: padding {bad} changed the real-token result"
+
+
+def test_nan_at_padding_gives_finite_gradients_to_real_tokens():
+    """torch.where alone passes NaN gradients back through what it masked; the losses fill the
+    inputs' padding first, so the gradient is exact at real tokens and 0 at padding."""
+    torch.manual_seed(0)
+    logprobs = plant(torch.randn(2, 4), float("nan")).requires_grad_(True)
+    old, adv = plant(torch.randn(2, 4), float("nan")), plant(torch.randn(2, 4), float("inf"))
+    loss = core.policy_loss(logprobs, old, adv, MASK)[0] + core.kl_loss(logprobs, old, MASK)
+    loss.backward()
+    assert torch.isfinite(logprobs.grad).all()
+    assert (logprobs.grad[~MASK] == 0).all() and (logprobs.grad[MASK] != 0).all()
+
+
+# --- loss aggregation ------------------------------------------------------------------------------
+
+
+def test_loss_aggregation_modes_by_hand():
+    # row 0: losses 1, 2, 3 (3 real tokens); row 1: 4, 5 (2 real tokens); padding holds 100s.
+    loss = t([[1.0, 2.0, 3.0, 100.0], [4.0, 5.0, 100.0, 100.0]])
+    # token-mean: (1+2+3+4+5) / 5 = 3
+    assert core.aggregate_loss(loss, MASK, "token-mean").item() == pytest.approx(3.0)
+    # seq-mean-token-mean: mean(6/3, 9/2) = mean(2, 4.5) = 3.25
+    assert core.aggregate_loss(loss, MASK, "seq-mean-token-mean").item() == pytest.approx(3.25)
+    # seq-mean-token-sum-norm with budget 10: mean(6/10, 9/10) = 0.75; default budget = t = 4: 15/8
+    assert core.aggregate_loss(loss, MASK, "seq-mean-token-sum-norm", norm_length=10).item() == pytest.approx(0.75)
+    assert core.aggregate_loss(loss, MASK, "seq-mean-token-sum-norm").item() == pytest.approx(15 / 8)
+    with pytest.raises(ValueError, match="loss_agg_mode"):
+        core.aggregate_loss(loss, MASK, "token-sum")
+
+
+def test_kl_loss_is_k3_by_hand():
+    # log p - log q = ln 2 at every token: k3 = (q/p - 1) - log(q/p) = (0.5 - 1) + ln 2 = ln 2 - 0.5
+    logprobs, ref = torch.full((2, 4), math.log(0.5)), torch.full((2, 4), math.log(0.25))
+    assert core.kl_loss(logprobs, ref, MASK).item() == pytest.approx(math.log(2) - 0.5, abs=1e-6)
+
+
+# --- critic-free estimators --------------------------------------------------------------------------
+
+
+def naive_group_advantages(rewards, g, kind):
+    """Reference loop, one completion at a time, straight from the papers' formulas."""
+    out = []
+    for i, r in enumerate(rewards):
+        group = rewards[i // g * g: i // g * g + g]
+        mean = sum(group) / g
+        if kind == "rloo":
+            out.append(r - (sum(group) - r) / (g - 1))
+            continue
+        std = math.sqrt(sum((x - mean) ** 2 for x in group) / (g - 1))
+        out.append((r - mean) / (std + 1e-6) if kind == "grpo" else r - mean)
+    return out
+
+
+def test_grpo_advantages_by_hand():
+    # group [1, 0, 0, 1]: mean 0.5, Bessel std = sqrt(4 * 0.25 / 3) = 1/sqrt(3) -> +-0.5*sqrt(3) = +-0.8660
+    # group [2, 2, 2, 2]: no spread -> exactly 0 (not NaN, not noise)
+    rewards = t([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+    got = core.grpo_advantages(rewards, 4)
+    h = 0.5 * math.sqrt(3) / (1 + 1e-6 * math.sqrt(3))  # the eps in the denominator
+    assert torch.allclose(got, t([h, -h, -h, h, 0, 0, 0, 0]), atol=1e-6)
+    assert (got[4:] == 0).all()
+
+
+def test_dr_grpo_advantages_by_hand():
+    # group [3, 1]: mean 2 -> [1, -1] (no std division); group [0.1, 0.1, ...] equal -> exactly 0
+    got = core.dr_grpo_advantages(t([3.0, 1.0, 0.1, 0.1]), 2)
+    assert torch.equal(got, t([1.0, -1.0, 0.0, 0.0]))
+
+
+def test_rloo_advantages_by_hand():
+    # group [1, 0, 0]: 1 - (0+0)/2 = 1; 0 - (1+0)/2 = -0.5 (twice); G/(G-1) * (r - mean) agrees:
+    # 1.5 * (1 - 1/3) = 1, 1.5 * (0 - 1/3) = -0.5.  G = 2: [5, 3] -> [2, -2]
+    assert torch.allclose(core.rloo_advantages(t([1.0, 0.0, 0.0]), 3), t([1.0, -0.5, -0.5]))
+    assert torch.allclose(core.rloo_advantages(t([5.0, 3.0]), 2), t([2.0, -2.0]))
+    with pytest.raises(ValueError, match="at least 2"):
+        core.rloo_advantages(t([1.0, 2.0]), 1)
+
+
+@pytest.mark.parametrize("kind", ["grpo", "dr_grpo", "rloo"])
+@pytest.mark.parametrize("g", [2, 3, 4])
+def test_group_advantages_match_naive_loop(kind, g):
+    torch.manual_seed(g)
+    rewards = torch.randn(5 * g)
+    rewards[:g] = 0.3  # one all-equal group
+    got = core.outcome_advantages(kind, rewards, g)
+    expected = t(naive_group_advantages(rewards.tolist(), g, kind))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert (got[:g] == 0).all() and torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize("kind", ["grpo", "dr_grpo", "rloo"])
+def test_all_equal_groups_give_exactly_zero(kind):
+    # 0.1 * 3 / 3 != 0.1 in floating point: the mean of equal rewards can miss them by one bit.
+    for value in (0.1, 1 / 3, -7.77, 0.0, 1e6):
+        for g in (2, 3, 7):
+            got = core.outcome_advantages(kind, torch.full((2 * g,), value), g)
+            assert torch.equal(got, torch.zeros(2 * g)), (kind, value, g)
+
+
+def test_groups_must_be_whole():
+    with pytest.raises(ValueError, match="whole groups of 4"):
+        core.grpo_advantages(torch.zeros(6), 4)
+
+
+def test_discounted_returns_by_hand_and_naive_loop():
+    # gamma 0.5, row 0 rewards [1, 2, 4] -> returns [1 + 0.5*(2 + 0.5*4), 2 + 0.5*4, 4] = [3, 4, 4]
+    rewards = t([[1.0, 2.0, 4.0, 9.0], [1.0, 1.0, 9.0, 9.0]])
+    got = core.discounted_returns(rewards, MASK, gamma=0.5)
+    assert torch.allclose(got, t([[3.0, 4.0, 4.0, 0.0], [1.5, 1.0, 0.0, 0.0]]))
+    torch.manual_seed(0)
+    x, mask = torch.randn(3, 6), torch.rand(3, 6) > 0.3
+    mask = torch.cumprod(mask.long(), 1).bool()
+    mask[:, 0] = True
+    got = core.discounted_returns(x, mask, 0.9)
+    for b in range(3):
+        for i in range(6):
+            expected = sum(0.9 ** (j - i) * x[b, j].item() for j in range(i, 6) if mask[b, j]) if mask[b, i] else 0.0
+            assert abs(got[b, i].item() - expected) < 1e-5
+
+
+def test_reinforce_pp_normalises_returns_over_the_batch():
+    # KL 0, scores 1 and 0 at the last tokens: returns [[1,1,1,pad],[0,0,pad,pad]], 5 real tokens,
+    # mean 0.6, Bessel var = (3*0.16 + 2*0.36)/4 = 0.3 -> (1-0.6)/sqrt(0.3), (0-0.6)/sqrt(0.3)
+    rewards, adv, returns = core.compute_advantages("reinforce++", t([1.0, 0.0]), torch.zeros(2, 4), MASK, 0.1)
+    s = math.sqrt(0.3)
+    assert torch.allclose(adv, t([[0.4 / s] * 3 + [0.0], [-0.6 / s] * 2 + [0.0, 0.0]]), atol=1e-4)
+    assert torch.equal(adv, returns)
+
+
+def test_reinforce_pp_baseline_subtracts_the_group_mean_first():
+    # scores [3, 1] (G=2) -> [1, -1] at the last tokens; KL 0.5 per token with beta 0.2 -> -0.1 per token.
+    # row 0 (3 tokens): rewards [-0.1, -0.1, 0.9], returns [0.7, 0.8, 0.9]; row 1 (2): [-0.1, -1.1] -> [-1.2, -1.1]
+    kl = torch.full((2, 4), 0.5)
+    rewards, adv, _ = core.compute_advantages("reinforce++_baseline", t([3.0, 1.0]), kl, MASK, 0.2, group_size=2)
+    assert torch.allclose(rewards, t([[-0.1, -0.1, 0.9, 0.0], [-0.1, -1.1, 0.0, 0.0]]))
+    returns = t([0.7, 0.8, 0.9, -1.2, -1.1])
+    expected = (returns - returns.mean()) / returns.std()
+    assert torch.allclose(adv[MASK], expected, atol=1e-4) and (adv[~MASK] == 0).all()
+
+
+def test_outcome_estimators_put_the_kl_in_the_completion_reward():
+    # rloo, beta 0.5, KL per completion [2, 0] (row 0: 3 tokens of 2/3): totals [1 - 1, 1 - 0] = [0, 1]
+    # -> leave-one-out, G = 2: [0 - 1, 1 - 0] = [-1, 1] on every real token
+    kl = t([[2 / 3, 2 / 3, 2 / 3, 5.0], [0.0, 0.0, 5.0, 5.0]])
+    _, adv, _ = core.compute_advantages("rloo", t([1.0, 1.0]), kl, MASK, 0.5, group_size=2)
+    assert torch.allclose(adv, t([[-1.0, -1.0, -1.0, 0.0], [1.0, 1.0, 0.0, 0.0]]), atol=1e-6)
+    # grpo with the KL as a loss term (beta 0 in the reward): equal scores -> exactly 0 everywhere
+    _, adv, _ = core.compute_advantages("grpo", t([1.0, 1.0]), kl, MASK, 0.0, group_size=2)
+    assert torch.equal(adv, torch.zeros(2, 4))
+
+
+def test_compute_advantages_gae_is_the_old_step():
+    """The gae branch reproduces the trainer's former step 4 (shaped rewards -> GAE -> whiten)."""
+    torch.manual_seed(0)
+    scores, kl, values = torch.randn(2), torch.randn(2, 4) * 0.1, torch.randn(2, 4)
+    kl, values = core.masked_fill_padding(kl, MASK), core.masked_fill_padding(values, MASK)
+    rewards = core.shaped_rewards(scores, kl, MASK, 0.05)
+    advantages, returns = core.gae(rewards, values, MASK, 1.0, 0.95)
+    got = core.compute_advantages("gae", scores, kl, MASK, 0.05, values=values)
+    assert torch.equal(got[0], rewards) and torch.equal(got[1], core.masked_whiten(advantages, MASK))
+    assert torch.equal(got[2], returns)
+    with pytest.raises(ValueError, match="unknown advantage_estimator"):
+        core.compute_advantages("ppo", scores, kl, MASK, 0.05, values=values)

@@ -17,14 +17,24 @@ sys.path.insert(0, str(HERE))
 from ppo_tiny import save_tiny_sft  # noqa: E402
 
 
+def free_port() -> int:
+    """A port nobody listens on now: other test runs on this machine may hold a fixed one."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
-def test_two_processes_learn_and_agree(tmp_path):
+@pytest.mark.parametrize("estimator", ["gae", "grpo"])
+def test_two_processes_learn_and_agree(tmp_path, estimator):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     model_dir = save_tiny_sft(tmp_path / "sft")
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29531", str(HERE / "ppo_tiny.py"),
-           str(model_dir), str(out), "20"]
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), str(HERE / "ppo_tiny.py"),
+           str(model_dir), str(out), "20", estimator]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -42,3 +52,9 @@ def test_two_processes_learn_and_agree(tmp_path):
     assert max(kls[-4:]) < 25.0
     rows = (out / "metrics.jsonl").read_text().splitlines()  # rank 0 alone writes the logs
     assert len(rows) == 20 and json.loads(rows[-1])["episodes"] == 20 * 8 * 2
+    # Each rank trained 20 steps x 2 epochs x 2 minibatches; with grpo (G = 4, 2 prompts per rank
+    # and step) every micro-batch is one whole group: 4 rows of the same prompt.
+    for d in digests:
+        assert len(d["micro_batches"]) == 80
+        if estimator == "grpo":
+            assert all(len(mb) == 4 and len(set(mb)) == 1 for mb in d["micro_batches"]), d["micro_batches"][:4]

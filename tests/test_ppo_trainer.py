@@ -92,13 +92,15 @@ class KillAt:
         return length_reward(prompts, completions)
 
 
-def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_model_dir, tmp_path):
-    config = tiny_config(tmp_path / "a", tiny_model_dir, steps=4, save_steps=2)
+@pytest.mark.parametrize("estimator", ["gae", "grpo"])
+def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_model_dir, tmp_path, estimator):
+    group = {"advantage_estimator": estimator, "num_generations": 1 if estimator == "gae" else 2}
+    config = tiny_config(tmp_path / "a", tiny_model_dir, steps=4, save_steps=2, **group)
     straight = PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS)
     straight.train()
     expected = trainable(straight)
 
-    config_b = tiny_config(tmp_path / "b", tiny_model_dir, steps=4, save_steps=2)
+    config_b = tiny_config(tmp_path / "b", tiny_model_dir, steps=4, save_steps=2, **group)
     with pytest.raises(KeyboardInterrupt):
         PPOTrainer(config_b, reward_fn=KillAt(3), prompts=PROMPTS).train()  # dies in step 3
     assert (tmp_path / "b" / "run" / "checkpoints" / "checkpoint-2" / "trainer.pt").exists()

@@ -22,7 +22,9 @@ class PPOConfig:
     """PPO of the policy against a reward model (or any Python reward function).
 
     Each step: generate `batch_size` completions -> score them -> reward = score at the last
-    token - kl_coef * KL per token -> GAE advantages -> `ppo_epochs` passes of clipped PPO."""
+    token - kl_coef * KL per token -> GAE advantages -> `ppo_epochs` passes of clipped PPO.
+    `advantage_estimator` swaps the GAE step for a critic-free one (GRPO, Dr. GRPO, RLOO,
+    REINFORCE++), which samples `num_generations` completions per prompt and builds no critic."""
 
     # --- what to train, against what -----------------------------------------------------------
     policy: Optional[str] = field(
@@ -62,6 +64,37 @@ class PPOConfig:
                   "'auto' = reward with policy_train=full and a reward model, else value-head: with a LoRA policy "
                   "the value head was 1.4x faster per step at 2/3 of the memory and raised the score at least as "
                   "fast on the embedded default (benchmarks/results/ppo_speed.md, quickstart.json)."},
+    )
+    advantage_estimator: Literal["gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"] = field(
+        default="gae",
+        metadata={"help": "How advantages are estimated (OpenRLHF's and verl's names). 'gae': PPO with a critic "
+                  "(InstructGPT, N+). Critic-free, no value model built: 'grpo' (DeepSeekMath: (r - group mean) / "
+                  "group std), 'dr_grpo' (Liu et al. 2025: r - group mean), 'rloo' (Ahmadian et al. 2024: r minus the "
+                  "mean of the other completions of its prompt), 'reinforce++' (Hu 2025: returns normalised over the "
+                  "batch), 'reinforce++_baseline' (group mean subtracted first). All but gae and reinforce++ need "
+                  "num_generations >= 2."},
+    )
+    num_generations: int = field(
+        default=1,
+        metadata={"help": "G, completions sampled per prompt (TRL's name); a step uses batch_size / G prompts per "
+                  "process, and a prompt's G completions stay together in every minibatch and process. >= 2 for the "
+                  "group estimators."},
+    )
+    use_kl_loss: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Put the KL to the reference in the loss (k3 estimator, weight kl_loss_coef; GRPO) instead of "
+                  "in the reward (weight kl_coef; PPO, RLOO, REINFORCE++). None = the estimator's paper: True for "
+                  "grpo and dr_grpo, False otherwise (verl's and OpenRLHF's name)."},
+    )
+    kl_loss_coef: float = field(
+        default=0.04, metadata={"help": "Weight of the KL loss term when use_kl_loss (DeepSeekMath GRPO: 0.04)."}
+    )
+    loss_agg_mode: Optional[Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]] = field(
+        default=None,
+        metadata={"help": "How token losses are averaged (verl's names): 'token-mean' (every token weighs the same), "
+                  "'seq-mean-token-mean' (per completion, then over completions), 'seq-mean-token-sum-norm' (token "
+                  "sums / max_new_tokens, then over completions). None = the estimator's paper: seq-mean-token-mean "
+                  "for grpo (DeepSeekMath), seq-mean-token-sum-norm for dr_grpo (Dr. GRPO), token-mean otherwise."},
     )
     value_warmup_steps: int = field(
         default=0, metadata={"help": "First steps train only the critic (the policy update is skipped)."}
@@ -177,9 +210,59 @@ class PPOConfig:
                 problems.append(f"{name} must be >= 1")
         if self.adaptive_kl and self.target_kl <= 0:
             problems.append("target_kl must be > 0")
+        problems += self._estimator_problems()
         problems += self._never_updates()
         if problems:
             raise ValueError("PPOConfig: " + "; ".join(problems))
+
+    def _estimator_problems(self) -> list[str]:
+        """What is wrong with the estimator settings, in words (empty when they fit together)."""
+        from rlhf.ppo.core import ADVANTAGE_ESTIMATORS, GROUP_ESTIMATORS, LOSS_AGG_MODES
+
+        est, g = self.advantage_estimator, self.num_generations
+        if est not in ADVANTAGE_ESTIMATORS:
+            return [f"advantage_estimator={est!r} is not one of {', '.join(ADVANTAGE_ESTIMATORS)}"]
+        problems = []
+        if g < 1:
+            problems.append("num_generations must be >= 1")
+        elif est in GROUP_ESTIMATORS and g < 2:
+            problems.append(f"advantage_estimator={est!r} compares the completions of each prompt: set "
+                            f"num_generations >= 2 (it is {g}; 4-16 is usual, DeepSeekMath used 64)")
+        elif self.batch_size % g:
+            problems.append(f"batch_size={self.batch_size} completions cannot be cut into whole groups of "
+                            f"num_generations={g}: make batch_size a multiple of {g}")
+        elif g > 1 and (self.batch_size // g) % (self.num_minibatches * self.grad_accum):
+            problems.append(f"the {self.batch_size // g} prompt groups of a step (batch_size / num_generations) must "
+                            f"split evenly into num_minibatches*grad_accum={self.num_minibatches * self.grad_accum} "
+                            "micro-batches, so no group is cut")
+        elif self.generation_batch_size and self.generation_batch_size % g:
+            problems.append(f"generation_batch_size={self.generation_batch_size} must be a multiple of "
+                            f"num_generations={g} (a group is generated in one call, sharing its prompt)")
+        if self.loss_agg_mode is not None and self.loss_agg_mode not in LOSS_AGG_MODES:
+            problems.append(f"loss_agg_mode={self.loss_agg_mode!r} is not one of {', '.join(LOSS_AGG_MODES)}")
+        if est != "gae" and (self.critic != "auto" or self.value_warmup_steps):
+            problems.append(f"advantage_estimator={est!r} uses no critic: leave critic='auto' and value_warmup_steps=0")
+        if self.resolved_use_kl_loss() and self.adaptive_kl:
+            problems.append("adaptive_kl adapts the KL penalty in the reward; with use_kl_loss the KL is a loss term "
+                            "weighted by kl_loss_coef")
+        return problems
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.advantage_estimator == "gae"
+
+    def resolved_use_kl_loss(self) -> bool:
+        """use_kl_loss, or the estimator's default: a loss term for GRPO and Dr. GRPO (DeepSeekMath)."""
+        if self.use_kl_loss is not None:
+            return self.use_kl_loss
+        return self.advantage_estimator in ("grpo", "dr_grpo")
+
+    def resolved_loss_agg_mode(self) -> str:
+        """loss_agg_mode, or the estimator's paper's (DeepSeekMath for grpo, Dr. GRPO, else token-mean)."""
+        if self.loss_agg_mode is not None:
+            return self.loss_agg_mode
+        return {"grpo": "seq-mean-token-mean", "dr_grpo": "seq-mean-token-sum-norm"}.get(self.advantage_estimator,
+                                                                                            "token-mean")
 
     def _never_updates(self) -> list[str]:
         """Settings under which the policy would never move, only a metric saying so."""

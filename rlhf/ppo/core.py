@@ -7,9 +7,16 @@ Read top to bottom against the papers:
     real token, whitened advantages, clipped value loss, gamma = 1, lambda = 0.95.
   - Ziegler et al. 2019, "Fine-Tuning Language Models from Human Preferences": the adaptive KL controller.
   - Schulman, "Approximating KL divergence" (2020): the k1 and k3 estimators.
+  - Critic-free estimators (a group of G completions per prompt, no value model):
+    Shao et al. 2024 (DeepSeekMath, GRPO); Liu et al. 2025, "Understanding R1-Zero-like Training"
+    (Dr. GRPO); Ahmadian et al. 2024, "Back to Basics" (RLOO); Hu 2025, "REINFORCE++".
 
-Shapes: b = batch, t = response length (padded), v = vocabulary. `response_mask` is True on real
-response tokens (the stop token included) and False on padding after it, always.
+Shapes: b = batch, t = response length (padded), v = vocabulary, G = completions per prompt (a
+group: rows [k*G, (k+1)*G) share prompt k). `response_mask` is True on real response tokens (the
+stop token included) and False on padding after it, always.
+
+Padding is masked with `torch.where`, never by multiplying: a NaN or inf sitting in a padding slot
+(an overflow in a forward pass) would survive `x * 0` and spread to the whole batch.
 """
 
 from __future__ import annotations
@@ -52,12 +59,22 @@ def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor, temperature
 # --- masked statistics -----------------------------------------------------------------------
 
 
+def masked_fill_padding(x: torch.Tensor, mask: torch.Tensor, value: float = 0.0) -> torch.Tensor:
+    """x at real positions, `value` at padding, whatever x holds there (NaN and inf included).
+    x, mask (b, t) -> (b, t)"""
+    return torch.where(mask.bool(), x, torch.as_tensor(value, dtype=x.dtype, device=x.device))
+
+
+def masked_sum(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Sum of x over positions where mask is True (over `dim`, or all). x, mask (b, t)"""
+    x = masked_fill_padding(x, mask)
+    return x.sum() if dim is None else x.sum(dim)
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Mean of x over positions where mask is True (over `dim`, or all). x, mask (b, t)"""
-    mask = mask.to(x.dtype)
-    if dim is None:
-        return (x * mask).sum() / mask.sum().clamp_min(1.0)
-    return (x * mask).sum(dim) / mask.sum(dim).clamp_min(1.0)
+    count = mask.to(x.dtype).sum() if dim is None else mask.to(x.dtype).sum(dim)
+    return masked_sum(x, mask, dim) / count.clamp_min(1.0)
 
 
 def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
@@ -75,16 +92,16 @@ def masked_whiten(
 ) -> torch.Tensor:
     """(x - mean) / std over masked positions; padding comes back as 0.
 
-    `min_std` floors the std: when every score in a batch is equal the raw spread is numerical
-    noise, and dividing by it would turn noise into unit-size advantages that Adam follows at full
-    step (measured: docs/notes.md#equal-rewards). Flooring damps such batches instead. `shift_mean=False` keeps the
-    mean (N+ whitens rewards that way). x, mask (b, t) -> (b, t)"""
+    `min_std` floors the std (default 0: no floor beyond `eps`). The trainer does not rely on it
+    for batches whose rewards are all equal (docs/notes.md#equal-rewards): it skips the policy
+    update of such a step instead (`PPOConfig.min_reward_std`). `shift_mean=False` keeps the mean
+    (N+ whitens rewards that way). x, mask (b, t) -> (b, t)"""
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     std = torch.sqrt(var + eps).clamp_min(min_std)
     whitened = (x - mean) / std
     if not shift_mean:
         whitened = whitened + mean
-    return whitened * mask.to(x.dtype)
+    return masked_fill_padding(whitened, mask)
 
 
 # --- KL and rewards --------------------------------------------------------------------------
@@ -116,7 +133,7 @@ def shaped_rewards(
 
     This is InstructGPT's r(x, y) - beta * log(pi / pi_sft), spread over tokens as in N+.
     scores (b,), kl (b, t), response_mask (b, t) -> rewards (b, t)"""
-    rewards = -kl_coef * kl * response_mask.to(kl.dtype)
+    rewards = masked_fill_padding(-kl_coef * kl, response_mask)
     last = last_token_index(response_mask)
     return rewards.scatter_add(1, last.unsqueeze(1), scores.to(rewards.dtype).unsqueeze(1))
 
@@ -132,8 +149,7 @@ def gae(
     delta_t = r_t + gamma * V_{t+1} - V_t;  A_t = delta_t + gamma * lam * A_{t+1};  returns = A + V.
     Values and rewards past the last real token count as 0, so the episode ends there.
     rewards, values, response_mask (b, t) -> advantages (b, t), returns (b, t)"""
-    mask = response_mask.to(values.dtype)
-    values, rewards = values * mask, rewards * mask
+    values, rewards = masked_fill_padding(values, response_mask), masked_fill_padding(rewards, response_mask)
     t_len = rewards.shape[1]
     next_advantage = torch.zeros_like(rewards[:, 0])
     advantages = []
@@ -142,11 +158,161 @@ def gae(
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         next_advantage = delta + gamma * lam * next_advantage
         advantages.append(next_advantage)
-    advantages = torch.stack(advantages[::-1], dim=1) * mask
-    return advantages, (advantages + values) * mask
+    advantages = masked_fill_padding(torch.stack(advantages[::-1], dim=1), response_mask)
+    return advantages, masked_fill_padding(advantages + values, response_mask)
+
+
+# --- critic-free advantages ---------------------------------------------------------------------
+
+ADVANTAGE_ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline")
+GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce++_baseline")  # need G >= 2 completions per prompt
+
+
+def as_groups(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(b,) -> (b / G, G): row k holds the G completions of prompt k. Raises ValueError when b is
+    not a whole number of groups."""
+    if group_size < 1 or x.shape[0] % group_size:
+        raise ValueError(f"{x.shape[0]} completions cannot be cut into whole groups of {group_size}")
+    return x.reshape(-1, group_size)
+
+
+def _centered(groups: torch.Tensor) -> torch.Tensor:
+    """r - group mean, exactly 0 in a group whose rewards are all equal (the mean of equal floats
+    can differ from them in the last bit). (n, G) -> (n, G)"""
+    centered = groups - groups.mean(-1, keepdim=True)
+    no_spread = (groups == groups[:, :1]).all(-1, keepdim=True)
+    return torch.where(no_spread, torch.zeros_like(centered), centered)
+
+
+def grpo_advantages(rewards: torch.Tensor, group_size: int, scale_by_std: bool = True,
+                    eps: float = 1e-6) -> torch.Tensor:
+    """GRPO's outcome advantage (Shao et al. 2024, DeepSeekMath sec. 4.1.2): each completion's
+    reward minus its group's mean, divided by the group's std (Bessel-corrected, as torch.std and
+    verl; eps = 1e-6 as verl). Every token of a completion gets this value.
+    `scale_by_std=False` is Dr. GRPO (see `dr_grpo_advantages`).
+    A group whose rewards are all equal gets exactly 0: it carries no learning signal.
+    rewards (b,) -> advantages (b,)"""
+    groups = as_groups(rewards.float(), group_size)
+    centered = _centered(groups)
+    if scale_by_std:
+        centered = centered / (groups.std(-1, keepdim=True) + eps)
+    return centered.reshape(-1)
+
+
+def dr_grpo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-like Training", sec. 3.2): r - group mean,
+    no division by the group's std, which over-weights groups that are nearly all right or all
+    wrong (the paper's "question-level difficulty bias"). Pair it with loss_agg_mode
+    'seq-mean-token-sum-norm' (no per-completion length normalisation). (b,) -> (b,)"""
+    return grpo_advantages(rewards, group_size, scale_by_std=False)
+
+
+def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024, "Back to Basics", eq. 6):
+    r_i minus the mean of the other G - 1 rewards of its group, which equals
+    G / (G - 1) * (r_i - group mean). An unbiased baseline: r_i's own sample is not in it.
+    Exactly 0 for a group of equal rewards. rewards (b,) -> advantages (b,)"""
+    if group_size < 2:
+        raise ValueError("RLOO needs at least 2 completions per prompt (num_generations >= 2)")
+    groups = as_groups(rewards.float(), group_size)
+    return (_centered(groups) * (group_size / (group_size - 1))).reshape(-1)
+
+
+def discounted_returns(rewards: torch.Tensor, response_mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """G_t = r_t + gamma * G_{t+1}, backwards over each response; 0 at padding.
+    With gamma = 1 every token's return is the rest of the completion's reward: the score minus
+    the KL penalty still to come. rewards, response_mask (b, t) -> returns (b, t)"""
+    rewards = masked_fill_padding(rewards, response_mask)
+    running = torch.zeros_like(rewards[:, 0])
+    returns = []
+    for t in reversed(range(rewards.shape[1])):
+        running = rewards[:, t] + gamma * running
+        returns.append(running)
+    return masked_fill_padding(torch.stack(returns[::-1], dim=1), response_mask)
+
+
+def reinforce_pp_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """REINFORCE++ (Hu 2025, sec. 3): per-token rewards (score at the last token - beta * KL at
+    every token), their returns, normalised over the whole batch: (G_t - mean) / std. The batch
+    statistics replace the critic's baseline. rewards, response_mask (b, t) -> advantages (b, t)"""
+    return masked_whiten(discounted_returns(rewards, response_mask, gamma), response_mask)
+
+
+def outcome_advantages(estimator: str, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The per-completion advantage of the outcome estimators. rewards (b,) -> (b,)"""
+    table = {"grpo": grpo_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
+    return table[estimator](rewards, group_size)
+
+
+def compute_advantages(
+    estimator: str,
+    scores: torch.Tensor,
+    kl: torch.Tensor,
+    response_mask: torch.Tensor,
+    kl_coef: float,
+    group_size: int = 1,
+    values: torch.Tensor | None = None,
+    gamma: float = 1.0,
+    lam: float = 0.95,
+    whiten_rewards: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The advantage step of every estimator, from the scores and per-token KL.
+
+      gae                   score at the end - kl_coef * KL per token -> GAE against `values` ->
+                            whitened (InstructGPT, N+)
+      grpo, dr_grpo, rloo   the completion's total reward (score - kl_coef * its KL; kl_coef = 0 when
+                            the KL is a loss term) -> group baseline -> the same value on every token
+      reinforce++           per-token rewards -> returns -> normalised over the batch
+      reinforce++_baseline  the same, after subtracting each group's mean score (Hu 2025)
+
+    scores (b,), kl (b, t), response_mask (b, t), values (b, t) for gae
+    -> rewards (b, t) (per-token rewards as shaped, before any whitening), advantages (b, t),
+       returns (b, t) (the critic's targets for gae; equal to the advantages otherwise)"""
+    if estimator not in ADVANTAGE_ESTIMATORS:
+        raise ValueError(f"unknown advantage_estimator {estimator!r} (use one of {', '.join(ADVANTAGE_ESTIMATORS)})")
+    if estimator == "reinforce++_baseline":
+        scores = dr_grpo_advantages(scores, group_size)  # score - group mean
+    rewards = shaped_rewards(scores, kl, response_mask, kl_coef)
+    if estimator == "gae":
+        if values is None:
+            raise ValueError("advantage_estimator='gae' needs the critic's values")
+        shaped = masked_whiten(rewards, response_mask, shift_mean=False) if whiten_rewards else rewards
+        advantages, returns = gae(shaped, values, response_mask, gamma, lam)
+        return rewards, masked_whiten(advantages, response_mask), returns
+    if estimator.startswith("reinforce++"):
+        advantages = reinforce_pp_advantages(rewards, response_mask, gamma)
+        return rewards, advantages, advantages
+    per_completion = outcome_advantages(estimator, masked_sum(rewards, response_mask, dim=1), group_size)
+    advantages = masked_fill_padding(per_completion.unsqueeze(1).expand_as(rewards), response_mask)
+    return rewards, advantages, advantages
 
 
 # --- losses ----------------------------------------------------------------------------------
+
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+def aggregate_loss(loss_mat: torch.Tensor, response_mask: torch.Tensor, mode: str = "token-mean",
+                   norm_length: float | None = None) -> torch.Tensor:
+    """Per-token losses -> one number, under verl's names for the three common choices:
+
+      token-mean               every real token of the batch weighs the same (N+, verl, DAPO);
+      seq-mean-token-mean      mean over each completion's tokens, then over completions
+                               (DeepSeekMath's GRPO: 1/G sum_i 1/|o_i| sum_t);
+      seq-mean-token-sum-norm  each completion's token sum divided by one constant, `norm_length`
+                               (the generation budget), then the mean over completions (Dr. GRPO:
+                               no per-completion length normalisation, so no length bias).
+
+    loss_mat, response_mask (b, t) -> ()"""
+    if mode == "token-mean":
+        return masked_mean(loss_mat, response_mask)
+    if mode == "seq-mean-token-mean":
+        return masked_mean(loss_mat, response_mask, dim=1).mean()
+    if mode == "seq-mean-token-sum-norm":
+        norm = float(norm_length) if norm_length is not None else float(response_mask.shape[1])
+        return (masked_sum(loss_mat, response_mask, dim=1) / norm).mean()
+    raise ValueError(f"unknown loss_agg_mode {mode!r} (use one of {', '.join(LOSS_AGG_MODES)})")
 
 
 def policy_loss(
@@ -155,19 +321,25 @@ def policy_loss(
     advantages: torch.Tensor,
     response_mask: torch.Tensor,
     cliprange: float = 0.2,
+    loss_agg_mode: str = "token-mean",
+    norm_length: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, as a loss to minimise (Schulman et al. 2017):
 
-        loss = mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
+        loss = agg(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
 
+    `agg` is `aggregate_loss` (token-mean by default, as before). Padding of every input is
+    replaced by 0 first, so a NaN there reaches neither the loss nor its gradient.
     Returns the loss and detached statistics: clipfrac (share of tokens where the clip was
     active), approx_kl (0.5 * mean(log ratio^2), as in N+), ratio (mean).
     (b, t) each -> (), dict"""
+    logprobs, old_logprobs, advantages = (masked_fill_padding(x, response_mask)
+                                          for x in (logprobs, old_logprobs, advantages))
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = masked_mean(torch.maximum(unclipped, clipped), response_mask)
+    loss = aggregate_loss(torch.maximum(unclipped, clipped), response_mask, loss_agg_mode, norm_length)
     with torch.no_grad():
         stats = {
             "clipfrac": masked_mean((clipped > unclipped).float(), response_mask),
@@ -175,6 +347,17 @@ def policy_loss(
             "ratio": masked_mean(ratio, response_mask),
         }
     return loss, stats
+
+
+def kl_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, response_mask: torch.Tensor,
+            loss_agg_mode: str = "token-mean", norm_length: float | None = None,
+            estimator: str = "k3") -> torch.Tensor:
+    """KL(policy || reference) as a loss term instead of a reward penalty (GRPO, DeepSeekMath
+    eq. 3-4: the k3 estimator, unbiased and never negative), aggregated like the policy loss.
+    Its gradient reaches the policy directly rather than through the advantages.
+    (b, t) each -> ()"""
+    logprobs, ref_logprobs = masked_fill_padding(logprobs, response_mask), masked_fill_padding(ref_logprobs, response_mask)
+    return aggregate_loss(kl_per_token(logprobs, ref_logprobs, estimator), response_mask, loss_agg_mode, norm_length)
 
 
 def value_loss(
@@ -189,6 +372,7 @@ def value_loss(
         loss = 0.5 * mean(max((V - R)^2, (clip(V, V_old - eps, V_old + eps) - R)^2))
 
     (b, t) each -> (), {"clipfrac"}"""
+    values, old_values, returns = (masked_fill_padding(x, response_mask) for x in (values, old_values, returns))
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     unclipped_loss = (values - returns) ** 2
     clipped_loss = (clipped_values - returns) ** 2
@@ -201,6 +385,7 @@ def value_loss(
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """1 - Var(returns - values) / Var(returns): 1 is a perfect critic, 0 no better than a
     constant, negative worse. (b, t) each -> ()"""
+    values, returns = masked_fill_padding(values, response_mask), masked_fill_padding(returns, response_mask)
     var_returns = masked_var(returns, response_mask)
     return 1.0 - masked_var(returns - values, response_mask) / var_returns.clamp_min(1e-8)
 

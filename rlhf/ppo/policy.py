@@ -76,13 +76,15 @@ class ValueHead(nn.Module):
 
 class ActorCritic(nn.Module):
     """Policy and critic as one module, so accelerate (DDP, FSDP) sees one set of trainable
-    parameters and one forward per training pass. Returns logits (b, t, v) and values (b, t)."""
+    parameters and one forward per training pass. Returns logits (b, t, v) and values (b, t).
+    With neither a value head nor a critic (the critic-free estimators) it is the policy alone
+    and the values are None: no critic is built, held or trained."""
 
     def __init__(self, policy: nn.Module, value_head: ValueHead | None = None, critic: nn.Module | None = None,
                  critic_bias: float = 0.0, critic_std: float = 1.0):
         super().__init__()
-        if (value_head is None) == (critic is None):
-            raise ValueError("give exactly one of value_head and critic")
+        if value_head is not None and critic is not None:
+            raise ValueError("give at most one of value_head and critic")
         self.policy, self.value_head, self.critic = policy, value_head, critic
         # A critic from the reward model starts out predicting the raw reward; the scores PPO sees
         # are normalised by the reward model's bias and std, so its values are too.
@@ -93,6 +95,8 @@ class ActorCritic(nn.Module):
                                           hidden=self.value_head is not None, prefix_len=prefix_len)
         if self.value_head is not None:
             return logits, self.value_head(hidden)
+        if self.critic is None:
+            return logits, None
         return logits, self.values(input_ids, attention_mask, response_len, prefix_len)
 
     def values(self, input_ids, attention_mask, response_len: int, prefix_len: int = 0) -> torch.Tensor:

@@ -16,13 +16,16 @@ import torch
 from transformers import GenerationConfig
 
 from rlhf.generation import encode_prompt
-from rlhf.ppo.core import logprobs_from_logits
-from rlhf.sequences import cat_padded, pad_with_shared_prefix, prefix_cache
+from rlhf.ppo.core import logprobs_from_logits, masked_fill_padding
+from rlhf.sequences import cat_padded, group_prompt_cache, pad_with_shared_prefix, prefix_cache
 
 # reward_fn(prompts, completions) -> (b,) scores. `prompts` are the last user messages' text, unless
 # the function takes whole conversations (marked with rlhf.data.conversation.takes_conversations, or
 # its first parameter annotated with a message type): then each is a string or a list of messages.
-RewardFn = Callable[[list, list[str]], "torch.Tensor | Sequence[float]"]
+# A function that also names `prompt_index` (list[int]: which prompt of the step each completion
+# answers, so equal indexes form a group) and/or `prompt_ids` (list[str]: the dataset id of that
+# prompt), or takes **kwargs, is given them.
+RewardFn = Callable[..., "torch.Tensor | Sequence[float]"]
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Rollout:
     scores: torch.Tensor | None = None  # (b,) what PPO optimises: normalised (normalize_reward), then shaped
     raw_scores: torch.Tensor | None = None  # (b,) the reward's own units (what metrics and samples show)
     prefix_len: int = 0  # leading tokens all queries share (see encode_queries)
+    prompt_index: torch.Tensor | None = None  # (b,) long: row i answers prompt prompt_index[i] of the step
+    prompt_ids: list[str] | None = None  # the dataset id of each row's prompt
 
     @property
     def input_ids(self) -> torch.Tensor:  # (b, p + t)
@@ -102,13 +107,20 @@ def generation_config(max_new_tokens: int, temperature: float, top_p: float, pad
 
 
 @torch.no_grad()
-def generate(model, query_ids, query_mask, gen_config, temperature: float, value_head=None, prefix_len: int = 0):
+def generate(model, query_ids, query_mask, gen_config, temperature: float, value_head=None, prefix_len: int = 0,
+             group_size: int = 1):
     """Sample one response per query with the KV cache (started from the shared prefix's cache
-    when `prefix_len` > 0).
+    when `prefix_len` > 0). With `group_size` G > 1, rows come in groups of G identical queries
+    whose prompt is prefilled once per group (`rlhf.sequences.group_prompt_cache`); transformers'
+    `num_return_sequences` would copy the prompt before the prefill and run it G times.
 
     Returns response_ids (b, t), their log-probs (b, t) under softmax(logits / temperature), and,
     when `value_head` is given, its values on the hidden state before each token (b, t)."""
-    extra = {"past_key_values": prefix_cache(model, query_ids, prefix_len)} if prefix_len else {}
+    if group_size > 1:
+        cache = group_prompt_cache(model, query_ids, query_mask, prefix_len, group_size)
+    else:
+        cache = prefix_cache(model, query_ids, prefix_len) if prefix_len else None
+    extra = {"past_key_values": cache} if cache is not None else {}
     hidden_steps: list[torch.Tensor] = []
     hook = None
     if value_head is not None:
@@ -130,34 +142,41 @@ def generate(model, query_ids, query_mask, gen_config, temperature: float, value
 
 def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: list, *, gen_config,
             temperature: float, stop_ids: list[int], chunk_size: int, value_head=None,
-            share_prefix: bool = True) -> Rollout:
-    """Generate responses for a batch of conversations, `chunk_size` per generate() call."""
+            share_prefix: bool = True, group_size: int = 1, prompt_ids: list[str] | None = None) -> Rollout:
+    """Generate `group_size` responses for each of a batch of conversations, `chunk_size` rows (a
+    multiple of group_size) per generate() call. Rows [k*G, (k+1)*G) answer conversation k."""
     device = next(model.parameters()).device
     query_ids, query_mask, prefix_len = encode_queries(tokenizer, conversations, device, share_prefix)
+    query_ids, query_mask = query_ids.repeat_interleave(group_size, 0), query_mask.repeat_interleave(group_size, 0)
     parts = [generate(model, query_ids[i:i + chunk_size], query_mask[i:i + chunk_size], gen_config, temperature,
-                      value_head, prefix_len) for i in range(0, len(conversations), chunk_size)]
+                      value_head, prefix_len, group_size) for i in range(0, query_ids.shape[0], chunk_size)]
     response_ids = cat_padded([p[0] for p in parts], tokenizer.pad_token_id)
     response_ids, response_mask, finished = truncate_after_stop(response_ids, stop_ids, tokenizer.pad_token_id)
-    logprobs = cat_padded([p[1] for p in parts], 0.0) * response_mask
-    values = cat_padded([p[2] for p in parts], 0.0) * response_mask if value_head is not None else None
+    logprobs = masked_fill_padding(cat_padded([p[1] for p in parts], 0.0), response_mask)
+    values = masked_fill_padding(cat_padded([p[2] for p in parts], 0.0), response_mask) if value_head is not None else None
     completions = [text.strip() for text in tokenizer.batch_decode(response_ids, skip_special_tokens=True)]
-    return Rollout(prompt_texts, completions, query_ids, query_mask, response_ids, response_mask, finished,
-                   logprobs=logprobs, values=values, prefix_len=prefix_len)
+    prompt_index = torch.arange(len(conversations), device=device).repeat_interleave(group_size)
+    repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
+    return Rollout(repeat(prompt_texts), completions, query_ids, query_mask, response_ids, response_mask, finished,
+                   logprobs=logprobs, values=values, prefix_len=prefix_len, prompt_index=prompt_index,
+                   prompt_ids=repeat(prompt_ids) if prompt_ids is not None else None)
 
 
 # --- scores ------------------------------------------------------------------------------------
 
 
 def score(prompts: list, completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
-          batch_size: int = 16) -> torch.Tensor:
+          batch_size: int = 16, **info) -> torch.Tensor:
     """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`, which
     scores exactly as `rlhf eval` and the reward stage do (`RewardModel.score`: std units).
     `prompts` are conversations; the reward model scores them whole, `reward_fn` gets them as it
-    declares (see RewardFn). -> (b,) float32, CPU"""
+    declares (see RewardFn), plus the keywords of `info` (prompt_index, prompt_ids) it accepts.
+    The one place reward_fn is called. -> (b,) float32, CPU"""
     if reward_fn is not None:
         from rlhf.data.conversation import prompts_for
 
-        return reward_fn_scores(reward_fn(prompts_for(reward_fn, prompts), list(completions)), len(completions))
+        raw = call_reward_fn(reward_fn, prompts_for(reward_fn, prompts), list(completions), **info)
+        return reward_fn_scores(raw, len(completions))
     return reward_model.score(prompts, completions, batch_size).float().cpu()
 
 
@@ -183,6 +202,22 @@ def reward_fn_scores(raw, n: int) -> torch.Tensor:
 def _short(value, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def call_reward_fn(reward_fn: RewardFn, prompts: list, completions: list[str], **info):
+    """reward_fn(prompts, completions, **the keywords of `info` its signature names), or all of
+    `info` when it takes **kwargs: a two-argument function keeps working unchanged."""
+    import inspect
+
+    try:
+        params = inspect.signature(reward_fn).parameters
+    except (TypeError, ValueError):  # some builtins and C callables have no signature
+        params = {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        extra = info
+    else:
+        extra = {k: v for k, v in info.items() if k in params}
+    return reward_fn(prompts, completions, **extra)
 
 
 def shape_scores(scores: torch.Tensor, finished: torch.Tensor, missing_eos_penalty: float | None,

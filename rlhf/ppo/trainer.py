@@ -3,8 +3,11 @@
     1. rollout      generate completions with the policy (log-probs, values from the same pass)
     2. reference    log-probs of the same tokens under the SFT policy
     3. score        reward model or reward_fn; fixed score for a missing stop token; clip
-    4. advantages   reward = score at the end - beta * KL per token; GAE; whiten
-    5. PPO epochs   clipped policy + value loss over minibatches, gradient accumulation, clipping
+    4. advantages   one call into core.compute_advantages: reward = score at the end - beta * KL
+                    per token, then GAE (PPO) or a critic-free baseline (GRPO, Dr. GRPO, RLOO,
+                    REINFORCE++: `advantage_estimator`, `num_generations` completions per prompt)
+    5. PPO epochs   clipped policy (+ value, + KL) loss over minibatches of whole prompt groups,
+                    gradient accumulation, clipping
     6. bookkeeping  KL controller, metrics
 
 The math lives in `rlhf.ppo.core`, models in `policy.py`, generation in `rollout.py`.
@@ -131,7 +134,10 @@ class PPOTrainer:
         self.reward_model = reward_model
         self.critic_kind = cfg.critic if cfg.critic != "auto" else \
             ("reward" if reward_model is not None and cfg.policy_train == "full" else "value-head")
-        if self.critic_kind == "reward":
+        if not cfg.uses_critic:  # critic-free estimators: no value model is built at all
+            self.critic_kind = "none"
+            self.actor_critic = ActorCritic(self.policy)
+        elif self.critic_kind == "reward":
             if reward_model is None:
                 raise ValueError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
             critic = build_reward_critic(reward_model, self.tokenizer, cfg.policy_train, cfg.lora_r, cfg.lora_alpha)
@@ -188,18 +194,17 @@ class PPOTrainer:
             r.raw_scores, r.scores = self._score(r)
         self._check_finite("reward", r.scores)
         gold = self._gold_scores(r) if self.gold_fn is not None else None  # a diagnostic, never a reward
-        # Step 4: per-token rewards, advantages and returns.
-        kl = core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator) * r.response_mask
-        rewards = core.shaped_rewards(r.scores.to(kl.device), kl, r.response_mask, self.kl_ctl.value)
+        # Step 4: per-token rewards, advantages and returns (GAE or a critic-free estimator).
+        kl = core.masked_fill_padding(core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator), r.response_mask)
+        rewards, advantages, returns = core.compute_advantages(
+            cfg.advantage_estimator, r.scores.to(kl.device), kl, r.response_mask, self.reward_kl_coef,
+            cfg.num_generations, r.values, cfg.gamma, cfg.lam, cfg.whiten_rewards)
         signal_std = rewards.sum(1).std(unbiased=False)  # spread of the total reward per completion
-        if cfg.whiten_rewards:
-            rewards = core.masked_whiten(rewards, r.response_mask, shift_mean=False)
-        advantages, returns = core.gae(rewards, r.values, r.response_mask, cfg.gamma, cfg.lam)
-        advantages = core.masked_whiten(advantages, r.response_mask)
         self._check_finite("advantages", advantages)
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
-        # equal, KL ~ 0), the advantages are the critic's noise whitened to unit size, and Adam
-        # would take a full step on it (docs/notes.md#equal-rewards): skip the policy update then.
+        # equal, KL ~ 0), the advantages are noise (the critic's, or the KL's under batch
+        # normalisation) whitened to unit size, and Adam would take a full step on it
+        # (docs/notes.md#equal-rewards): skip the policy update then.
         policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
@@ -226,7 +231,8 @@ class PPOTrainer:
             r = rollout(policy, self.tokenizer, [p.messages for p in prompts], [p.conversation for p in prompts],
                         gen_config=gen_config, temperature=cfg.temperature, stop_ids=self.stop_ids,
                         chunk_size=cfg.generation_batch_size or cfg.batch_size, value_head=value_head,
-                        share_prefix=self.share_prefix)
+                        share_prefix=self.share_prefix, group_size=cfg.num_generations,
+                        prompt_ids=[p.id for p in prompts])
         if not self.logprobs_from_generate:
             r.logprobs = None
         return r
@@ -247,15 +253,16 @@ class PPOTrainer:
             if r.logprobs is None:
                 logits, vals = unwrapped(ids[rows], mask[rows], t, pre)
                 old.append(core.logprobs_from_logits(logits, r.response_ids[rows], cfg.temperature))
-                values.append(vals)
-            elif r.values is None:
+                if vals is not None:
+                    values.append(vals)
+            elif r.values is None and self.critic_kind != "none":
                 values.append(unwrapped.values(ids[rows], mask[rows], t, pre))
         m = r.response_mask
-        r.ref_logprobs = torch.cat(ref) * m
+        r.ref_logprobs = core.masked_fill_padding(torch.cat(ref), m)
         if old:
-            r.logprobs = torch.cat(old) * m
+            r.logprobs = core.masked_fill_padding(torch.cat(old), m)
         if values:
-            r.values = torch.cat(values).float() * m
+            r.values = core.masked_fill_padding(torch.cat(values).float(), m)
 
     def _score(self, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw scores in the reward's own units, the scores PPO trains on: normalised when
@@ -264,7 +271,8 @@ class PPOTrainer:
         # A LoRA critic lives on the reward model's own weights: switch it off to score.
         critic = self.actor_critic.critic
         with critic.disable_adapter() if hasattr(critic, "disable_adapter") else nullcontext():
-            scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size)
+            scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size,
+                           prompt_index=r.prompt_index.tolist(), prompt_ids=r.prompt_ids)
         self._check_finite("reward", scores, "reward_fn must return one finite number per completion" if
                            self.reward_fn is not None else "")
         trained = scores
@@ -309,7 +317,8 @@ class PPOTrainer:
 
     def _ppo_epochs(self, r: Rollout, advantages, returns, policy_on: bool) -> dict[str, float]:
         """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
-        minibatch is `grad_accum` micro-batches whose gradients add up before the step."""
+        minibatch is `grad_accum` micro-batches whose gradients add up before the step. The
+        shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group."""
         cfg = self.config
         data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
         b = len(r)
@@ -323,8 +332,9 @@ class PPOTrainer:
         before = [p.detach().clone() for p in self.policy_params]  # to measure the step actually taken
         sums: dict[str, float] = {}
         n = 0
+        g = cfg.num_generations
         for _ in range(cfg.ppo_epochs):
-            perm = torch.randperm(b, generator=order)
+            perm = (torch.randperm(b // g, generator=order)[:, None] * g + torch.arange(g)).reshape(-1)
             for start in range(0, b, mb):
                 micro_batches = perm[start:start + mb].split(micro)
                 for k, idx in enumerate(micro_batches):
@@ -359,24 +369,47 @@ class PPOTrainer:
         return norms
 
     def _loss(self, mb: dict[str, torch.Tensor], prefix_len: int, policy_on: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        """The clipped PPO loss of one micro-batch: policy loss + vf_coef * value loss."""
+        """The loss of one micro-batch: clipped policy loss (+ vf_coef * value loss with a critic,
+        + kl_loss_coef * KL when the KL is a loss term)."""
         cfg = self.config
         t = mb["response_ids"].shape[1]
         logits, values = self.prepared_actor_critic(mb["input_ids"], mb["attention_mask"], t, prefix_len)
         mask = mb["response_mask"]
         logprobs, entropy = core.logprobs_and_entropy(logits, mb["response_ids"], cfg.temperature)
-        pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange)
-        vf_loss, vf_stats = core.value_loss(values.float(), mb["values"], mb["returns"], mask, cfg.cliprange_value)
+        pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange,
+                                             self.loss_agg_mode, cfg.max_new_tokens)
         self._check_finite("policy_loss", pg_loss)
-        self._check_finite("value_loss", vf_loss)
         # During value warm-up the policy term stays in the graph with weight 0, so every process
         # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
-        loss = (1.0 if policy_on else 0.0) * pg_loss + cfg.vf_coef * vf_loss
-        stats = {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
-                 "entropy": core.masked_mean(entropy, mask).item(),
+        policy_weight = 1.0 if policy_on else 0.0
+        loss = policy_weight * pg_loss
+        stats = {"policy_loss": pg_loss.item(), "entropy": core.masked_mean(entropy, mask).item(),
                  "approx_kl": pg_stats["approx_kl"].item(), "clipfrac": pg_stats["clipfrac"].item(),
-                 "ratio": pg_stats["ratio"].item(), "value_clipfrac": vf_stats["clipfrac"].item()}
+                 "ratio": pg_stats["ratio"].item()}
+        if values is not None:
+            vf_loss, vf_stats = core.value_loss(values.float(), mb["values"], mb["returns"], mask, cfg.cliprange_value)
+            self._check_finite("value_loss", vf_loss)
+            loss = loss + cfg.vf_coef * vf_loss
+            stats.update(value_loss=vf_loss.item(), value_clipfrac=vf_stats["clipfrac"].item())
+        if self.use_kl_loss:
+            kl_term = core.kl_loss(logprobs, mb["ref_logprobs"], mask, self.loss_agg_mode, cfg.max_new_tokens)
+            self._check_finite("kl_loss", kl_term)
+            loss = loss + policy_weight * cfg.kl_loss_coef * kl_term
+            stats["kl_loss"] = kl_term.item()
         return loss, stats
+
+    @property
+    def use_kl_loss(self) -> bool:
+        return self.config.resolved_use_kl_loss()
+
+    @property
+    def loss_agg_mode(self) -> str:
+        return self.config.resolved_loss_agg_mode()
+
+    @property
+    def reward_kl_coef(self) -> float:
+        """beta of the KL penalty in the reward: 0 when the KL is a loss term instead."""
+        return 0.0 if self.use_kl_loss else self.kl_ctl.value
 
     def _set_lr(self) -> None:
         """Linear decay to 0 over the run (N+), from the step number alone so a resume matches."""
@@ -400,22 +433,29 @@ class PPOTrainer:
                              f"stopped before updating the weights with it, and {kept}.")
 
     def _metrics(self, r, kl, rewards, returns, signal_std, train, timer, gold=None) -> dict[str, float]:
-        mask = r.response_mask
+        mask, beta = r.response_mask, self.reward_kl_coef
         kl_seq = kl.sum(1)  # (b,) nats per completion
         lengths = mask.sum(1).float()
+        scores = r.raw_scores.float()  # as reward_fn / the reward model gave them
         local = {
             "reward/score": r.raw_scores.float().mean(), "reward/score_std": r.raw_scores.float().std(unbiased=False),
             "reward/score_trained": r.scores.float().mean(),
-            "reward/non_score": (-self.kl_ctl.value * kl_seq).mean(),
-            "reward/rlhf": (r.scores.float() - self.kl_ctl.value * kl_seq).mean(),
+            "reward/non_score": (-beta * kl_seq).mean(),
+            "reward/rlhf": (r.scores.float() - beta * kl_seq).mean(),
             "reward/missing_eos": (~r.finished).float().mean(),
             "kl/mean": kl_seq.mean(), "response/length": lengths.mean(),
-            "ppo/explained_variance": core.explained_variance(r.values, returns, mask),
-            "ppo/values_mean": core.masked_mean(r.values, mask), "ppo/returns_mean": core.masked_mean(returns, mask),
             "reward/rlhf_std": signal_std,
             **({"reward/gold": gold.mean(), "reward/gold_std": gold.std(unbiased=False)} if gold is not None else {}),
             **{f"ppo/{k}": torch.tensor(v) for k, v in train.items()},
         }
+        if r.values is not None:
+            local.update({"ppo/explained_variance": core.explained_variance(r.values, returns, mask),
+                          "ppo/values_mean": core.masked_mean(r.values, mask),
+                          "ppo/returns_mean": core.masked_mean(returns, mask)})
+        if self.config.num_generations > 1:
+            groups = core.as_groups(scores, self.config.num_generations)  # (prompts, G)
+            local.update({"reward/group_std": groups.std(-1).mean(),
+                          "reward/frac_reward_zero_std": (groups == groups[:, :1]).all(-1).float().mean()})
         keys = sorted(local)
         stacked = torch.stack([torch.as_tensor(local[k], dtype=torch.float32).to(self.accelerator.device) for k in keys])
         reduced = self.accelerator.reduce(stacked, reduction="mean")  # averaged over processes
@@ -424,7 +464,7 @@ class PPOTrainer:
         if self.normalize_reward:
             metrics.update({"reward/norm_mean": self.reward_moments.mean, "reward/norm_std": self.reward_moments.std})
         metrics.update({
-            "kl/coef": self.kl_ctl.value, "lr": self.optimizer.param_groups[0]["lr"],
+            "kl/coef": beta, "lr": self.optimizer.param_groups[0]["lr"],
             "episodes": (self.step_count + 1) * self.config.batch_size * self.accelerator.num_processes,
             "perf/tokens_per_s": generated / self.accelerator.num_processes / max(timer["generate"], 1e-9),
             "perf/peak_rss_gb": _peak_rss_gb(),
@@ -439,10 +479,11 @@ class PPOTrainer:
         """The next batch: a fresh permutation of the prompt set per pass, a function of
         (seed, step) only; each process takes its own slice."""
         cfg, acc = self.config, self.accelerator
-        n, per_step = len(self.prompts), cfg.batch_size * acc.num_processes
-        start = self.step_count * per_step + acc.process_index * cfg.batch_size
+        n_prompts = cfg.batch_size // cfg.num_generations  # each is sampled num_generations times
+        n, per_step = len(self.prompts), n_prompts * acc.num_processes
+        start = self.step_count * per_step + acc.process_index * n_prompts
         out = []
-        for pos in range(start, start + cfg.batch_size):
+        for pos in range(start, start + n_prompts):
             epoch, i = divmod(pos, n)
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
             out.append(self.prompts[int(perm[i])])
@@ -517,6 +558,7 @@ class PPOTrainer:
     def resolved_config(self) -> dict[str, Any]:
         cfg = self.config
         return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
+                "use_kl_loss": self.use_kl_loss, "loss_agg_mode": self.loss_agg_mode,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.policy_and_reference.layout,
                 "fsdp": cfg.fsdp, "reward_unit": "reward_fn's own units" if self.reward_fn is not None else REWARD_UNIT,

@@ -1,0 +1,188 @@
+"""Critic-free estimators on the PPO trainer (tier b, tiny models): GRPO, Dr. GRPO, RLOO,
+REINFORCE++ and REINFORCE++-baseline build no critic, keep a prompt's G completions together,
+tell reward functions which completions share a prompt, and learn a marker-word reward."""
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ppo_tiny import PROMPTS, save_tiny_sft, token_reward  # noqa: E402
+
+from rlhf.ppo import PPOConfig, PPOTrainer  # noqa: E402
+
+ESTIMATORS = ["grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"]
+
+
+def length_reward(prompts, completions):
+    return [len(c) / 20.0 for c in completions]
+
+
+def tiny_config(tmp_path, policy, **overrides):
+    settings = dict(policy=str(policy), output_dir=str(tmp_path / "run"), steps=2, batch_size=8, max_new_tokens=8,
+                    learning_rate=3e-3, ppo_epochs=1, num_minibatches=2, save_steps=0, progress=False, device="cpu",
+                    advantage_estimator="grpo", num_generations=4)
+    return PPOConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- configuration ----------------------------------------------------------------------------------
+
+
+def test_config_errors_name_the_fix():
+    with pytest.raises(ValueError, match="num_generations >= 2"):
+        PPOConfig(advantage_estimator="grpo")
+    with pytest.raises(ValueError, match="whole groups of num_generations=3"):
+        PPOConfig(advantage_estimator="rloo", num_generations=3, batch_size=8)
+    with pytest.raises(ValueError, match="so no group is cut"):
+        PPOConfig(advantage_estimator="grpo", num_generations=4, batch_size=8, num_minibatches=4)
+    with pytest.raises(ValueError, match="uses no critic"):
+        PPOConfig(advantage_estimator="rloo", num_generations=2, critic="value-head")
+    with pytest.raises(ValueError, match="generation_batch_size=6"):
+        PPOConfig(advantage_estimator="grpo", num_generations=4, generation_batch_size=6)
+    with pytest.raises(ValueError, match="is not one of"):
+        PPOConfig(advantage_estimator="ppo")
+    PPOConfig(advantage_estimator="reinforce++")  # batch-normalised: G = 1 is allowed
+
+
+def test_paper_defaults_for_kl_and_loss_aggregation():
+    grpo = PPOConfig(advantage_estimator="grpo", num_generations=4)
+    assert (grpo.resolved_use_kl_loss(), grpo.resolved_loss_agg_mode()) == (True, "seq-mean-token-mean")
+    dr = PPOConfig(advantage_estimator="dr_grpo", num_generations=4)
+    assert dr.resolved_loss_agg_mode() == "seq-mean-token-sum-norm"
+    for est in ("gae", "rloo", "reinforce++"):
+        cfg = PPOConfig(advantage_estimator=est, num_generations=1 if est != "rloo" else 2)
+        assert (cfg.resolved_use_kl_loss(), cfg.resolved_loss_agg_mode()) == (False, "token-mean")
+    own = PPOConfig(advantage_estimator="grpo", num_generations=4, use_kl_loss=False, loss_agg_mode="token-mean")
+    assert (own.resolved_use_kl_loss(), own.resolved_loss_agg_mode()) == (False, "token-mean")
+
+
+def test_cli_flags(tmp_path):
+    from rlhf.cli import parse_config
+
+    config = parse_config(PPOConfig, ["--advantage_estimator", "rloo", "--num_generations", "4", "--use_kl_loss",
+                                      "true", "--loss_agg_mode", "seq-mean-token-mean", "--kl_loss_coef", "0.01"],
+                          prog="rlhf ppo", description="")
+    assert (config.advantage_estimator, config.num_generations, config.use_kl_loss, config.loss_agg_mode,
+            config.kl_loss_coef) == ("rloo", 4, True, "seq-mean-token-mean", 0.01)
+    from rlhf.pipeline import build_config  # the YAML `ppo:` section of `rlhf pipeline`
+
+    yaml_config = build_config(PPOConfig, "ppo", {}, {"advantage_estimator": "dr_grpo", "num_generations": 2})
+    assert (yaml_config.advantage_estimator, yaml_config.resolved_loss_agg_mode()) == ("dr_grpo", "seq-mean-token-sum-norm")
+
+
+# --- one step: structure ------------------------------------------------------------------------------
+
+
+class GroupRecorder:
+    """A reward function that takes the group structure, and records what it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, prompts, completions, prompt_index, prompt_ids):
+        self.calls.append((list(prompts), list(prompt_index), list(prompt_ids)))
+        return length_reward(prompts, completions)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_no_critic_and_groups_stay_whole(tiny_model_dir, tmp_path, estimator):
+    """No value head or critic exists (every trainable tensor is the policy's LoRA); the reward
+    function sees rows [4k, 4k+4) as prompt k; each micro-batch holds whole groups."""
+    reward = GroupRecorder()
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, advantage_estimator=estimator, ppo_epochs=2),
+                         reward_fn=reward, prompts=PROMPTS)
+    module = trainer.actor_critic
+    assert module.value_head is None and module.critic is None and trainer.critic_kind == "none"
+    names = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    seen = []
+    loss = trainer._loss
+    trainer._loss = lambda mb, *a: (seen.append(mb["prompt_index"].tolist()), loss(mb, *a))[1]
+    metrics = trainer.step()
+
+    prompts, index, ids = reward.calls[0]
+    assert index == [0, 0, 0, 0, 1, 1, 1, 1] and len(set(prompts[:4])) == 1 and prompts[0] != prompts[4]
+    assert len(set(ids[:4])) == 1 and ids[0] != ids[4]
+    assert len(seen) == 4  # 2 epochs x 2 minibatches, each one whole group of 4
+    assert all(len(mb) == 4 and len(set(mb)) == 1 for mb in seen)
+    assert "ppo/value_loss" not in metrics and "ppo/explained_variance" not in metrics
+    assert 0.0 <= metrics["reward/frac_reward_zero_std"] <= 1.0 and math.isfinite(metrics["reward/group_std"])
+    assert ("ppo/kl_loss" in metrics) == (estimator in ("grpo", "dr_grpo"))
+    assert trainer.resolved_config()["critic"] == "none"
+
+
+def test_two_argument_reward_fn_still_works_with_groups(tiny_model_dir, tmp_path):
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, advantage_estimator="rloo"), reward_fn=length_reward,
+                         prompts=PROMPTS)
+    metrics = trainer.step()
+    assert math.isfinite(metrics["reward/score"]) and len(trainer.last_rollout) == 8
+
+
+def test_equal_rewards_give_zero_advantages_and_no_update(tiny_model_dir, tmp_path):
+    """Every group has zero spread: GRPO's advantages are exactly 0 (no NaN from 0/0), the share
+    of zero-spread groups is 1, and the policy does not move."""
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=lambda p, c: [1.0] * len(c),
+                         prompts=PROMPTS)
+    before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if p.requires_grad}
+    metrics = trainer.step()
+    assert metrics["reward/frac_reward_zero_std"] == 1.0 and metrics["reward/group_std"] == 0.0
+    assert metrics["ppo/policy_updated"] == 0.0
+    assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
+
+
+def test_group_prefill_samples_what_separate_prompts_sample(tiny_model_dir):
+    """The G completions of a prompt prefilled once (cache repeated) sample the same tokens with
+    the same log-probs as G separately prefilled copies of the prompt."""
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
+    from rlhf.ppo.rollout import encode_queries, generate, generation_config
+
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    model = load_causal_lm(str(tiny_model_dir), device="cpu").eval()
+    conversations = [[{"role": "user", "content": p}] for p in (PROMPTS[0], PROMPTS[13] + " Please, in detail.")]
+    ids, mask, prefix = encode_queries(tok, conversations, "cpu", share_prefix=True)
+    ids, mask = ids.repeat_interleave(3, 0), mask.repeat_interleave(3, 0)
+    config = generation_config(8, 0.7, 1.0, tok.pad_token_id, [tok.eos_token_id])
+    torch.manual_seed(0)
+    plain_ids, plain_lp, _ = generate(model, ids, mask, config, 0.7, prefix_len=prefix)
+    torch.manual_seed(0)
+    group_ids, group_lp, _ = generate(model, ids, mask, config, 0.7, prefix_len=prefix, group_size=3)
+    assert torch.equal(plain_ids, group_ids)
+    assert (plain_lp - group_lp).abs().max() < 1e-4
+    assert len({tuple(r) for r in group_ids[:3].tolist()}) > 1  # the group's samples differ
+
+
+# --- learning -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_sft_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_tiny_sft(tmp_path_factory.mktemp("tiny-sft"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_each_estimator_learns_the_marker_word_with_bounded_kl(tiny_sft_dir, tmp_path, estimator):
+    """+1 per occurrence of a chosen word, 2 prompts x G = 4 per step: the mean score must rise
+    clearly within 25 steps and the KL to the SFT reference stay bounded (1-2 min each here)."""
+    config = tiny_config(tmp_path, tiny_sft_dir, advantage_estimator=estimator, steps=25, max_new_tokens=12,
+                         ppo_epochs=2, kl_coef=0.1)
+    history = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS).train()
+    scores = [h["reward/score"] for h in history]
+    kls = [h["kl/mean"] for h in history]
+    first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
+    assert last > first + 1.0, f"{estimator}: the chosen word was not learned: first 5 steps {first:.2f}, last 5 {last:.2f}"
+    assert max(kls[-5:]) < 25.0, f"{estimator}: KL ran away: {kls[-5:]}"
+    assert all(math.isfinite(h["ppo/policy_loss"]) for h in history)
