@@ -51,6 +51,7 @@ class PageSession:
         import httpx
 
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.timeout = timeout
         self.session_hash = secrets.token_hex(8)
         self.deps: dict[str, dict] = {}
         self.elem_ids: dict[int, str | None] = {}
@@ -79,8 +80,13 @@ class PageSession:
         if joined.status_code != 200:
             return {"ok": False, "status": joined.status_code, "error": joined.text, "outputs": {}}
         event_id = joined.json()["event_id"]
+        # Gradio's heartbeats keep the stream alive, so the read timeout never fires: keep a deadline
+        # of our own, so a reply that never comes fails the call instead of hanging it.
+        deadline = time.monotonic() + self.timeout
         with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session_hash}) as stream:
             for line in stream.iter_lines():
+                if time.monotonic() > deadline:
+                    return {"ok": False, "status": 200, "error": f"no reply within {self.timeout} s", "outputs": {}}
                 if not line.startswith("data:"):
                     continue
                 msg = json.loads(line[5:])

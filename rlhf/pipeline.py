@@ -92,6 +92,7 @@ class Pipeline:
     config from the YAML plus the paths of earlier stages, and calls the stage's public function."""
 
     poll_seconds = 5.0  # how often label_mode: app checks the labeling database
+    close_grace_seconds = 3.0  # after an admin's export, time for the app to send the admin the file
 
     def __init__(self, config: dict[str, Any], config_path: Path | None = None):
         self.config = config
@@ -166,7 +167,11 @@ class Pipeline:
         self.log(f"labeling app at http://{cfg.host}:{cfg.port} — continuing when {target} labels are in "
                  f"or an admin exports")
         try:
-            wait_for_labels(store, target, started, self.log, poll_seconds=self.poll_seconds)
+            ended_by = wait_for_labels(store, target, started, self.log, poll_seconds=self.poll_seconds)
+            if ended_by == "export":
+                # The admin's export handler records the export before it returns the file: closing
+                # the app at once would cut that reply off, and the admin's page would wait forever.
+                time.sleep(self.close_grace_seconds)
         finally:
             demo.close()
         n = store.export_rankings(out / "rankings.jsonl")
