@@ -34,6 +34,10 @@ def parse_config(config_cls, argv: list[str], prog: str, description: str):
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(config_cls, prog=prog, description=description)
+    for action in parser._actions:
+        # argparse %-formats every help text: a field documented as "95% interval" would crash --help
+        if action.help and "%(" not in action.help:
+            action.help = action.help.replace("%", "%%")
     (config,) = parser.parse_args_into_dataclasses(args=argv)
     return config
 

@@ -63,3 +63,13 @@ def test_resolved_config_in_a_folder_and_beside_output_files(tmp_path):
     save_resolved_config("sample", _Cfg(), folder / "cands.jsonl")
     kept = json.loads((folder / "rlhf_config.json").read_text())
     assert kept["sft"]["lr"] == 0.5 and kept["cands.jsonl"]["stage"] == "sample"
+
+
+@pytest.mark.parametrize("command", [s.command for s in STAGES if s.config is not None])
+def test_every_command_prints_its_help(command, capsys):
+    """--help lists every field of the stage's dataclass (a help text with a bare % once crashed it)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"--{f.name}" in out for f in dataclasses.fields(config_class(command)))
