@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ppo_tiny import PROMPTS, save_tiny_sft, token_reward  # noqa: E402
+from ppo_tiny import PROMPTS, token_reward  # noqa: E402
 
 from rlhf.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
@@ -28,12 +28,7 @@ def tiny_config(tmp_path, policy, **overrides):
     return PPOConfig(**{**settings, **overrides})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- configuration ----------------------------------------------------------------------------------
@@ -166,10 +161,6 @@ def test_group_prefill_samples_what_separate_prompts_sample(tiny_model_dir):
 # --- learning -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_sft_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_tiny_sft(tmp_path_factory.mktemp("tiny-sft"))
 
 
 @pytest.mark.slow

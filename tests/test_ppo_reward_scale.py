@@ -10,25 +10,16 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ppo_tiny import PROMPTS, save_tiny_sft, token_reward  # noqa: E402
+from ppo_tiny import PROMPTS, token_reward  # noqa: E402
 
 from rlhf.ppo import NonFiniteError, PPOConfig, PPOTrainer  # noqa: E402
 from rlhf.ppo.reward_norm import RunningMoments, normalize_scores  # noqa: E402
 from rlhf.ppo.rollout import reward_fn_scores  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def tiny_sft_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_tiny_sft(tmp_path_factory.mktemp("tiny-sft"))
 
 
 def config(tmp_path, policy, **overrides):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ppo_tiny import CHOSEN, PROMPTS, save_tiny_sft, token_reward  # noqa: E402
+from ppo_tiny import CHOSEN, PROMPTS, token_reward  # noqa: E402
 
 from rlhf.ppo import NonFiniteError, PPOConfig, PPOTrainer, ReferenceMismatchError  # noqa: E402
 
@@ -31,20 +31,9 @@ def trainable(trainer):
             if p.requires_grad}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are all small ops: on a shared 2-core machine a second OpenMP thread waiting
-    for a busy core makes them several times slower, not faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def tiny_sft_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_tiny_sft(tmp_path_factory.mktemp("tiny-sft"))
 
 
 # --- learning -------------------------------------------------------------------------------------
