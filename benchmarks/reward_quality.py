@@ -36,8 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _runner import RESULTS, load_average, save_results
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-RESULTS = Path(__file__).parent / "results"
 
 
 def parse_args(argv=None):
@@ -333,18 +334,14 @@ def main(argv=None):
         "ours_overrides": args.ours, "trl_overrides": args.trl,
         "runs": runs, "summary": summarise(runs, args.bootstrap), "wall_seconds": time.perf_counter() - started,
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": load_average(),
         "torch": torch.__version__, "python": platform.python_version(),
     }
     return _write(report, out)
 
 
 def _write(report: dict, out: Path) -> dict:
-    table = markdown(report)
-    print("\n" + table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    out.with_suffix(".md").write_text(table)
+    save_results(out, report, "\n" + markdown(report))
     print(f"written to {out} and {out.with_suffix('.md')}")
     return report
 

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _runner import RESULTS, load_average
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -138,8 +140,7 @@ def main():
     args = parse_args()
     import torch
 
-    results_dir = Path(__file__).parent / "results"
-    args.out = args.out or str(results_dir / ("reward_speed_tiny.json" if args.tiny else "reward_speed.json"))
+    args.out = args.out or str(RESULTS / ("reward_speed_tiny.json" if args.tiny else "reward_speed.json"))
     if args.threads:
         torch.set_num_threads(args.threads)
     from rlhf.reward.config import DEFAULT_LEARNING_RATES
@@ -147,7 +148,7 @@ def main():
     lr = args.lr or (3e-3 if args.tiny else DEFAULT_LEARNING_RATES[args.train])
     reports = [run_seed(args, seed, lr) for seed in args.seeds]
     report = {**reports[0], "seeds": args.seeds, "per_seed": reports, "over_seeds": over_seeds(reports),
-              "load_average": [round(x, 2) for x in os.getloadavg()]}
+              "load_average": load_average()}
     for key in ("results", "speedup", "total_time_speedup", "cpu_time_speedup_per_epoch", "goal_met", "seed"):
         report.pop(key, None)
     _print_spread(report)
