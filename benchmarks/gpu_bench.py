@@ -134,7 +134,7 @@ def bench_reward(shape: str, args, tokenizer) -> dict:
 
     model = build_model(shape, tokenizer, args.device, seq_cls=True)
     config = RewardConfig(batch_size=args.reward_batch, max_length=256, train="full")
-    examples = encode_rankings(tokenizer, synthetic_rankings(args.reward_batch * (args.warmup + args.steps), seed=3), 256)
+    examples, _ = encode_rankings(tokenizer, synthetic_rankings(args.reward_batch * (args.warmup + args.steps), seed=3), 256)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     times, tokens = [], []
     for i in range(args.warmup + args.steps):
