@@ -10,14 +10,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ppo_tiny import CHOSEN, PROMPTS, token_reward  # noqa: E402
+from ppo_tiny import CHOSEN, PROMPTS, learning_curve, length_reward, token_reward  # noqa: E402
 
 from rlhf.ppo import NonFiniteError, PPOConfig, PPOTrainer, ReferenceMismatchError  # noqa: E402
-
-
-def length_reward(prompts, completions):
-    """Varied, deterministic scores for a random tiny model (which never says a chosen word)."""
-    return [len(c) / 20.0 for c in completions]
 
 
 def tiny_config(tmp_path, policy, **overrides):
@@ -34,8 +29,6 @@ def trainable(trainer):
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-
-
 # --- learning -------------------------------------------------------------------------------------
 
 
@@ -44,11 +37,9 @@ def test_learns_chosen_token_reward_with_bounded_kl(tiny_sft_dir, tmp_path):
     the KL to the SFT reference stays below 25 nats per completion."""
     config = tiny_config(tmp_path, tiny_sft_dir, steps=25, batch_size=8, max_new_tokens=12, kl_coef=0.1)
     history = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS).train()
-    scores = [h["reward/score"] for h in history]
-    kls = [h["kl/mean"] for h in history]
-    first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
+    first, last, kls = learning_curve(history)
     assert last > first + 1.5, f"the chosen word was not learned: first 5 steps {first:.2f}, last 5 {last:.2f}"
-    assert max(kls[-5:]) < 25.0, f"KL ran away: {kls[-5:]}"
+    assert max(kls) < 25.0, f"KL ran away: {kls}"
     assert all(math.isfinite(h["ppo/value_loss"]) and math.isfinite(h["ppo/policy_loss"]) for h in history)
     assert history[-1]["ppo/policy_updated"] == 1.0 and CHOSEN == "happy"
 
