@@ -11,9 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_runner", ROOT / "benchmarks" / "_runner.py")
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = _load("_runner")
 
 CHILD = """import os, sys
 sys.path.insert(0, {bench!r})
@@ -79,10 +86,29 @@ def test_results_are_written_as_json_and_markdown(tmp_path, capsys):
     assert "| a |" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "_runner.py"))
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_")))
 def test_every_benchmark_script_starts(script):
     """`--help` imports the script as `python benchmarks/X.py` does: its shared imports resolve."""
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_the_trl_reward_peer_trains_from_our_start_and_times_each_epoch(tiny_model_dir, tmp_path, one_thread):
+    """benchmarks/_trl_reward.py: 8 pairs, 4 per step, 2 epochs -> 4 optimizer steps, two timed epochs,
+    and a merged (plain) model whose head moved away from the start both trainers share."""
+    import torch
+
+    from rlhf.models import load_tokenizer
+    from rlhf.reward.model import build_reward_model
+
+    pairs = [{"prompt": f"Question {i}?", "chosen": "A right answer.", "rejected": "No."} for i in range(8)]
+    settings = dict(output_dir=str(tmp_path / "trl"), report_to=[], learning_rate=1e-2, num_train_epochs=2,
+                    per_device_train_batch_size=4, save_strategy="no", logging_steps=10_000, seed=0, disable_tqdm=True)
+    run = _load("_trl_reward").train_trl_reward(str(tiny_model_dir), pairs, settings, seed=0, lora_r=4)
+    assert run["steps"] == 4 and len(run["epoch_seconds"]) == len(run["epoch_cpu_seconds"]) == 2
+    assert all(s > 0 for s in run["epoch_seconds"] + run["epoch_cpu_seconds"])
+    assert not hasattr(run["model"], "peft_config")
+    start = build_reward_model(str(tiny_model_dir), load_tokenizer(str(tiny_model_dir)).pad_token_id, seed=0)
+    assert not torch.equal(start.score.weight, run["model"].score.weight.to(start.score.weight.dtype))
