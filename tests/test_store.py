@@ -451,6 +451,12 @@ def test_users_file_csv_and_jsonl(make, tmp_path):
     with pytest.raises(DataError, match=r"users.jsonl, row 2, field 'password'"):
         store.load_users_file(jsonl)
     assert store.get_user("carol") is None  # a bad file adds nobody
+    jsonl.write_text('{"name": "erin", "password": "x1"}\n{"name": "frank", "password"\n')
+    with pytest.raises(DataError, match=r"users.jsonl, row 2: not valid JSON"):
+        store.load_users_file(jsonl)
+    jsonl.write_text('{"name": "erin", "password": "x1"}\n["frank", "x2"]\n')
+    with pytest.raises(DataError, match=r"users.jsonl, row 2: each line must be a JSON object"):
+        store.load_users_file(jsonl)
 
 
 # --- group commit ----------------------------------------------------------------------------
