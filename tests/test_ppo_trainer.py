@@ -339,6 +339,33 @@ def test_shared_prefix_and_merged_lora_change_nothing(tiny_model_dir):
     assert all(torch.equal(now[n], base[n]) for n in base)
 
 
+def test_step_by_step_logprobs_equal_transformers_output_logits(tiny_model_dir):
+    """SampledLogprobs (one step's log-softmax alive at a time) gives the log-probs that
+    transformers' output_logits (every step's raw logits kept) give, for the same samples, with
+    top-p on: the processor must see the raw logits, before temperature and top-p."""
+    import copy
+
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
+    from rlhf.ppo.core import logprobs_from_logits
+    from rlhf.ppo.rollout import encode_queries, generate, generation_config
+
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    model = load_causal_lm(str(tiny_model_dir), device="cpu").eval()
+    ids, mask, _ = encode_queries(tok, [[{"role": "user", "content": p}] for p in PROMPTS[:3]], "cpu")
+    config = generation_config(10, 0.7, 0.9, tok.pad_token_id, [tok.eos_token_id])
+    torch.manual_seed(0)
+    response_ids, logprobs, _ = generate(model, ids, mask, config, 0.7)
+    with_logits = copy.deepcopy(config)
+    with_logits.output_logits, with_logits.return_dict_in_generate = True, True
+    torch.manual_seed(0)
+    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=with_logits)
+    assert torch.equal(out.sequences[:, ids.shape[1]:], response_ids)
+    expected = logprobs_from_logits(torch.stack(out.logits, dim=1), response_ids, 0.7)
+    assert logprobs.shape == response_ids.shape
+    assert torch.allclose(logprobs, expected, atol=1e-6)
+
+
 def test_reward_scores_match_the_reward_model(tiny_reward_dir):
     from rlhf.reward import RewardModel
     from rlhf.ppo.rollout import score
