@@ -24,6 +24,7 @@ Writes benchmarks/results/critic_free_speed.json and critic_free_speed.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -40,8 +41,11 @@ PROMPTS_PER_STEP = 8  # --prompts_per_step; the issue's size
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RUNS = [
     ("ours-grpo", "rlhf PPOTrainer, advantage_estimator=grpo (KL loss 0.04, seq-mean-token-mean), no critic"),
+    ("ours-grpo-micro8", "the same with the training pass in micro-batches of 8 completions (grad_accum, one "
+                         "optimizer step per batch as before): trl's GRPO checkpoints activations by default instead"),
     ("trl-grpo", "trl 1.16 GRPOTrainer, beta=0.04, loss_type='grpo', scale_rewards='group'"),
     ("ours-rloo", "rlhf PPOTrainer, advantage_estimator=rloo (KL 0.05 in the reward, token-mean), no critic"),
+    ("ours-rloo-micro8", "the same in micro-batches of 8 completions"),
     ("trl-rloo", "trl 1.16 RLOOTrainer, beta=0.05 (KL in the reward)"),
 ]
 
@@ -62,8 +66,9 @@ def load_prompts() -> list:
 def run_ours(name: str, seed: int, steps: int, warmup: int) -> dict:
     from rlhf.ppo import PPOConfig, PPOTrainer
 
-    estimator = name.split("-", 1)[1]
-    config = PPOConfig(output_dir=str(CACHE / f"{name}-{seed}"), steps=warmup + steps, batch_size=G * PROMPTS_PER_STEP,
+    estimator = name.split("-")[1]
+    micro = 8 if name.endswith("-micro8") else G * PROMPTS_PER_STEP  # completions per forward/backward
+    config = PPOConfig(grad_accum=max(1, G * PROMPTS_PER_STEP // micro), output_dir=str(CACHE / f"{name}-{seed}"), steps=warmup + steps, batch_size=G * PROMPTS_PER_STEP,
                        num_generations=G, advantage_estimator=estimator, max_new_tokens=NEW_TOKENS,
                        temperature=TEMPERATURE, ppo_epochs=1, num_minibatches=1, lora_r=16, lora_alpha=32,
                        lora_target_modules=LORA_TARGETS, learning_rate=LR, kl_coef=0.05, kl_loss_coef=0.04,
@@ -128,7 +133,7 @@ def run_trl(name: str, seed: int, steps: int, warmup: int) -> dict:
 
 def child(name: str, seed: int, steps: int, warmup: int, out_file: Path) -> None:
     run = run_ours if name.startswith("ours") else run_trl
-    write_child_result(out_file, run(name, seed, steps, warmup))
+    write_child_result(out_file, {**run(name, seed, steps, warmup), "load_average_end": load_average()})
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -140,7 +145,8 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
     per_seed = {s: {"s_per_step": round(statistics.median(r["step_s"]), 2), "peak_rss_gb": round(r["peak_rss_gb"], 2),
                     "mean_reward": round(statistics.fmean(r["rewards"]), 3),
                     "last_reward": round(r["rewards"][-1], 3), "rewards": [round(x, 3) for x in r["rewards"]],
-                    "steps_s": [round(x, 1) for x in r["step_s"]]} for s, r in seeds.items()}
+                    "steps_s": [round(x, 1) for x in r["step_s"]], "reused": bool(r.get("reused")),
+                    "load_average_end": r.get("load_average_end")} for s, r in seeds.items()}
     rows = list(per_seed.values())
     return {"run": name, "s_per_step": round(statistics.median(r["s_per_step"] for r in rows), 2),
             "peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
@@ -152,7 +158,8 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
 def write_results(rows: dict, args, wall: float, loads: list) -> None:
     import torch
 
-    compared = ratios(rows, [("ours-grpo", "trl-grpo"), ("ours-rloo", "trl-rloo")])
+    compared = ratios(rows, [("ours-grpo", "trl-grpo"), ("ours-grpo-micro8", "trl-grpo"), ("ours-rloo", "trl-rloo"),
+                             ("ours-rloo-micro8", "trl-rloo")])
     setup = {"model": "SmolLM2-135M-Instruct (embedded default), CPU, fp32", "num_generations": G,
              "prompts_per_step": PROMPTS_PER_STEP, "new_tokens": NEW_TOKENS, "temperature": TEMPERATURE,
              "learning_rate": LR, "lora": "r=16, alpha=32, " + "+".join(LORA_TARGETS), "reward": "exclaim_reward",
@@ -177,7 +184,8 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
     for name, _ in RUNS:
         if name in rows:
             r = rows[name]
-            lines.append(f"| {name} | {r['s_per_step']} | {r['peak_rss_gb']} | {r['trainable_params']:,} | "
+            reused = " (reused from an earlier run)" if any(x["reused"] for x in r["seeds"].values()) else ""
+            lines.append(f"| {name}{reused} | {r['s_per_step']} | {r['peak_rss_gb']} | {r['trainable_params']:,} | "
                          f"{r['mean_reward']} | {r['last_reward']} |")
     save_results(RESULTS / "critic_free_speed.json", result, "\n".join(lines + ratio_lines(compared, RUNS)))
 
@@ -192,6 +200,9 @@ def main(argv=None) -> None:
                         help="prompts per step (x G = 4 completions); 8 is the full size")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in every run (default: torch's)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these configurations")
+    parser.add_argument("--reuse", nargs="*", default=[],
+                        help="configurations read from an earlier run's child results in the cache instead of run "
+                             "again (marked reused in the JSON; their load average is that run's)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -208,6 +219,10 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         for name, _ in RUNS:
             if args.only and name not in args.only:
+                continue
+            cached = CACHE / f"{name}-{seed}.json"
+            if name in args.reuse and cached.exists():
+                raw.setdefault(name, {})[seed] = {**json.loads(cached.read_text()), "reused": True}
                 continue
             loads.append(load_average())
             try:
