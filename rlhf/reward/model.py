@@ -81,15 +81,19 @@ def _backbone_and_head(model):
     return getattr(seq, seq.base_model_prefix), seq.score
 
 
-def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0) -> torch.Tensor:
+def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0,
+                    prompt_len: int = 0, group_sizes=None) -> torch.Tensor:
     """The head's raw score at each sequence's last real token.  (n, t), (n, t) -> (n,) float32
 
-    Any padding (left, right, or after a shared prefix of `prefix_len` tokens run once). The
-    position comes from the attention mask, not from searching for the pad token as transformers'
-    own pooling does: that breaks when pad == EOS and a text ends in EOS."""
+    Any padding (left, right, or after a shared prefix of `prefix_len` tokens run once), or the
+    layout of `rlhf.sequences.pad_shared_prompts`: each ranking's conversation run once for its
+    completions (`prompt_len`, `group_sizes`), the same scores and gradients as the plain forward.
+    The position comes from the attention mask, not from searching for the pad token as
+    transformers' own pooling does: that breaks when pad == EOS and a text ends in EOS."""
     backbone, head = _backbone_and_head(model)
-    hidden = forward(backbone, input_ids, attention_mask, prefix_len).last_hidden_state  # (n, t - prefix_len, h)
-    mask = attention_mask[:, prefix_len:]
+    hidden = forward(backbone, input_ids, attention_mask, prefix_len, prompt_len=prompt_len,
+                     group_sizes=group_sizes).last_hidden_state  # (n, t - (prompt_len or prefix_len), h)
+    mask = attention_mask[:, attention_mask.shape[1] - hidden.shape[1]:]
     steps = torch.arange(mask.shape[1], device=mask.device)
     last = (steps * mask).argmax(-1)  # (n,)
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (n, h)
