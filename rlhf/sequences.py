@@ -5,8 +5,8 @@ model alike.
     input_ids, attention_mask = pad([[5, 6, 7], [8]], pad_id=0, side="left")
     input_ids, attention_mask, prefix_len = pad_with_shared_prefix(rows, pad_id)
     out = forward(model, input_ids, attention_mask, prefix_len)   # outputs from prefix_len on
-    input_ids, attention_mask, prompt_len, prefix_len = pad_shared_prompts(rows, group_sizes, pad_id)
-    out = forward(model, input_ids, attention_mask, prefix_len, prompt_len=prompt_len, group_sizes=group_sizes)
+    input_ids, attention_mask, prompt_len, prefix_len, sizes = pad_shared_prompts(rows, group_sizes, pad_id)
+    out = forward(model, input_ids, attention_mask, prefix_len, prompt_len=prompt_len, group_sizes=sizes)
 
 Position ids count real tokens only, as generate() makes them, so left padding, right padding and
 padding between a shared prefix and the rest of a row all compute the same thing.
@@ -55,29 +55,34 @@ def pad_shared_prompts(ids: list[list[int]], group_sizes: list[int], pad_id: int
     Columns [0, p) are then identical within a group, and `forward(..., prompt_len=p, group_sizes=)`
     runs them once per group; columns [0, prefix_len) are identical in every row (the chat template's
     system prompt and turn header) and run once per batch. Each row keeps at least one token after
-    its group's part, where its score is read. The shared part is found from the ids themselves, so
-    prompts cut differently to fit a length limit share only what is really the same. When some
-    group of two or more rows shares no token, or no group has two rows, the layout is plain right
-    padding (p = 0, prefix_len = 0): the same numbers, nothing run once.
-    -> input_ids (n, p + s), attention_mask (n, p + s), prompt_len p, prefix_len"""
+    its group's part, where its score is read.
+
+    The shared part is found from the ids themselves, so prompts cut differently to fit a length
+    limit share only what is really the same; a group whose rows differ from their first token on
+    is split into groups of one (nothing shared, nothing lost). When no group of two remains, the
+    layout is plain right padding (p = 0): the same numbers, nothing run once.
+    -> input_ids (n, p + s), attention_mask (n, p + s), prompt_len p, prefix_len, group sizes used"""
     if sum(group_sizes) != len(ids):
         raise ValueError(f"group sizes {group_sizes} add up to {sum(group_sizes)}, not the {len(ids)} rows")
-    starts = [sum(group_sizes[:g]) for g in range(len(group_sizes))]
-    groups = [ids[a:a + k] for a, k in zip(starts, group_sizes)]
+    groups, start = [], 0
+    for k in group_sizes:
+        rows, start = ids[start:start + k], start + k
+        shares = k > 1 and min(_common_prefix(rows), min(len(r) for r in rows) - 1) > 0
+        groups += [rows] if shares or k < 2 else [[r] for r in rows]
     shared = [min(_common_prefix(rows), min(len(r) for r in rows) - 1) for rows in groups]
-    widest = max((n for n, k in zip(shared, group_sizes) if k > 1), default=0)
-    shared = [n if k > 1 else min(n, widest) for n, k in zip(shared, group_sizes)]  # a lone row: as wide as others
+    widest = max((n for n, rows in zip(shared, groups) if len(rows) > 1), default=0)
+    shared = [min(n, widest) for n in shared]  # a group of one: as wide as the widest shared part
+    sizes = [len(rows) for rows in groups]
     if widest == 0 or min(shared) < 1:
-        input_ids, attention_mask = pad(ids, pad_id, side="right")
-        return input_ids, attention_mask, 0, 0
+        return *pad(ids, pad_id, side="right"), 0, 0, list(group_sizes)
     heads = [rows[0][:n] for rows, n in zip(groups, shared)]
     head_ids, head_mask = pad(heads, pad_id, side="right")  # (g, p)
     rest_ids, rest_mask = pad([r[n:] for rows, n in zip(groups, shared) for r in rows], pad_id, side="right")
-    sizes = torch.tensor(group_sizes)
-    input_ids = torch.cat([head_ids.repeat_interleave(sizes, dim=0), rest_ids], dim=1)
-    attention_mask = torch.cat([head_mask.repeat_interleave(sizes, dim=0), rest_mask], dim=1)
+    repeats = torch.tensor(sizes)
+    input_ids = torch.cat([head_ids.repeat_interleave(repeats, dim=0), rest_ids], dim=1)
+    attention_mask = torch.cat([head_mask.repeat_interleave(repeats, dim=0), rest_mask], dim=1)
     prefix_len = min(_common_prefix(heads), min(shared) - 1) if len(heads) > 1 else 0
-    return input_ids, attention_mask, head_ids.shape[1], prefix_len if prefix_len >= MIN_SHARED_PREFIX else 0
+    return input_ids, attention_mask, head_ids.shape[1], prefix_len if prefix_len >= MIN_SHARED_PREFIX else 0, sizes
 
 
 def _common_prefix(rows: list[list[int]]) -> int:

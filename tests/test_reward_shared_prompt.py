@@ -25,8 +25,8 @@ def test_layout_runs_each_groups_shared_tokens_once_and_keeps_every_row():
     common = list(range(100, 100 + MIN_SHARED_PREFIX))  # the template's header, in every row
     rows = [common + [1, 2, 3, 7], common + [1, 2, 3, 8, 9],  # a pair sharing 3 prompt tokens
             common + [4, 5, 6], common + [4, 5, 6], common + [4, 5, 7], common + [4, 8]]  # K=4, two identical
-    ids, mask, prompt_len, prefix_len = pad_shared_prompts(rows, [2, 4], PAD)
-    assert _real(ids, mask) == rows  # nothing lost, nothing reordered
+    ids, mask, prompt_len, prefix_len, sizes = pad_shared_prompts(rows, [2, 4], PAD)
+    assert _real(ids, mask) == rows and sizes == [2, 4]  # nothing lost, nothing reordered
     # group 1 shares common + [4]; the identical rows could share all, but every row keeps a token after
     assert prompt_len == MIN_SHARED_PREFIX + 3 and prefix_len == MIN_SHARED_PREFIX
     assert mask[:2, :prompt_len].sum(1).tolist() == [MIN_SHARED_PREFIX + 3] * 2
@@ -37,11 +37,14 @@ def test_layout_runs_each_groups_shared_tokens_once_and_keeps_every_row():
     assert (mask[:, prompt_len:].sum(1) >= 1).all()
 
 
-def test_layout_falls_back_to_plain_padding_when_a_group_shares_nothing():
+def test_layout_splits_a_group_that_shares_nothing_and_falls_back_when_none_shares():
     rows = [[1, 2, 3], [9, 2, 3], [1, 2], [1, 5]]  # group 0 differs at its first token (a prompt cut differently)
-    ids, mask, prompt_len, prefix_len = pad_shared_prompts(rows, [2, 2], PAD)
-    assert (prompt_len, prefix_len) == (0, 0)
-    assert _real(ids, mask) == rows and (mask[:, 0] == 1).all()  # plain right padding
+    ids, mask, prompt_len, prefix_len, sizes = pad_shared_prompts(rows, [2, 2], PAD)
+    assert sizes == [1, 1, 2] and (prompt_len, prefix_len) == (1, 0)  # group 1 shares [1]; the others run alone
+    assert _real(ids, mask) == rows and (mask[:, prompt_len:].sum(1) >= 1).all()
+    ids, mask, prompt_len, prefix_len, sizes = pad_shared_prompts(rows[:2], [2], PAD)
+    assert (prompt_len, prefix_len, sizes) == (0, 0, [2])
+    assert _real(ids, mask) == rows[:2] and (mask[:, 0] == 1).all()  # plain right padding
     assert pad_shared_prompts([[1, 2], [1, 3]], [1, 1], PAD)[2] == 0  # no group of two: nothing to share
     with pytest.raises(ValueError, match="add up to 3"):
         pad_shared_prompts([[1, 2], [1, 3]], [1, 2], PAD)
@@ -99,9 +102,9 @@ def test_shared_prompt_scores_and_gradients_equal_the_plain_forward(base, tokeni
     model = _trainable(base, train)
     plain, plain_grads, _ = _scores_and_grads(model, examples, False, tokenizer.pad_token_id)
     shared, shared_grads, batch = _scores_and_grads(model, examples, True, tokenizer.pad_token_id)
-    # each conversation ran once for its completions; a prompt cut differently in each row shares no
-    # token, and then the batch runs plain
-    assert (batch["prompt_len"] > 0) == (case != "cut_to_fit")
+    assert batch["prompt_len"] > 0  # each conversation ran once for its completions
+    if case == "cut_to_fit":  # rankings whose rows were cut differently run each row alone, the rest shared
+        assert 1 in batch["group_sizes"] and max(batch["group_sizes"]) > 1
     if case == "pairs":  # and the default system prompt + turn header once for both rankings
         assert batch["prefix_len"] >= MIN_SHARED_PREFIX
     assert torch.allclose(shared, plain, atol=1e-5, rtol=0), (shared - plain).abs().max()
@@ -111,3 +114,18 @@ def test_shared_prompt_scores_and_gradients_equal_the_plain_forward(base, tokeni
         assert torch.allclose(shared_grads[name], g, atol=1e-5, rtol=0), (name, (shared_grads[name] - g).abs().max())
         moved += bool(g.abs().max() > 1e-4)
     assert moved >= len(plain_grads) // 2  # the comparison is not between zeros
+
+
+def test_scoring_by_ranking_equals_scoring_each_sequence(base, tokenizer):
+    from rlhf.reward.model import score_ids
+
+    examples, _ = encode_rankings(tokenizer, RANKINGS * 3, 512)
+    flat = [x for e in examples for x in e["ids"]]
+    model = base.eval()
+    alone = torch.cat([score_ids(model, [x], tokenizer.pad_token_id) for x in flat])
+    sizes = [len(e["ids"]) for e in examples]
+    for batch_size in (1, 5, 16):  # a group larger than the batch still goes whole
+        grouped = score_ids(model, flat, tokenizer.pad_token_id, batch_size, group_sizes=sizes)
+        assert torch.allclose(grouped, alone, atol=1e-5, rtol=0), (batch_size, (grouped - alone).abs().max())
+    with pytest.raises(ValueError, match="add up to"):
+        score_ids(model, flat, tokenizer.pad_token_id, group_sizes=sizes[:-1])

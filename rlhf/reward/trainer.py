@@ -274,15 +274,16 @@ def make_batch(examples: list[dict], pad_id: int, share_prompt: bool = False) ->
     """All completions of the given rankings in one padded batch, plus the pair/tie index.
     `share_prompt`: the layout of `rlhf.sequences.pad_shared_prompts`, so each ranking's
     conversation runs once for its K completions; else plain right padding.
-    Returns {input_ids (n, t), attention_mask (n, t), prompt_len, prefix_len, group_sizes (g),
+    Returns {input_ids (n, t), attention_mask (n, t), prompt_len, prefix_len, group_sizes (rows run
+    per shared prompt, `pad_shared_prompts`),
     index (RankingIndex), margin (g,)}."""
     rows, sizes = [x for e in examples for x in e["ids"]], [len(e["ids"]) for e in examples]
     if share_prompt:
-        input_ids, mask, prompt_len, prefix_len = pad_shared_prompts(rows, sizes, pad_id)
+        input_ids, mask, prompt_len, prefix_len, shared = pad_shared_prompts(rows, sizes, pad_id)
     else:
-        (input_ids, mask), prompt_len, prefix_len = pad(rows, pad_id, "right"), 0, 0
+        (input_ids, mask), prompt_len, prefix_len, shared = pad(rows, pad_id, "right"), 0, 0, sizes
     return {"input_ids": input_ids, "attention_mask": mask, "prompt_len": prompt_len, "prefix_len": prefix_len,
-            "group_sizes": sizes, "index": ranking_index([e["tiers"] for e in examples]),
+            "group_sizes": shared, "index": ranking_index([e["tiers"] for e in examples]),
             "margin": torch.tensor([e["margin"] for e in examples], dtype=torch.float32)}
 
 
@@ -510,7 +511,8 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
     """Pair accuracy, mean margin and ranking loss over all `examples`, and accuracy per labeler."""
     was_training = model.training
     model.eval()
-    scores = score_ids(model, [x for e in examples for x in e["ids"]], pad_id, batch_size).float()
+    scores = score_ids(model, [x for e in examples for x in e["ids"]], pad_id, batch_size,
+                       group_sizes=[len(e["ids"]) for e in examples]).float()
     model.train(was_training)
     index = ranking_index([e["tiers"] for e in examples]).to(scores.device)
     margin = torch.tensor([e["margin"] for e in examples], device=scores.device)
