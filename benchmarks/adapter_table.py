@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "adapter_table.json"
+from _runner import RESULTS, ChildFailed, peak_rss_gb, run_script, save_results
+
+RESULT = RESULTS / "adapter_table.json"
 COLUMNS = [  # (key, header, format)
     ("adapter", "adapter", "{}"),
     ("trainable_params", "trainable params", "{:,}"),
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--adapters", nargs="+", default=list(ADAPTERS), choices=ADAPTERS)
     parser.add_argument("--data", default=None, help="demonstrations (default: the shipped ones)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: run one adapter
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"model": args.model or ("tiny" if args.tiny else "SmolLM2-135M-Instruct (embedded)"),
                 "steps": args.steps, "batch_size": args.batch_size, "max_length": args.max_length,
                 "data": args.data or "builtin demonstrations", "date": time.strftime("%Y-%m-%d %H:%M")}
-    write_results(rows, settings, args.out)
+    save_results(args.out, {"settings": settings, "rows": rows}, markdown(rows, settings))
+    print(f"[adapter_table] wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 
 
@@ -75,25 +77,22 @@ def run_child(name: str, model: str | None, args, tmp: Path) -> dict:
     if name == "qlora" and not torch.cuda.is_available():
         return {"adapter": name, "status": "needs CUDA"}
     result_file = tmp / f"{name}.json"
-    cmd = [sys.executable, __file__, "--one", name, "--result-file", str(result_file),
-           "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
-    cmd += ["--model", model] if model else []
-    cmd += ["--data", args.data] if args.data else []
+    argv = ["--one", name, "--result-file", result_file, "--steps", args.steps, "--batch-size", args.batch_size,
+            "--max-length", args.max_length]
+    argv += ["--model", model] if model else []
+    argv += ["--data", args.data] if args.data else []
     print(f"[adapter_table] {name} ...", flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not result_file.exists():
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"[adapter_table] {name} failed: {last}", flush=True)
-        return {"adapter": name, "status": f"failed: {last[:200]}"}
-    row = json.loads(result_file.read_text())
+    try:
+        row = run_script(__file__, argv, result_file, quiet=True)
+    except ChildFailed as err:
+        print(f"[adapter_table] {name} failed: {err.last_line}", flush=True)
+        return {"adapter": name, "status": f"failed: {err.last_line[:200]}"}
     print(f"[adapter_table] {name}: {row.get('seconds_per_step')} s/step, eval loss {row.get('eval_loss')}", flush=True)
     return row
 
 
 def run_one(args) -> int:
     """Child: SFT one adapter, then record its figures in --result-file."""
-    import resource
-
     import torch
 
     with tempfile.TemporaryDirectory(prefix=f"sft_{args.one}_") as out:
@@ -103,7 +102,7 @@ def run_one(args) -> int:
         "trainable_params": metrics["trainable_params"],
         "total_params": metrics["total_params"],
         "trainable_share": metrics["trainable_share"],
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
+        "peak_rss_mib": peak_rss_gb() * 1024,
         "seconds_per_step": metrics["seconds_per_step"],
         "eval_loss": metrics.get("eval_loss"),
         "train_loss": metrics.get("train_loss"),
@@ -167,15 +166,6 @@ def markdown(rows: list[dict], settings: dict) -> str:
         cells = ["" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_results(rows: list[dict], settings: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
-    table = markdown(rows, settings)
-    out.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"[adapter_table] wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

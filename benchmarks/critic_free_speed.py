@@ -24,14 +24,14 @@ Writes benchmarks/results/critic_free_speed.json and critic_free_speed.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _runner import (OFFLINE_ENV, RESULTS, ChildFailed, load_average, ratio_lines, ratios, run_script,
+                     save_results, write_child_result)
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".critic_free_cache"
@@ -51,10 +51,6 @@ def exclaim_reward(prompts, completions, **kwargs) -> list[float]:
     completions (a list of messages per completion)."""
     texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
     return [float("!" in t) for t in texts]
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def load_prompts() -> list:
@@ -132,9 +128,7 @@ def run_trl(name: str, seed: int, steps: int, warmup: int) -> dict:
 
 def child(name: str, seed: int, steps: int, warmup: int, out_file: Path) -> None:
     run = run_ours if name.startswith("ours") else run_trl
-    result = run(name, seed, steps, warmup)
-    result["peak_rss_gb"] = peak_rss_gb()
-    out_file.write_text(json.dumps(result))
+    write_child_result(out_file, run(name, seed, steps, warmup))
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -158,14 +152,7 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
 def write_results(rows: dict, args, wall: float, loads: list) -> None:
     import torch
 
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    ratios = {}
-    for ours, theirs in (("ours-grpo", "trl-grpo"), ("ours-rloo", "trl-rloo")):
-        if ours in rows and theirs in rows:
-            ratios[f"{ours} vs {theirs}"] = {
-                "speedup": round(rows[theirs]["s_per_step"] / rows[ours]["s_per_step"], 2),
-                "memory_ratio": round(rows[ours]["peak_rss_gb"] / rows[theirs]["peak_rss_gb"], 2)}
+    compared = ratios(rows, [("ours-grpo", "trl-grpo"), ("ours-rloo", "trl-rloo")])
     setup = {"model": "SmolLM2-135M-Instruct (embedded default), CPU, fp32", "num_generations": G,
              "prompts_per_step": PROMPTS_PER_STEP, "new_tokens": NEW_TOKENS, "temperature": TEMPERATURE,
              "learning_rate": LR, "lora": "r=16, alpha=32, " + "+".join(LORA_TARGETS), "reward": "exclaim_reward",
@@ -173,8 +160,7 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
              "full_size": "8 prompts per step, 30 measured steps x 2 seeds", "torch_threads": args.threads or torch.get_num_threads(),
              "cpus": os.cpu_count(), "load_average_during": loads, "wall_s": round(wall, 1),
              "command": "python benchmarks/critic_free_speed.py " + " ".join(sys.argv[1:])}
-    result = {"setup": setup, "runs": rows, "ratios": ratios, "descriptions": dict(RUNS)}
-    (out / "critic_free_speed.json").write_text(json.dumps(result, indent=2))
+    result = {"setup": setup, "runs": rows, "ratios": compared, "descriptions": dict(RUNS)}
     load_text = ", ".join(f"{x[0]:.1f}" for x in loads)
     lines = ["# Critic-free speed: rlhf (grpo, rloo) vs trl 1.16 GRPOTrainer / RLOOTrainer", "",
              f"SmolLM2-135M on CPU, fp32 ({setup['cpus']} cores, {setup['torch_threads']} torch thread(s)), "
@@ -193,11 +179,7 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
             r = rows[name]
             lines.append(f"| {name} | {r['s_per_step']} | {r['peak_rss_gb']} | {r['trainable_params']:,} | "
                          f"{r['mean_reward']} | {r['last_reward']} |")
-    lines += ["", "| comparison | speed-up (trl s/step ÷ ours) | memory (ours ÷ trl) |", "|---|---|---|"]
-    lines += [f"| {k} | {v['speedup']}× | {v['memory_ratio']} |" for k, v in ratios.items()]
-    lines += ["", "Runs:"] + [f"- `{name}`: {text}" for name, text in RUNS]
-    (out / "critic_free_speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results(RESULTS / "critic_free_speed.json", result, "\n".join(lines + ratio_lines(compared, RUNS)))
 
 
 def main(argv=None) -> None:
@@ -227,11 +209,11 @@ def main(argv=None) -> None:
         for name, _ in RUNS:
             if args.only and name not in args.only:
                 continue
-            loads.append(os.getloadavg())
+            loads.append(load_average())
             try:
                 raw.setdefault(name, {})[seed] = run_child(name, seed, args)
-            except subprocess.CalledProcessError as err:  # one configuration failing keeps the others
-                print(f"[critic_free_speed] {name} seed {seed} failed (exit {err.returncode}); left out", flush=True)
+            except ChildFailed as err:  # one configuration failing keeps the others
+                print(f"[critic_free_speed] {name} seed {seed} failed ({err}); left out", flush=True)
                 continue
             # Written after every configuration: a run stopped early keeps what it measured.
             rows = {n: summarise(n, seeds) for n, seeds in raw.items() if seeds}
@@ -239,12 +221,11 @@ def main(argv=None) -> None:
 
 
 def run_child(name: str, seed: int, args) -> dict:
+    """One configuration and seed in its own process (its peak memory is its own); what it measured."""
     out_file = CACHE / f"{name}-{seed}.json"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed), "--out", str(out_file),
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--prompts_per_step", str(args.prompts_per_step)] + (["--threads", str(args.threads)] if args.threads else [])
-    subprocess.run(cmd, env=env, check=True)
-    return json.loads(out_file.read_text())
+    argv = ["--child", name, "--seed", seed, "--out", out_file, "--steps", args.steps, "--warmup", args.warmup,
+            "--prompts_per_step", args.prompts_per_step] + (["--threads", args.threads] if args.threads else [])
+    return run_script(__file__, argv, out_file, env=OFFLINE_ENV)
 
 
 if __name__ == "__main__":

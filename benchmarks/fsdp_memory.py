@@ -25,14 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from _runner import OFFLINE_ENV, RESULTS, load_average, save_results, write_child_result
+
 HERE = Path(__file__).resolve().parent
 STEPS, BATCH, NEW_TOKENS = 2, 4, 16
 
 
 def child(out: Path, fsdp: bool) -> None:
     """One process of a run: train, then write rank{r}.json."""
-    import resource
-
     import torch
 
     torch.set_num_threads(1)
@@ -47,16 +47,15 @@ def child(out: Path, fsdp: bool) -> None:
     modules = [trainer.actor_critic, trainer.policy_and_reference.ref_model]
     rank = trainer.accelerator.process_index
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"rank{rank}.json").write_text(json.dumps({
+    write_child_result(out / f"rank{rank}.json", {
         "rank": rank, "world": trainer.accelerator.num_processes, "fsdp": fsdp,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         "parameter_elements_held": sum(local_shard_numel(m) for m in modules if m is not None),
         "seconds_per_step": statistics.median(r["time/step"] for r in rows),
-    }))
+    })
 
 
 def launch(fsdp: bool, out: Path) -> list[dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     script = [str(Path(__file__).resolve()), "--child", str(out)] + (["--fsdp"] if fsdp else [])
     if fsdp:
@@ -79,12 +78,10 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = launch(False, Path(tmp) / "one")
         two = launch(True, Path(tmp) / "two")
-    load = os.getloadavg()
+    load = load_average()
     result = {"settings": {"steps": STEPS, "batch_size_per_process": BATCH, "max_new_tokens": NEW_TOKENS,
                            "policy_train": "full", "critic": "value-head", "model": "SmolLM2-135M-Instruct fp32"},
               "one_process": one, "two_processes_fsdp": two, "load_average": load, "wall_s": time.time() - started}
-    out = HERE / "results"
-    (out / "fsdp_memory.json").write_text(json.dumps(result, indent=2))
     lines = ["# Full-parameter PPO, peak RSS per process: one process vs two sharded (FSDP2, CPU)", "",
              f"`python benchmarks/fsdp_memory.py`; {STEPS} steps, batch {BATCH} per process, {NEW_TOKENS} new tokens, "
              f"value-head critic; load average at the end {load[0]:.1f}", "",
@@ -93,8 +90,7 @@ def main(argv=None) -> None:
         for r in rows:
             lines.append(f"| {name} | {r['rank']} | {r['peak_rss_gb']:.2f} | {r['parameter_elements_held']:,} | "
                          f"{r['seconds_per_step']:.1f} |")
-    (out / "fsdp_memory.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results(RESULTS / "fsdp_memory.json", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import time
 import traceback
 from pathlib import Path
 
+from _runner import save_results
+
 SHAPES = {
     "default": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                     num_key_value_heads=3, head_dim=64, rope_theta=100000.0, rms_norm_eps=1e-5),
@@ -132,7 +134,7 @@ def bench_reward(shape: str, args, tokenizer) -> dict:
 
     model = build_model(shape, tokenizer, args.device, seq_cls=True)
     config = RewardConfig(batch_size=args.reward_batch, max_length=256, train="full")
-    examples = encode_rankings(tokenizer, synthetic_rankings(args.reward_batch * (args.warmup + args.steps), seed=3), 256)
+    examples, _ = encode_rankings(tokenizer, synthetic_rankings(args.reward_batch * (args.warmup + args.steps), seed=3), 256)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     times, tokens = [], []
     for i in range(args.warmup + args.steps):
@@ -221,10 +223,7 @@ def environment(device: str) -> dict:
 
 
 def write(rows: list[dict], args, out: Path, show: bool = True) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    (out / "gpu_bench.json").write_text(json.dumps({"environment": environment(args.device), "settings": settings,
-                                                    "rows": rows}, indent=2))
     lines = [f"# Stage speed on {environment(args.device).get('gpu', args.device)}, random weights",
              "", f"settings: {settings}", "",
              "| stage | shape | estimator | status | s/step | gen tokens/s | gen share | tokens/s | peak GPU GiB |",
@@ -236,9 +235,8 @@ def write(rows: list[dict], args, out: Path, show: bool = True) -> None:
                      f"{fmt(r.get('seconds_per_step'), '.3f')} | {fmt(r.get('generated_tokens_per_s'), ',.0f')} | "
                      f"{fmt(r.get('generation_share'), '.0%')} | {fmt(r.get('tokens_per_s'), ',.0f')} | "
                      f"{fmt(r.get('peak_gpu_gb'), '.2f')} |")
-    (out / "gpu_bench.md").write_text("\n".join(lines) + "\n")
-    if show:
-        print("\n".join(lines))
+    save_results(out / "gpu_bench.json", {"environment": environment(args.device), "settings": settings, "rows": rows},
+                  "\n".join(lines), show=show)
 
 
 def main(argv=None) -> None:

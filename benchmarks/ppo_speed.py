@@ -22,14 +22,15 @@ Writes benchmarks/results/ppo_speed.json and ppo_speed.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _runner import (OFFLINE_ENV, RESULTS, ChildFailed, load_average, ratio_lines, ratios, run_script,
+                     save_results, write_child_result)
 
 HERE = Path(__file__).resolve().parent
 TRL_DIR = HERE / ".trl112"
@@ -48,10 +49,6 @@ RUNS = [
     ("ours-lora-bf16", "ours-lora with bf16=True (every model in bf16)"),
     ("ours-lora-vh-bf16", "ours-lora-vh with bf16=True"),
 ]
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 # --- shared inputs -------------------------------------------------------------------------------
@@ -213,8 +210,7 @@ def child(name: str, steps: int, warmup: int, out_file: Path) -> None:
         result = run_ours(name, rm_dir, prompts, steps, warmup)
     else:
         result = run_trl(name, rm_dir, prompts, steps, warmup)
-    result["peak_rss_gb"] = peak_rss_gb()
-    out_file.write_text(json.dumps(result))
+    write_child_result(out_file, result)
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -239,24 +235,17 @@ def summarise(name: str, rounds: list[dict]) -> dict:
 
 
 def write_results(rows: dict, args, wall: float) -> None:
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    ratios = {}
-    for ours, theirs in (("ours-full", "trl-full"), ("ours-lora", "trl-lora"), ("ours-lora-vh", "trl-lora"),
-                         ("ours-lora-bf16", "trl-lora-bf16"), ("ours-lora-vh-bf16", "trl-lora-bf16")):
-        if ours in rows and theirs in rows:
-            ratios[f"{ours} vs {theirs}"] = {
-                "speedup": round(rows[theirs]["s_per_step"] / rows[ours]["s_per_step"], 2),
-                "memory_ratio": round(rows[ours]["peak_rss_gb"] / rows[theirs]["peak_rss_gb"], 2)}
     import torch
+
+    compared = ratios(rows, [("ours-full", "trl-full"), ("ours-lora", "trl-lora"), ("ours-lora-vh", "trl-lora"),
+                             ("ours-lora-bf16", "trl-lora-bf16"), ("ours-lora-vh-bf16", "trl-lora-bf16")])
 
     setup = {"model": "SmolLM2-135M-Instruct (embedded default), CPU, fp32 except runs named -bf16", "batch": BATCH, "new_tokens": NEW_TOKENS,
              "ppo_epochs": 1, "num_minibatches": 1, "temperature": TEMPERATURE, "lora": "r=16, alpha=32, q_proj+v_proj",
              "warmup_steps": args.warmup, "measured_steps": args.steps, "rounds": args.rounds,
              "torch_threads": torch.get_num_threads(),
-             "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "wall_s": round(wall, 1)}
-    result = {"setup": setup, "runs": rows, "ratios": ratios, "descriptions": dict(RUNS)}
-    (out / "ppo_speed.json").write_text(json.dumps(result, indent=2))
+             "cpus": os.cpu_count(), "load_average_at_end": load_average(), "wall_s": round(wall, 1)}
+    result = {"setup": setup, "runs": rows, "ratios": compared, "descriptions": dict(RUNS)}
     lines = ["# PPO speed: rlhf vs trl 1.12.0 PPOTrainer", "",
              f"SmolLM2-135M on CPU, fp32 except the runs named -bf16 ({setup['cpus']} cores, {setup['torch_threads']} torch threads), batch {BATCH}, "
              f"{NEW_TOKENS} new tokens, 1 PPO epoch, 1 minibatch; median of {args.steps} steps after {args.warmup} "
@@ -268,15 +257,12 @@ def write_results(rows: dict, args, wall: float) -> None:
             r = rows[name]
             lines.append(f"| {name} | {r['s_per_step']} | {r['generate_s']} | {r['generate_share']:.0%} | "
                          f"{r['gen_tokens_per_s']} | {r['peak_rss_gb']} |")
-    lines += ["", "| comparison | speed-up (trl s/step ÷ ours) | memory (ours ÷ trl) |", "|---|---|---|"]
-    lines += [f"| {k} | {v['speedup']}× | {v['memory_ratio']} |" for k, v in ratios.items()]
-    lines += ["", "Runs:"] + [f"- `{name}`: {text}" for name, text in RUNS]
+    lines += ratio_lines(compared, RUNS)
     phases = {n: r["phases_s"] for n, r in rows.items() if "phases_s" in r}
     if phases:
         lines += ["", "Where our steps go (median seconds): " + "; ".join(
             f"{n}: " + ", ".join(f"{k} {v}" for k, v in p.items()) for n, p in phases.items())]
-    (out / "ppo_speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results(RESULTS / "ppo_speed.json", result, "\n".join(lines))
 
 
 def main(argv=None) -> None:
@@ -305,8 +291,8 @@ def main(argv=None) -> None:
                 continue
             try:
                 result = run_child(name, args)
-            except subprocess.CalledProcessError as err:  # one configuration failing keeps the others
-                print(f"[ppo_speed] {name} failed (exit {err.returncode}); left out of the results", flush=True)
+            except ChildFailed as err:  # one configuration failing keeps the others
+                print(f"[ppo_speed] {name} failed ({err}); left out of the results", flush=True)
                 continue
             raw.setdefault(name, []).append(result)
             print(f"[ppo_speed] round {round_no + 1} {name}: {summarise(name, raw[name][-1:])}", flush=True)
@@ -314,14 +300,13 @@ def main(argv=None) -> None:
 
 
 def run_child(name: str, args) -> dict:
+    """One configuration in its own process (its peak memory is its own), trl 1.12 first on the path
+    of the trl ones; what it measured."""
     out_file = CACHE / f"{name}.json"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if name.startswith("trl"):
-        env["PYTHONPATH"] = os.pathsep.join([str(TRL_DIR), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, __file__, "--child", name, "--out", str(out_file), "--steps", str(args.steps),
-           "--warmup", str(args.warmup)] + (["--threads", str(args.threads)] if args.threads else [])
-    subprocess.run(cmd, env=env, check=True)
-    return json.loads(out_file.read_text())
+    argv = ["--child", name, "--out", out_file, "--steps", args.steps, "--warmup", args.warmup]
+    argv += ["--threads", args.threads] if args.threads else []
+    return run_script(__file__, argv, out_file, env=OFFLINE_ENV,
+                      pythonpath_first=[TRL_DIR] if name.startswith("trl") else [])
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ Writes benchmarks/results/reward_formats.json and .md (reward_formats_tiny.* wit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
 from pathlib import Path
+
+from _runner import RESULTS, load_average, save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -207,9 +208,8 @@ def main():
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    results_dir = Path(__file__).parent / "results"
     stem = "reward_formats_tiny" if args.tiny else "reward_formats"
-    out_json = Path(args.out or results_dir / f"{stem}.json")
+    out_json = Path(args.out or RESULTS / f"{stem}.json")
     work = Path(os.environ.get("RLHF_BENCH_DIR", "/tmp")) / f"{stem}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     base = str(save_tiny_model(work / "tiny")) if args.tiny else (args.model or DEFAULT_MODEL)
@@ -228,12 +228,9 @@ def main():
                              work / "eval-trl")}
     report = {"model": "tiny" if args.tiny else base, "pairs": args.pairs, "train_pairs": len(train_rows),
               "held_out_pairs": len(held_rows), "epochs": args.epochs, "batch_pairs": args.batch_pairs, "lr": args.lr,
-              "threads": torch.get_num_threads(), "load_average": os.getloadavg(), "layouts_read": read,
+              "threads": torch.get_num_threads(), "load_average": load_average(), "layouts_read": read,
               "train_seconds": seconds, "eval": evals}
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(report, indent=2))
-    out_json.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    save_results(out_json, report, markdown(report))
 
 
 def markdown(report: dict) -> str:

@@ -36,8 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _runner import RESULTS, load_average, save_results
+from _trl_reward import train_trl_reward
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-RESULTS = Path(__file__).parent / "results"
 
 
 def parse_args(argv=None):
@@ -132,46 +134,14 @@ def run_ours(model_name, train_file, tmp: Path, args, seed: int) -> dict:
 
 
 def run_trl(model_name, pairs: list[dict], tmp: Path, args, seed: int) -> dict:
-    import datasets
-    import torch
     import trl
-    from peft import LoraConfig
-    from transformers import TrainerCallback
 
-    from rlhf.models import load_tokenizer
-    from rlhf.reward.model import build_reward_model, merged
-
-    tokenizer = load_tokenizer(model_name)
-    torch.manual_seed(seed)
-    model = build_reward_model(model_name, tokenizer.pad_token_id, seed=seed)  # the same start as ours
-    targets = sorted({n.split(".")[-1] for n, m in model.model.named_modules() if isinstance(m, torch.nn.Linear)})
-    peft_config = LoraConfig(task_type="SEQ_CLS", r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0,
-                             target_modules=targets, modules_to_save=["score"])
-    rows = [{"prompt": [{"role": "user", "content": p["prompt"]}],
-             "chosen": [{"role": "assistant", "content": p["chosen"]}],
-             "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
-    cuda = torch.cuda.is_available()
-    settings = dict(output_dir=str(tmp / f"trl{seed}"), report_to=[], use_cpu=not cuda, bf16=cuda,
-                    learning_rate=args.lr, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch,
-                    max_grad_norm=1.0, gradient_checkpointing=False, max_length=args.max_length,
-                    save_strategy="no", logging_steps=10_000, seed=seed, disable_tqdm=True)
+    settings = dict(output_dir=str(tmp / f"trl{seed}"), report_to=[], learning_rate=args.lr,
+                    num_train_epochs=args.epochs, per_device_train_batch_size=args.batch, max_grad_norm=1.0,
+                    gradient_checkpointing=False, max_length=args.max_length, save_strategy="no",
+                    logging_steps=10_000, seed=seed, disable_tqdm=True)
     settings.update(_overrides(args.trl, trl.RewardConfig))
-    seconds = []
-
-    class EpochTimer(TrainerCallback):
-        def on_epoch_begin(self, *a, **k):
-            self.start, self.cpu = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, *a, **k):
-            seconds.append((time.perf_counter() - self.start, time.process_time() - self.cpu))
-
-    trainer = trl.RewardTrainer(model=model, args=trl.RewardConfig(**settings),
-                                train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
-                                peft_config=peft_config, callbacks=[EpochTimer()])
-    trainer.train()
-    return {"model": merged(trainer.model), "tokenizer": tokenizer, "steps": trainer.state.global_step,
-            "epoch_seconds": [w for w, _ in seconds], "epoch_cpu_seconds": [c for _, c in seconds],
-            "train_accuracy": None}
+    return {**train_trl_reward(model_name, pairs, settings, seed, lora_r=args.lora_r), "train_accuracy": None}
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -333,18 +303,14 @@ def main(argv=None):
         "ours_overrides": args.ours, "trl_overrides": args.trl,
         "runs": runs, "summary": summarise(runs, args.bootstrap), "wall_seconds": time.perf_counter() - started,
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": load_average(),
         "torch": torch.__version__, "python": platform.python_version(),
     }
     return _write(report, out)
 
 
 def _write(report: dict, out: Path) -> dict:
-    table = markdown(report)
-    print("\n" + table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    out.with_suffix(".md").write_text(table)
+    save_results(out, report, "\n" + markdown(report))
     print(f"written to {out} and {out.with_suffix('.md')}")
     return report
 

@@ -26,8 +26,10 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from _runner import RESULTS, load_average
+from _trl_reward import train_trl_reward
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -86,60 +88,19 @@ def run_ours(model_name, train_file, tmp, args, lr, seed):
 
 
 def run_trl(model_name, pairs, tmp, args, lr, seed):
-    import datasets
-    import torch
-    import trl
-    from transformers import TrainerCallback
-
-    from rlhf.models import load_tokenizer
-    from rlhf.reward.model import build_reward_model, merged
-
-    tokenizer = load_tokenizer(model_name)
-    torch.manual_seed(seed)
-    model = build_reward_model(model_name, tokenizer.pad_token_id, seed=seed)  # same start as ours
-    peft_config = None
-    if args.train == "lora":
-        from peft import LoraConfig
-
-        backbone = model.model
-        targets = sorted({n.split(".")[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)})
-        peft_config = LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.0,
-                                 target_modules=targets, modules_to_save=["score"])
-    else:
-        from rlhf.reward.model import prepare_for_training
-
-        model = prepare_for_training(model, "partial", partial_layers=2)
-    rows = [{"prompt": [{"role": "user", "content": p["prompt"]}],
-             "chosen": [{"role": "assistant", "content": p["chosen"]}],
-             "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
-    cuda = torch.cuda.is_available()
-    trl_args = trl.RewardConfig(
-        output_dir=str(tmp / "trl"), report_to=[], use_cpu=not cuda, bf16=cuda, learning_rate=lr,
-        num_train_epochs=args.epochs, per_device_train_batch_size=2 * args.batch_rankings,
-        lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, weight_decay=0.0,
-        gradient_checkpointing=False, max_length=None, save_strategy="no", logging_steps=10_000,
-        seed=seed, disable_tqdm=False)
-    epoch_seconds = []
-
-    class EpochTimer(TrainerCallback):
-        def on_epoch_begin(self, *a, **k):
-            self.start, self.cpu = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, *a, **k):
-            epoch_seconds.append((time.perf_counter() - self.start, time.process_time() - self.cpu))
-
-    trainer = trl.RewardTrainer(model=model, args=trl_args, train_dataset=datasets.Dataset.from_list(rows),
-                                processing_class=tokenizer, peft_config=peft_config, callbacks=[EpochTimer()])
-    trainer.train()
-    return epoch_seconds, merged(trainer.model), tokenizer, trainer.state.global_step
+    settings = dict(output_dir=str(tmp / "trl"), report_to=[], learning_rate=lr, num_train_epochs=args.epochs,
+                    per_device_train_batch_size=2 * args.batch_rankings, lr_scheduler_type="linear", warmup_steps=0,
+                    max_grad_norm=1.0, weight_decay=0.0, gradient_checkpointing=False, max_length=None,
+                    save_strategy="no", logging_steps=10_000, seed=seed, disable_tqdm=False)
+    run = train_trl_reward(model_name, pairs, settings, seed, lora_r=16 if args.train == "lora" else None)
+    return list(zip(run["epoch_seconds"], run["epoch_cpu_seconds"])), run["model"], run["tokenizer"], run["steps"]
 
 
 def main():
     args = parse_args()
     import torch
 
-    results_dir = Path(__file__).parent / "results"
-    args.out = args.out or str(results_dir / ("reward_speed_tiny.json" if args.tiny else "reward_speed.json"))
+    args.out = args.out or str(RESULTS / ("reward_speed_tiny.json" if args.tiny else "reward_speed.json"))
     if args.threads:
         torch.set_num_threads(args.threads)
     from rlhf.reward.config import DEFAULT_LEARNING_RATES
@@ -147,7 +108,7 @@ def main():
     lr = args.lr or (3e-3 if args.tiny else DEFAULT_LEARNING_RATES[args.train])
     reports = [run_seed(args, seed, lr) for seed in args.seeds]
     report = {**reports[0], "seeds": args.seeds, "per_seed": reports, "over_seeds": over_seeds(reports),
-              "load_average": [round(x, 2) for x in os.getloadavg()]}
+              "load_average": load_average()}
     for key in ("results", "speedup", "total_time_speedup", "cpu_time_speedup_per_epoch", "goal_met", "seed"):
         report.pop(key, None)
     _print_spread(report)

@@ -200,39 +200,21 @@ def build_trainer(config: DPOStageConfig):
 
 
 def _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device: str):
-    import torch
     from trl import DPOConfig, DPOTrainer
 
-    from rlhf.models import pick_dtype
+    from rlhf.sft import trl_training_arguments
 
     out = Path(config.output_dir)
-    on_gpu = device.startswith("cuda")
-    checkpointing = on_gpu if config.gradient_checkpointing is None else config.gradient_checkpointing
+    checkpointing = device.startswith("cuda") if config.gradient_checkpointing is None else config.gradient_checkpointing
     if kind == "prompt-learning" and model.active_peft_config.peft_type.value == "PREFIX_TUNING":
         checkpointing = False  # re-computation does not reproduce the prefix cache (docs/notes.md#prefix-checkpointing)
     args = DPOConfig(
-        output_dir=str(out / "checkpoints"),
+        **trl_training_arguments(config, out, device, eval_ds, checkpointing),
         beta=config.beta,
         learning_rate=resolved_learning_rate(config, kind),
         lr_scheduler_type="linear",
         warmup_steps=config.warmup_ratio,  # transformers 5: a value below 1 is a share of the steps
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        max_length=config.max_length,
-        seed=config.seed,
-        logging_steps=config.logging_steps,
-        eval_strategy="steps" if (config.eval_steps and eval_ds is not None) else "no",
-        eval_steps=config.eval_steps or None,
         save_strategy="no",
-        bf16=pick_dtype(device) == torch.bfloat16,  # TRL defaults to bf16, which errors on CPU (docs/notes.md#trl-bf16)
-        use_cpu=not on_gpu,
-        gradient_checkpointing=checkpointing,
-        report_to=["tensorboard"],
-        dataloader_num_workers=0,
-        disable_tqdm=False,
     )
     # TensorBoard's callback reads its folder from the environment when the trainer is built; set it
     # only for that moment, so a later stage in the same process does not write into ours.

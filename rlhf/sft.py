@@ -251,27 +251,22 @@ def tokenize_demonstrations(ds, tokenizer):
     return ds.map(tokenize, remove_columns=ds.column_names)
 
 
-def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):
-    from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
-
-    from rlhf.adapters import uses_gradient_checkpointing
-    from rlhf.models import pick_dtype
-
+def trl_training_arguments(config, out: Path, device: str, eval_ds, checkpointing: bool) -> dict:
+    """The TRL trainer arguments `rlhf sft` and `rlhf dpo` set alike from their stage config (fields
+    batch_size, grad_accum, epochs, max_steps, max_length, seed, logging_steps, eval_steps):
+    checkpoints under `out`/checkpoints, batches, run length, logging and evaluation (only when there
+    is an eval set), bf16 where `pick_dtype` picks it (TRL's bf16 default errors on CPU,
+    docs/notes.md#trl-bf16), TensorBoard, no dataloader workers. Each stage adds its learning rate,
+    warm-up and saving."""
     import torch
 
-    on_gpu = device.startswith("cuda")
-    checkpointing = config.gradient_checkpointing
-    if checkpointing is None:
-        checkpointing = on_gpu
-    checkpointing = checkpointing and uses_gradient_checkpointing(config)
-    args = TRLSFTConfig(
+    from rlhf.models import pick_dtype
+
+    return dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.resolved_learning_rate(),
-        warmup_steps=config.warmup_steps,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         max_length=config.max_length,
@@ -279,16 +274,33 @@ def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str
         logging_steps=config.logging_steps,
         eval_strategy="steps" if (config.eval_steps and eval_ds is not None) else "no",
         eval_steps=config.eval_steps or None,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=2,
         bf16=pick_dtype(device) == torch.bfloat16,
-        use_cpu=not on_gpu,
+        use_cpu=not device.startswith("cuda"),
         gradient_checkpointing=checkpointing,
-        completion_only_loss=True,
         report_to=["tensorboard"],
         dataloader_num_workers=0,
         disable_tqdm=False,
+    )
+
+
+def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str, out: Path):
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    from rlhf.adapters import uses_gradient_checkpointing
+
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = device.startswith("cuda")
+    checkpointing = checkpointing and uses_gradient_checkpointing(config)
+    args = TRLSFTConfig(
+        **trl_training_arguments(config, out, device, eval_ds, checkpointing),
+        learning_rate=config.resolved_learning_rate(),
+        warmup_steps=config.warmup_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        completion_only_loss=True,
         # FSDP2 through accelerate's plugin: each decoder layer (the model's _no_split_modules) sharded.
         fsdp=True if config.fsdp else None,
         fsdp_config={"version": 2, "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": True}

@@ -23,6 +23,18 @@ def token_reward(prompts, completions):
     return [float(c.split().count(CHOSEN)) for c in completions]
 
 
+def length_reward(prompts, completions):
+    """Varied, deterministic scores for a random tiny model (which never says a chosen word): 1 per 20 characters."""
+    return [len(c) / 20.0 for c in completions]
+
+
+def learning_curve(history: list[dict], window: int = 5) -> tuple[float, float, list[float]]:
+    """Of a PPO run's per-step metrics: the mean score of its first and of its last `window` steps, and
+    the KL to the reference of its last `window` steps (what "it learned, with bounded KL" checks)."""
+    scores = [h["reward/score"] for h in history]
+    return sum(scores[:window]) / window, sum(scores[-window:]) / window, [h["kl/mean"] for h in history[-window:]]
+
+
 def make_tiny_sft(tokenizer, steps: int = 60, seed: int = 0, hidden_size: int = 64):
     """A tiny Llama trained for `steps` Adam steps on chat rows whose answers are 6-10 random WORDS."""
     import torch

@@ -10,15 +10,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ppo_tiny import PROMPTS, token_reward  # noqa: E402
+from ppo_tiny import PROMPTS, learning_curve, length_reward, token_reward  # noqa: E402
 
 from rlhf.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
 ESTIMATORS = ["grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"]
-
-
-def length_reward(prompts, completions):
-    return [len(c) / 20.0 for c in completions]
 
 
 def tiny_config(tmp_path, policy, **overrides):
@@ -161,8 +157,6 @@ def test_group_prefill_samples_what_separate_prompts_sample(tiny_model_dir):
 # --- learning -------------------------------------------------------------------------------------------
 
 
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_each_estimator_learns_the_marker_word_with_bounded_kl(tiny_sft_dir, tmp_path, estimator):
@@ -171,9 +165,7 @@ def test_each_estimator_learns_the_marker_word_with_bounded_kl(tiny_sft_dir, tmp
     config = tiny_config(tmp_path, tiny_sft_dir, advantage_estimator=estimator, steps=25, max_new_tokens=12,
                          ppo_epochs=2, kl_coef=0.1)
     history = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS).train()
-    scores = [h["reward/score"] for h in history]
-    kls = [h["kl/mean"] for h in history]
-    first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
+    first, last, kls = learning_curve(history)
     assert last > first + 1.0, f"{estimator}: the chosen word was not learned: first 5 steps {first:.2f}, last 5 {last:.2f}"
-    assert max(kls[-5:]) < 25.0, f"{estimator}: KL ran away: {kls[-5:]}"
+    assert max(kls) < 25.0, f"{estimator}: KL ran away: {kls}"
     assert all(math.isfinite(h["ppo/policy_loss"]) for h in history)

@@ -10,14 +10,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ppo_tiny import CHOSEN, PROMPTS, token_reward  # noqa: E402
+from ppo_tiny import CHOSEN, PROMPTS, learning_curve, length_reward, token_reward  # noqa: E402
 
 from rlhf.ppo import NonFiniteError, PPOConfig, PPOTrainer, ReferenceMismatchError  # noqa: E402
-
-
-def length_reward(prompts, completions):
-    """Varied, deterministic scores for a random tiny model (which never says a chosen word)."""
-    return [len(c) / 20.0 for c in completions]
 
 
 def tiny_config(tmp_path, policy, **overrides):
@@ -34,8 +29,6 @@ def trainable(trainer):
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-
-
 # --- learning -------------------------------------------------------------------------------------
 
 
@@ -44,11 +37,9 @@ def test_learns_chosen_token_reward_with_bounded_kl(tiny_sft_dir, tmp_path):
     the KL to the SFT reference stays below 25 nats per completion."""
     config = tiny_config(tmp_path, tiny_sft_dir, steps=25, batch_size=8, max_new_tokens=12, kl_coef=0.1)
     history = PPOTrainer(config, reward_fn=token_reward, prompts=PROMPTS).train()
-    scores = [h["reward/score"] for h in history]
-    kls = [h["kl/mean"] for h in history]
-    first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
+    first, last, kls = learning_curve(history)
     assert last > first + 1.5, f"the chosen word was not learned: first 5 steps {first:.2f}, last 5 {last:.2f}"
-    assert max(kls[-5:]) < 25.0, f"KL ran away: {kls[-5:]}"
+    assert max(kls) < 25.0, f"KL ran away: {kls}"
     assert all(math.isfinite(h["ppo/value_loss"]) and math.isfinite(h["ppo/policy_loss"]) for h in history)
     assert history[-1]["ppo/policy_updated"] == 1.0 and CHOSEN == "happy"
 
@@ -346,6 +337,33 @@ def test_shared_prefix_and_merged_lora_change_nothing(tiny_model_dir):
     now = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in policy.named_parameters()
            if "lora_" not in n}
     assert all(torch.equal(now[n], base[n]) for n in base)
+
+
+def test_step_by_step_logprobs_equal_transformers_output_logits(tiny_model_dir):
+    """SampledLogprobs (one step's log-softmax alive at a time) gives the log-probs that
+    transformers' output_logits (every step's raw logits kept) give, for the same samples, with
+    top-p on: the processor must see the raw logits, before temperature and top-p."""
+    import copy
+
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
+    from rlhf.ppo.core import logprobs_from_logits
+    from rlhf.ppo.rollout import encode_queries, generate, generation_config
+
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    model = load_causal_lm(str(tiny_model_dir), device="cpu").eval()
+    ids, mask, _ = encode_queries(tok, [[{"role": "user", "content": p}] for p in PROMPTS[:3]], "cpu")
+    config = generation_config(10, 0.7, 0.9, tok.pad_token_id, [tok.eos_token_id])
+    torch.manual_seed(0)
+    response_ids, logprobs, _ = generate(model, ids, mask, config, 0.7)
+    with_logits = copy.deepcopy(config)
+    with_logits.output_logits, with_logits.return_dict_in_generate = True, True
+    torch.manual_seed(0)
+    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=with_logits)
+    assert torch.equal(out.sequences[:, ids.shape[1]:], response_ids)
+    expected = logprobs_from_logits(torch.stack(out.logits, dim=1), response_ids, 0.7)
+    assert logprobs.shape == response_ids.shape
+    assert torch.allclose(logprobs, expected, atol=1e-6)
 
 
 def test_reward_scores_match_the_reward_model(tiny_reward_dir):

@@ -451,6 +451,12 @@ def test_users_file_csv_and_jsonl(make, tmp_path):
     with pytest.raises(DataError, match=r"users.jsonl, row 2, field 'password'"):
         store.load_users_file(jsonl)
     assert store.get_user("carol") is None  # a bad file adds nobody
+    jsonl.write_text('{"name": "erin", "password": "x1"}\n{"name": "frank", "password"\n')
+    with pytest.raises(DataError, match=r"users.jsonl, row 2: not valid JSON"):
+        store.load_users_file(jsonl)
+    jsonl.write_text('{"name": "erin", "password": "x1"}\n["frank", "x2"]\n')
+    with pytest.raises(DataError, match=r"users.jsonl, row 2: each line must be a JSON object"):
+        store.load_users_file(jsonl)
 
 
 # --- group commit ----------------------------------------------------------------------------
@@ -597,9 +603,15 @@ def _raw_writer_killed_before_commit(path, ready_fd):
     time.sleep(60)
 
 
-def _kill_when_ready(target, args_head):
+def _store_killed_mid_write(tmp_path, target) -> str:
+    """A store of two items, then `target(path, ready_fd)` in a forked process, SIGKILLed as soon as
+    it signals that it is inside its write; the store's path."""
+    path = str(tmp_path / "kill.db")
+    store = LabelStore(path)
+    store.add_items(candidates(2))
+    store.close()
     read_fd, write_fd = os.pipe()
-    proc = multiprocessing.get_context("fork").Process(target=target, args=(*args_head, write_fd))
+    proc = multiprocessing.get_context("fork").Process(target=target, args=(path, write_fd))
     proc.start()
     assert os.read(read_fd, 1) == b"1"
     os.kill(proc.pid, signal.SIGKILL)
@@ -607,14 +619,11 @@ def _kill_when_ready(target, args_head):
     os.close(read_fd)
     os.close(write_fd)
     assert proc.exitcode == -signal.SIGKILL
+    return path
 
 
 def test_process_killed_inside_begin_immediate_leaves_no_trace(tmp_path):
-    path = str(tmp_path / "kill.db")
-    store = LabelStore(path)
-    store.add_items(candidates(2))
-    store.close()
-    _kill_when_ready(_raw_writer_killed_before_commit, (path,))
+    path = _store_killed_mid_write(tmp_path, _raw_writer_killed_before_commit)
     assert os.path.getsize(path + "-wal") > 4_000_000  # the dead transaction's pages did reach the WAL
     store = LabelStore(path)  # opens fine, and the dead process's lock is gone
     try:
@@ -661,11 +670,7 @@ def _submit_killed_before_commit(path, ready_fd):
 
 
 def test_process_killed_in_submit_before_commit_loses_only_that_label(tmp_path):
-    path = str(tmp_path / "kill.db")
-    store = LabelStore(path)
-    store.add_items(candidates(2))
-    store.close()
-    _kill_when_ready(_submit_killed_before_commit, (path,))
+    path = _store_killed_mid_write(tmp_path, _submit_killed_before_commit)
     item_id, token = json.load(open(path + ".token"))
     store = LabelStore(path)
     try:

@@ -148,7 +148,9 @@ def check_finite_row(source, row_no: int, row: dict) -> dict:
     return row
 
 
-def _json_row(source, lineno: int, text: str) -> dict:
+def json_line(source, lineno: int, text: str) -> dict:
+    """One JSONL line as a dict; `DataError` naming `source` and `lineno` when it is not valid JSON
+    or not a JSON object."""
     try:
         row = json.loads(text)
     except json.JSONDecodeError as err:
@@ -172,7 +174,7 @@ def iter_rows(source: str | Path, check_finite: bool = True) -> Iterator[tuple[i
     if path.is_file() and path.suffix in (".jsonl", ".json") and _is_jsonl(path):
         for lineno, line in decode_lines(path):
             if line.strip():
-                yield lineno, finite(path, lineno, _json_row(path, lineno, line))
+                yield lineno, finite(path, lineno, json_line(path, lineno, line))
         return
     if path.is_file() and path.suffix == ".json":  # one JSON array of objects
         try:

@@ -29,14 +29,22 @@ import torch.nn.functional as F
 # --- log-probs and entropy -------------------------------------------------------------------
 
 
+ROWS_PER_CHUNK = 4  # rows of a (b, t, v) tensor handled at once where no gradient needs the whole
+
+
 def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Log-probability of each sampled token under softmax(logits / temperature).
 
     The policy, old and reference log-probs must all use the sampling temperature, or the KL
     penalty and the ratio compare two different distributions (N+ detail).
+    Without gradients (reference and old log-probs) it runs ROWS_PER_CHUNK rows at a time, so the
+    (b, t, v) log-softmax never exists whole: the same values, a fraction of the memory.
     logits (b, t, v), tokens (b, t) -> (b, t)"""
-    logp = F.log_softmax(logits.float() / temperature, dim=-1)
-    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    if logits.requires_grad and torch.is_grad_enabled():
+        logp = F.log_softmax(logits.float() / temperature, dim=-1)
+        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return torch.cat([F.log_softmax(part.float() / temperature, dim=-1).gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+                      for part, tok in zip(logits.split(ROWS_PER_CHUNK), tokens.split(ROWS_PER_CHUNK))])
 
 
 def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -51,8 +59,8 @@ def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor, temperature
     (b, t, v), (b, t) -> logprobs (b, t), entropy (b, t)"""
     logp = F.log_softmax(logits.float() / temperature, dim=-1)
     logprobs = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
-        entropy = -(logp.exp() * logp).sum(-1)
+    with torch.no_grad():  # row chunks: exp(logp) * logp would be two more (b, t, v) tensors
+        entropy = torch.cat([-(part.exp() * part).sum(-1) for part in logp.detach().split(ROWS_PER_CHUNK)])
     return logprobs, entropy
 
 

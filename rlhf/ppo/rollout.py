@@ -1,9 +1,11 @@
 """Rollouts: prompts -> completions with their log-probs (and values), cut at the first stop token,
 then scored by a reward model or any Python function.
 
-Generation uses the KV cache and returns the raw logits of every sampled step, so the log-probs of
+Generation uses the KV cache and reads the raw logits of every sampled step, so the log-probs of
 the sampled tokens come with the sample: no second "old log-prob" forward pass (they match a full
-forward within ~2e-5, docs/notes.md#generate-logprobs). With a value head on the policy, a hook on the LM head's input
+forward within ~2e-5, docs/notes.md#generate-logprobs). They are taken step by step
+(`SampledLogprobs`), so a step's (b, v) logits are dropped once read: transformers' output_logits
+would keep all t of them (b·t·v floats: 200 MB for 32 rows x 32 tokens of a 49k vocabulary). With a value head on the policy, a hook on the LM head's input
 collects the last hidden state of every step too, so the values come for free as well.
 """
 
@@ -13,10 +15,11 @@ from dataclasses import dataclass, fields
 from typing import Callable, Sequence
 
 import torch
-from transformers import GenerationConfig
+import torch.nn.functional as F
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from rlhf.generation import encode_prompt
-from rlhf.ppo.core import logprobs_from_logits, masked_fill_padding
+from rlhf.ppo.core import masked_fill_padding
 from rlhf.sequences import cat_padded, group_prompt_cache, pad_with_shared_prefix, prefix_cache
 
 # reward_fn(prompts, completions) -> (b,) scores. `prompts` are the last user messages' text, unless
@@ -102,8 +105,33 @@ def generation_config(max_new_tokens: int, temperature: float, top_p: float, pad
     default cuts to 50), no repetition penalty, whatever the model's saved generation config says."""
     return GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-        pad_token_id=pad_id, eos_token_id=list(stop_ids), output_logits=True, return_dict_in_generate=True,
+        pad_token_id=pad_id, eos_token_id=list(stop_ids),
     )
+
+
+class SampledLogprobs(LogitsProcessor):
+    """Log-prob of each sampled token under softmax(raw logits / temperature), gathered one step
+    later (when the token just sampled is the last column of `input_ids`) so only one step's
+    (b, v) log-softmax is alive at a time. Custom processors run before transformers' own
+    warpers (temperature, top-p), so `scores` here are the model's raw logits for the step.
+    After generate(), `finish(sequences)` -> (b, t) float32."""
+
+    def __init__(self, temperature: float):
+        self.temperature, self.last, self.steps = temperature, None, []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self._gather(input_ids[:, -1])
+        self.last = F.log_softmax(scores.float() / self.temperature, dim=-1)
+        return scores
+
+    def _gather(self, tokens: torch.Tensor) -> None:
+        if self.last is not None:
+            self.steps.append(self.last.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+            self.last = None
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        self._gather(sequences[:, -1])
+        return torch.stack(self.steps, dim=1)
 
 
 @torch.no_grad()
@@ -126,14 +154,15 @@ def generate(model, query_ids, query_mask, gen_config, temperature: float, value
     if value_head is not None:
         head = model.get_output_embeddings()
         hook = head.register_forward_hook(lambda mod, args, out: hidden_steps.append(args[0][:, -1]))
+    sampled = SampledLogprobs(temperature)
     try:
-        out = model.generate(input_ids=query_ids, attention_mask=query_mask, generation_config=gen_config, **extra)
+        sequences = model.generate(input_ids=query_ids, attention_mask=query_mask, generation_config=gen_config,
+                                   logits_processor=LogitsProcessorList([sampled]), **extra)
     finally:
         if hook is not None:
             hook.remove()
-    response_ids = out.sequences[:, query_ids.shape[1]:]  # (b, t)
-    logits = torch.stack(out.logits, dim=1)  # (b, t, v)
-    logprobs = logprobs_from_logits(logits, response_ids, temperature)
+    response_ids = sequences[:, query_ids.shape[1]:]  # (b, t)
+    logprobs = sampled.finish(sequences)
     values = None
     if value_head is not None:
         values = value_head(torch.stack(hidden_steps[: response_ids.shape[1]], dim=1))  # (b, t)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import re
 from pathlib import Path
@@ -45,7 +44,7 @@ def read_users_file(path: Path) -> Iterator[tuple[int, dict]]:
     validated: a bad row raises DataError naming the file, the line and the field."""
     import csv
 
-    from rlhf.data import DataError, decode_lines
+    from rlhf.data import DataError, decode_lines, json_line
 
     if not path.is_file():
         raise DataError(path, None, None, "users file not found")
@@ -57,12 +56,7 @@ def read_users_file(path: Path) -> Iterator[tuple[int, dict]]:
         if not text or text.startswith("#"):
             continue
         if as_json:
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(path, n, None, f"not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(path, n, None, "each line must be a JSON object")
+            row = json_line(path, n, text)
         else:
             parts = [p.strip() for p in next(csv.reader([text]))]
             if [p.lower() for p in parts[:2]] == ["name", "password"]:
