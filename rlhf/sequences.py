@@ -5,6 +5,8 @@ model alike.
     input_ids, attention_mask = pad([[5, 6, 7], [8]], pad_id=0, side="left")
     input_ids, attention_mask, prefix_len = pad_with_shared_prefix(rows, pad_id)
     out = forward(model, input_ids, attention_mask, prefix_len)   # outputs from prefix_len on
+    input_ids, attention_mask, prompt_len, prefix_len, sizes = pad_shared_prompts(rows, group_sizes, pad_id)
+    out = forward(model, input_ids, attention_mask, prefix_len, prompt_len=prompt_len, group_sizes=sizes)
 
 Position ids count real tokens only, as generate() makes them, so left padding, right padding and
 padding between a shared prefix and the rest of a row all compute the same thing.
@@ -44,6 +46,43 @@ def pad_with_shared_prefix(ids: list[list[int]], pad_id: int, share_prefix: bool
     rest, rest_mask = pad([x[prefix_len:] for x in ids], pad_id, side="left")
     prefix = torch.tensor(ids[0][:prefix_len], dtype=torch.long).expand(len(ids), -1)
     return torch.cat([prefix, rest], dim=1), torch.cat([torch.ones_like(prefix), rest_mask], dim=1), prefix_len
+
+
+def pad_shared_prompts(ids: list[list[int]], group_sizes: list[int], pad_id: int):
+    """Rows in groups (the K completions of a ranking, each with its whole conversation; rows of a
+    group consecutive, `group_sizes[g]` of them) -> (n, p + s) ids and mask laid out as
+    [the tokens the group's rows start with, right-padded to p][the rest of the row, right-padded].
+    Columns [0, p) are then identical within a group, and `forward(..., prompt_len=p, group_sizes=)`
+    runs them once per group; columns [0, prefix_len) are identical in every row (the chat template's
+    system prompt and turn header) and run once per batch. Each row keeps at least one token after
+    its group's part, where its score is read.
+
+    The shared part is found from the ids themselves, so prompts cut differently to fit a length
+    limit share only what is really the same; a group whose rows differ from their first token on
+    is split into groups of one (nothing shared, nothing lost). When no group of two remains, the
+    layout is plain right padding (p = 0): the same numbers, nothing run once.
+    -> input_ids (n, p + s), attention_mask (n, p + s), prompt_len p, prefix_len, group sizes used"""
+    if sum(group_sizes) != len(ids):
+        raise ValueError(f"group sizes {group_sizes} add up to {sum(group_sizes)}, not the {len(ids)} rows")
+    groups, start = [], 0
+    for k in group_sizes:
+        rows, start = ids[start:start + k], start + k
+        shares = k > 1 and min(_common_prefix(rows), min(len(r) for r in rows) - 1) > 0
+        groups += [rows] if shares or k < 2 else [[r] for r in rows]
+    shared = [min(_common_prefix(rows), min(len(r) for r in rows) - 1) for rows in groups]
+    widest = max((n for n, rows in zip(shared, groups) if len(rows) > 1), default=0)
+    shared = [min(n, widest) for n in shared]  # a group of one: as wide as the widest shared part
+    sizes = [len(rows) for rows in groups]
+    if widest == 0 or min(shared) < 1:
+        return *pad(ids, pad_id, side="right"), 0, 0, list(group_sizes)
+    heads = [rows[0][:n] for rows, n in zip(groups, shared)]
+    head_ids, head_mask = pad(heads, pad_id, side="right")  # (g, p)
+    rest_ids, rest_mask = pad([r[n:] for rows, n in zip(groups, shared) for r in rows], pad_id, side="right")
+    repeats = torch.tensor(sizes)
+    input_ids = torch.cat([head_ids.repeat_interleave(repeats, dim=0), rest_ids], dim=1)
+    attention_mask = torch.cat([head_mask.repeat_interleave(repeats, dim=0), rest_mask], dim=1)
+    prefix_len = min(_common_prefix(heads), min(shared) - 1) if len(heads) > 1 else 0
+    return input_ids, attention_mask, head_ids.shape[1], prefix_len if prefix_len >= MIN_SHARED_PREFIX else 0, sizes
 
 
 def _common_prefix(rows: list[list[int]]) -> int:
@@ -95,14 +134,34 @@ def group_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Ten
     return cache
 
 
+def shared_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int,
+                        group_sizes, prefix_len: int = 0):
+    """KV cache of the first `prompt_len` columns, computed once per group (on its first row, the
+    batch-wide `prefix_len` once for all) and gathered to every row of the group: the layout of
+    `pad_shared_prompts`. The gather is an index, so gradients flow back to the one prompt forward
+    from every completion's loss. (n, t) -> cache of (n, prompt_len) positions"""
+    sizes = torch.as_tensor(list(group_sizes), device=input_ids.device)
+    first = torch.cumsum(sizes, 0) - sizes  # (g,) first row of each group
+    cache = forward(model, input_ids[first, :prompt_len], attention_mask[first, :prompt_len], prefix_len,
+                    use_cache=True, **_one_logit(model)).past_key_values
+    cache.batch_select_indices(torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes))
+    return cache
+
+
 def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0,
-            use_cache: bool | None = None, **kwargs):
+            use_cache: bool | None = None, prompt_len: int = 0, group_sizes=None, **kwargs):
     """model(...) on (b, s) ids with position ids over real tokens, running a shared prefix once
-    when `prefix_len` > 0. The outputs cover positions from `prefix_len` on. `model` is a causal LM
-    or a bare transformer (e.g. a reward model's backbone). The cache is kept when there is a prefix
-    (or `use_cache`)."""
+    when `prefix_len` > 0, and each group's shared prompt once when `prompt_len` > 0 (the layout of
+    `pad_shared_prompts`, `group_sizes` rows per group). The outputs cover positions from
+    `prompt_len or prefix_len` on. `model` is a causal LM or a bare transformer (e.g. a reward
+    model's backbone). The cache is kept when a part ran once (or `use_cache`)."""
     positions = position_ids(attention_mask)
-    if prefix_len:
+    if prompt_len:
+        kwargs["past_key_values"] = shared_prompt_cache(model, input_ids, attention_mask, prompt_len, group_sizes,
+                                                        prefix_len)
+        input_ids, positions = input_ids[:, prompt_len:], positions[:, prompt_len:]
+        prefix_len = prompt_len  # for use_cache below
+    elif prefix_len:
         kwargs["past_key_values"] = prefix_cache(model, input_ids, prefix_len)
         input_ids, positions = input_ids[:, prefix_len:], positions[:, prefix_len:]
     return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,

@@ -7,7 +7,8 @@ reward stage). Process 0 writes each run's full trained weights to OUT/full_weig
 
 Each job: {"stage": "ppo"|"reward", "model": DIR, "out": DIR, "steps": N, "fsdp": bool, plus
 for ppo "critic", "reward_model", "save_steps", "resume", "kill_at" (SIGKILL both processes at
-that reward call, as a killed job); for reward "data", "grad_accum"; "device" (default cpu)}.
+that reward call, as a killed job); for reward "data", "grad_accum", "share_prompt" (default true);
+"device" (default cpu)}.
 Stage "sft" (CUDA only, tests/test_cuda.py) runs `rlhf sft --adapter full` on "data".
 """
 
@@ -54,7 +55,7 @@ def run_reward(job: dict) -> None:
                           max_steps=job["steps"], batch_size=2, grad_accum=job["grad_accum"], learning_rate=1e-3,
                           eval_fraction=0.0, calibration_data="train", max_length=64,
                           device=job.get("device", "cpu"),
-                          fsdp=job["fsdp"], seed=0)
+                          fsdp=job["fsdp"], share_prompt=job.get("share_prompt", True), seed=0)
     if job["fsdp"] or dist.get_rank() == 0:  # unsharded: one process, the other waits
         train_reward(config)
 

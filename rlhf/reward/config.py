@@ -73,6 +73,12 @@ class RewardConfig:
         metadata={"help": "Cap on the conversation's tokens (oldest turns, then oldest tokens go first). None = "
                   "whatever max_length leaves after the completion."},
     )
+    share_prompt: bool = field(
+        default=True,
+        metadata={"help": "Run each ranking's conversation once for its K completions (its KV cache reused, gradients "
+                  "through it) instead of once per completion: the same scores and gradients, less compute. Off "
+                  "under fsdp (plain forward)."},
+    )
     margin_from_scores: bool = field(
         default=False,
         metadata={"help": "Use score_chosen - score_rejected (UltraFeedback-binarized) as each pair's margin."},

@@ -35,7 +35,7 @@ from transformers import AutoModelForSequenceClassification
 from rlhf.adapters.blocks import find_blocks, find_final_norm
 from rlhf.adapters.sft_output import MERGEABLE, PLAIN, load_sft_output
 from rlhf.models import load_tokenizer, pick_device, pick_dtype
-from rlhf.sequences import forward, pad_with_shared_prefix
+from rlhf.sequences import forward, pad_shared_prompts, pad_with_shared_prefix
 
 CALIBRATION_FILE = "reward_calibration.json"
 REWARD_UNIT = "std units: (raw + bias) / std of the calibration completions, 0 = their mean"
@@ -81,15 +81,19 @@ def _backbone_and_head(model):
     return getattr(seq, seq.base_model_prefix), seq.score
 
 
-def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0) -> torch.Tensor:
+def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int = 0,
+                    prompt_len: int = 0, group_sizes=None) -> torch.Tensor:
     """The head's raw score at each sequence's last real token.  (n, t), (n, t) -> (n,) float32
 
-    Any padding (left, right, or after a shared prefix of `prefix_len` tokens run once). The
-    position comes from the attention mask, not from searching for the pad token as transformers'
-    own pooling does: that breaks when pad == EOS and a text ends in EOS."""
+    Any padding (left, right, or after a shared prefix of `prefix_len` tokens run once), or the
+    layout of `rlhf.sequences.pad_shared_prompts`: each ranking's conversation run once for its
+    completions (`prompt_len`, `group_sizes`), the same scores and gradients as the plain forward.
+    The position comes from the attention mask, not from searching for the pad token as
+    transformers' own pooling does: that breaks when pad == EOS and a text ends in EOS."""
     backbone, head = _backbone_and_head(model)
-    hidden = forward(backbone, input_ids, attention_mask, prefix_len).last_hidden_state  # (n, t - prefix_len, h)
-    mask = attention_mask[:, prefix_len:]
+    hidden = forward(backbone, input_ids, attention_mask, prefix_len, prompt_len=prompt_len,
+                     group_sizes=group_sizes).last_hidden_state  # (n, t - (prompt_len or prefix_len), h)
+    mask = attention_mask[:, attention_mask.shape[1] - hidden.shape[1]:]
     steps = torch.arange(mask.shape[1], device=mask.device)
     last = (steps * mask).argmax(-1)  # (n,)
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (n, h)
@@ -108,21 +112,50 @@ def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, r
 
 
 @torch.no_grad()
-def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16) -> torch.Tensor:
+def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16,
+              group_sizes: Sequence[int] | None = None) -> torch.Tensor:
     """Raw scores of many token sequences.  -> (n,) float32 on the model's device
 
     Longest first, so batches pad little; the tokens every row of a batch starts with (the chat
-    template's system prompt and turn header) run once per batch (`rlhf.sequences`)."""
+    template's system prompt and turn header) run once per batch (`rlhf.sequences`). `group_sizes`:
+    runs of consecutive rows that continue one conversation (a ranking's K completions); a group
+    stays in one batch (of about `batch_size` rows) and its conversation runs once for all its rows."""
     device = next(model.parameters()).device
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    sizes = list(group_sizes) if group_sizes is not None else [1] * len(ids)
+    if sum(sizes) != len(ids):
+        raise ValueError(f"group sizes add up to {sum(sizes)}, not the {len(ids)} sequences")
+    starts = [0] * len(sizes)
+    for g in range(1, len(sizes)):
+        starts[g] = starts[g - 1] + sizes[g - 1]
+    rows_of = [list(range(a, a + k)) for a, k in zip(starts, sizes)]
+    order = sorted(range(len(sizes)), key=lambda g: -max((len(ids[i]) for i in rows_of[g]), default=0))
     out = torch.empty(len(ids), device=device)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        input_ids, mask, prefix_len = pad_with_shared_prefix([list(ids[i]) for i in chunk], pad_id)
+    for batch in _batches(order, sizes, batch_size):
+        rows = [list(ids[i]) for g in batch for i in rows_of[g]]
+        prompt_len, kept = 0, None
+        if max(sizes[g] for g in batch) > 1:
+            input_ids, mask, prompt_len, prefix_len, kept = pad_shared_prompts(rows, [sizes[g] for g in batch], pad_id)
+        if not prompt_len:  # no group shares its conversation: the batch-wide prefix at least
+            input_ids, mask, prefix_len = pad_with_shared_prefix(rows, pad_id)
         with autocast(device):
-            scores = sequence_scores(model, input_ids.to(device), mask.to(device), prefix_len)
-        out[torch.tensor(chunk, device=device)] = scores
+            scores = sequence_scores(model, input_ids.to(device), mask.to(device), prefix_len, prompt_len=prompt_len,
+                                     group_sizes=kept)
+        out[torch.tensor([i for g in batch for i in rows_of[g]], device=device)] = scores
     return out
+
+
+def _batches(order: list[int], sizes: list[int], batch_size: int) -> list[list[int]]:
+    """Groups in `order`, packed into batches of at most `batch_size` rows (a larger group alone)."""
+    batches, rows = [], batch_size
+    for g in order:
+        if not sizes[g]:
+            continue
+        if rows + sizes[g] > batch_size:
+            batches.append([])
+            rows = 0
+        batches[-1].append(g)
+        rows += sizes[g]
+    return batches
 
 
 def autocast(device):

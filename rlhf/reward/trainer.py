@@ -51,7 +51,7 @@ from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
 from rlhf.reward.loss import center_penalty, pair_stats, ranking_index, ranking_loss
 from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
                                prepare_for_training, save_reward_model, score_ids, sequence_scores)
-from rlhf.sequences import pad
+from rlhf.sequences import pad, pad_shared_prompts
 from rlhf.stages import save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
@@ -270,13 +270,28 @@ def add_completion_lengths(tokenizer, examples: list[dict], rankings: list[Ranki
             pending = next(kept, None)
 
 
-def make_batch(examples: list[dict], pad_id: int, padding_side: str = "right"):
+def make_batch(examples: list[dict], pad_id: int, share_prompt: bool = False) -> dict:
     """All completions of the given rankings in one padded batch, plus the pair/tie index.
-    Returns input_ids (n, t), attention_mask (n, t), RankingIndex, margin (g,)."""
-    input_ids, mask = pad([x for e in examples for x in e["ids"]], pad_id, padding_side)
-    index = ranking_index([e["tiers"] for e in examples])
-    margin = torch.tensor([e["margin"] for e in examples], dtype=torch.float32)
-    return input_ids, mask, index, margin
+    `share_prompt`: the layout of `rlhf.sequences.pad_shared_prompts`, so each ranking's
+    conversation runs once for its K completions; else plain right padding.
+    Returns {input_ids (n, t), attention_mask (n, t), prompt_len, prefix_len, group_sizes (rows run
+    per shared prompt, `pad_shared_prompts`),
+    index (RankingIndex), margin (g,)}."""
+    rows, sizes = [x for e in examples for x in e["ids"]], [len(e["ids"]) for e in examples]
+    if share_prompt:
+        input_ids, mask, prompt_len, prefix_len, shared = pad_shared_prompts(rows, sizes, pad_id)
+    else:
+        (input_ids, mask), prompt_len, prefix_len, shared = pad(rows, pad_id, "right"), 0, 0, sizes
+    return {"input_ids": input_ids, "attention_mask": mask, "prompt_len": prompt_len, "prefix_len": prefix_len,
+            "group_sizes": shared, "index": ranking_index([e["tiers"] for e in examples]),
+            "margin": torch.tensor([e["margin"] for e in examples], dtype=torch.float32)}
+
+
+def batch_scores(model, batch: dict, device) -> torch.Tensor:
+    """Raw scores of a `make_batch` batch, under autocast on CUDA.  -> (n,) float32"""
+    with autocast(device):
+        return sequence_scores(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                               batch["prefix_len"], prompt_len=batch["prompt_len"], group_sizes=batch["group_sizes"])
 
 
 # --- 4. train -----------------------------------------------------------------------------------
@@ -370,10 +385,10 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
     for k in range(passes):
         chunk = chunks[k] if k < len(chunks) else group[:config.batch_size]
         weight = (len(chunk) * world / len(group) if world > 1 else 1 / len(chunks)) if k < len(chunks) else 0.0
-        input_ids, mask, index, margin = make_batch(chunk, pad_id)
-        with autocast(device):
-            scores = sequence_scores(model, input_ids.to(device), mask.to(device))  # (n,)
-        index, margin = index.to(device), margin.to(device)
+        # one forward per pass on every process under FSDP (each is a collective): no prompt pass there
+        batch = make_batch(chunk, pad_id, share_prompt=config.share_prompt and not config.fsdp)
+        scores = batch_scores(model, batch, device)  # (n,)
+        index, margin = batch["index"].to(device), batch["margin"].to(device)
         loss = ranking_loss(scores, index, margin, config.tie_loss, config.tie_strength)
         if config.center_rewards_coefficient:
             loss = loss + config.center_rewards_coefficient * center_penalty(scores, completion_groups(chunk, device),
@@ -496,7 +511,8 @@ def evaluate(model, examples: list[dict], pad_id: int, config: RewardConfig, bat
     """Pair accuracy, mean margin and ranking loss over all `examples`, and accuracy per labeler."""
     was_training = model.training
     model.eval()
-    scores = score_ids(model, [x for e in examples for x in e["ids"]], pad_id, batch_size).float()
+    scores = score_ids(model, [x for e in examples for x in e["ids"]], pad_id, batch_size,
+                       group_sizes=[len(e["ids"]) for e in examples]).float()
     model.train(was_training)
     index = ranking_index([e["tiers"] for e in examples]).to(scores.device)
     margin = torch.tensor([e["margin"] for e in examples], device=scores.device)
