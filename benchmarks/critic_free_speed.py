@@ -75,14 +75,17 @@ def run_ours(name: str, seed: int, steps: int, warmup: int) -> dict:
                        save_steps=0, progress=False, device="cpu", seed=seed)
     trainer = PPOTrainer(config, reward_fn=exclaim_reward, prompts=load_prompts())
     trainable = sum(p.numel() for p in trainer.actor_critic.parameters() if p.requires_grad)
-    times, rewards = [], []
+    times, rewards, phases = [], [], []
     for i in range(warmup + steps):
         start = time.perf_counter()
         metrics = trainer.step()
         times.append(time.perf_counter() - start)
         rewards.append(metrics["reward/score"])
+        phases.append({k[5:]: v for k, v in metrics.items() if k.startswith("time/") and k != "time/generate_share"})
         print(f"[{name} seed {seed}] step {i + 1}: {times[-1]:.1f} s, reward {rewards[-1]:.3f}", flush=True)
-    return {"step_s": times[warmup:], "rewards": rewards, "trainable_params": trainable}
+    measured = phases[warmup:]
+    phase_s = {k: round(statistics.median(p.get(k, 0.0) for p in measured), 2) for k in measured[0]} if measured else {}
+    return {"step_s": times[warmup:], "rewards": rewards, "trainable_params": trainable, "phase_s": phase_s}
 
 
 def run_trl(name: str, seed: int, steps: int, warmup: int) -> dict:
@@ -146,7 +149,8 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
                     "mean_reward": round(statistics.fmean(r["rewards"]), 3),
                     "last_reward": round(r["rewards"][-1], 3), "rewards": [round(x, 3) for x in r["rewards"]],
                     "steps_s": [round(x, 1) for x in r["step_s"]], "reused": bool(r.get("reused")),
-                    "load_average_end": r.get("load_average_end")} for s, r in seeds.items()}
+                    "load_average_end": r.get("load_average_end"), "phase_s": r.get("phase_s")}
+                for s, r in seeds.items()}
     rows = list(per_seed.values())
     return {"run": name, "s_per_step": round(statistics.median(r["s_per_step"] for r in rows), 2),
             "peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
