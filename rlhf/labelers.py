@@ -58,7 +58,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
-from rlhf.stages import save_resolved_config
+from rlhf.stages import ConfigError, save_resolved_config
 
 from rlhf.data.conversation import takes_conversations
 
@@ -73,11 +73,11 @@ def check_preference(fn, name: str) -> Preference:
     import inspect
 
     if not callable(fn):
-        raise ValueError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
+        raise ConfigError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
     try:
         inspect.signature(fn).bind("prompt", "completion")
     except TypeError as err:
-        raise ValueError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
+        raise ConfigError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
     except ValueError:  # a builtin without a signature: nothing to check here
         pass
     return fn
@@ -282,11 +282,11 @@ def get_preference(preference: Union[str, Preference]) -> Preference:
         try:
             fn = getattr(importlib.import_module(module), attr)
         except ImportError as err:
-            raise ValueError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
+            raise ConfigError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
         except AttributeError:
-            raise ValueError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
+            raise ConfigError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
         return check_preference(fn, preference)
-    raise ValueError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
+    raise ConfigError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
                      "a 'package.module:function', or register_preference(name, fn)")
 
 

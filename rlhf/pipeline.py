@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rlhf.stages import PIPELINE_ORDER as STAGES
-from rlhf.stages import config_class, pipeline_command, split_pipeline_keys
+from rlhf.stages import ConfigError, config_class, pipeline_command, split_pipeline_keys
 
 TOP_LEVEL = {"run_dir", "model", "seed", "device", "label_mode", *STAGES}
 
@@ -35,7 +35,7 @@ def stage_config_class(stage: str, label_mode: str = "simulated"):
         raise PipelineError(str(err)) from None
 
 
-class PipelineError(ValueError):
+class PipelineError(ConfigError):
     """A config problem: unknown stage, unknown field, wrong type."""
 
 
@@ -326,7 +326,7 @@ def pipeline_main(argv: list[str]) -> int:
 
     try:
         run_pipeline(args.config, {"run_dir": args.run_dir} if args.run_dir else None)
-    except (PipelineError, DataError, ModelNotFoundError) as err:
+    except (ConfigError, DataError, ModelNotFoundError) as err:
         print(f"rlhf pipeline: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteError as err:  # a stage stopped before a NaN reached its weights or output

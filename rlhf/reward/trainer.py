@@ -52,7 +52,7 @@ from rlhf.reward.loss import center_penalty, pair_stats, ranking_index, ranking_
 from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
                                prepare_for_training, save_reward_model, score_ids, sequence_scores)
 from rlhf.sequences import pad, pad_shared_prompts
-from rlhf.stages import save_resolved_config
+from rlhf.stages import ConfigError, save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
 CHECKPOINT = "checkpoint/state.pt"
@@ -487,7 +487,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     state = torch.load(path, map_location="cpu", weights_only=False)
     changed = [k for k in RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
     if changed:
-        raise ValueError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
+        raise ConfigError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
                          "(use another output_dir, or resume=False to start over)")
     if config.fsdp:  # process 0 holds the full tensors; each process loads its shards
         from rlhf import fsdp
