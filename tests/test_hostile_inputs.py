@@ -234,6 +234,7 @@ def pref_module(tmp_path, monkeypatch):
         "def one_arg(text):\n    return 1.0\n\n"
         "def good(prompt, completion):\n    return float(completion.startswith('N'))\n\n"
         "def nan(prompt, completion):\n    return float('nan')\n\n"
+        "def text(prompt, completion):\n    return '0.5'\n\n"
         "NOT_A_FUNCTION = 3\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_prefs"
@@ -268,6 +269,21 @@ def test_a_good_preference_loads_and_a_nan_score_is_refused(pref_module, tmp_pat
         SimulatedLabeler(lambda text: 0.0)
     with pytest.raises(ValueError, match="returned nan for a completion: scores must be finite"):
         SimulatedLabeler("my_prefs:nan").rank("q", ["a", "b"])
+
+
+@pytest.mark.parametrize("spec, returned", [("my_prefs:nan", "returned nan for a completion: scores must be finite"),
+                                            ("my_prefs:text", "returned '0.5' for completion 0, not a number")])
+def test_a_preference_returning_nan_or_text_is_one_line_exit_2_naming_the_candidate(pref_module, spec, returned,
+                                                                                      tmp_path, capsys):
+    candidates = tmp_path / "c.jsonl"
+    candidates.write_bytes(b"".join(lines_of("label")))
+    first_id = json.loads(candidates.read_text().splitlines()[0]).get("id", "0")
+    assert main(["simulate", "--candidates", str(candidates), "--preference", spec, "--output", str(tmp_path / "r.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"rlhf simulate: error: preference '{spec}' {returned}")
+    assert f"candidate '{first_id}', row 1 of the candidates" in err
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 # --- 7. a batch with no pairs ----------------------------------------------------------------------
