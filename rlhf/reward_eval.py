@@ -127,7 +127,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     """Score, compare, write JSON + Markdown; returns the results. Steps: 1 read the file (bad rows
     raise or are counted), 2 load the reward model, 3 score every completion once, 4 pair outcomes
     overall and per group, 5 write."""
-    from rlhf.data import DataError, load_preferences
+    from rlhf.data import DataError, load_preferences, print_skipped_rows
     from rlhf.reward.model import RewardModel
     from rlhf.stages import save_resolved_config
 
@@ -136,6 +136,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     # 1. data
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows,
                                      margin_from_scores=config.margin_from_scores)
+    print_skipped_rows("rlhf reward-eval", config.data, bad, "reward_eval.json data_loss")
     # 2-3. model and scores
     rm = RewardModel.load(config.model, device=config.device)
     max_length = config.max_length or rm.max_length

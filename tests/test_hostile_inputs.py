@@ -366,3 +366,18 @@ def test_a_nan_loss_stops_sft_and_dpo_before_anything_is_saved(stage, tmp_path, 
     assert f"rlhf {stage} step 2: the gradient of" in err and "is not finite" in err and "Traceback" not in err
     saved = [p.name for p in out.rglob("*.safetensors")] if out.exists() else []
     assert saved == [] and not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("stage", ["dpo", "reward", "reward-eval"])
+def test_skip_bad_rows_prints_the_count_on_the_console(stage, tmp_path, capsys):
+    """Every stage with --skip_bad_rows says on the console how many rows it left out (the data is
+    read before any model loads, so a missing model stops the run right after that line)."""
+    rows = [{"prompt": f"Q{i}?", "completions": [f"Yes {i}.", f"No {i}."], "ranking": [[0], [1]]} for i in range(4)]
+    rows.insert(1, {"prompt": "p", "completions": ["a", "b"], "ranking": [[0], [7]]})
+    data = tmp_path / "rankings.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = ["--output_dir" if stage != "reward-eval" else "--output", str(tmp_path / "out")]
+    model = ["--policy" if stage == "dpo" else "--model", str(tmp_path / "no-model")]
+    assert main([stage, "--data", str(data), *model, "--skip_bad_rows", "true", *out]) == 2  # no model there
+    console = capsys.readouterr().out
+    assert f"[rlhf {stage}] skipped 1 bad row of {data} (see " in console and "row 2" in console, console

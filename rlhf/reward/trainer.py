@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from rlhf.adapters import load_trainable_state, trainable_state
-from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
+from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences, print_skipped_rows
 from rlhf.data.conversation import normalize_prompt
 from rlhf.finite import check_finite_step, check_finite_weights
 from rlhf.models import count_parameters, load_tokenizer, pick_device
@@ -182,6 +182,7 @@ def _read_data(config: RewardConfig):
         raise DataError("--data", None, "data", "no rankings given: pass --data FILE (rankings JSONL or pairs)")
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows,
                                      margin_from_scores=config.margin_from_scores)
+    print_skipped_rows("rlhf reward", config.data, bad, "metrics.json skipped_bad_rows")
     if config.merge_labelers:
         rankings = merge_labelers(rankings)
     train_set, eval_set = split_by_prompt(rankings, config.eval_fraction, config.seed)
