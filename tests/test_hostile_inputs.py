@@ -381,3 +381,21 @@ def test_skip_bad_rows_prints_the_count_on_the_console(stage, tmp_path, capsys):
     assert main([stage, "--data", str(data), *model, "--skip_bad_rows", "true", *out]) == 2  # no model there
     console = capsys.readouterr().out
     assert f"[rlhf {stage}] skipped 1 bad row of {data} (see " in console and "row 2" in console, console
+
+
+@pytest.mark.parametrize("stage, flag, out_flag", [
+    ("eval", "--prompts", "--output"), ("sample", "--prompts", "--output"), ("ppo", "--prompts", "--output_dir"),
+    ("simulate", "--candidates", "--output"), ("reward", "--data", "--output_dir"), ("dpo", "--data", "--output_dir"),
+    ("reward-eval", "--data", "--output"), ("sft", "--data", "--output_dir")])
+def test_a_refused_input_file_leaves_no_output_behind(stage, flag, out_flag, tmp_path, tiny_model_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"nope": 1}\n')
+    out = tmp_path / "x4" / ("out.jsonl" if out_flag == "--output" and stage in ("sample", "simulate") else "")
+    models = {"eval": ["--policy_a", str(tiny_model_dir), "--policy_b", str(tiny_model_dir)],
+              "sample": ["--model", str(tiny_model_dir)], "sft": ["--model", str(tiny_model_dir)],
+              "ppo": ["--policy", str(tiny_model_dir), "--reward_model", str(tiny_model_dir)],
+              "reward": ["--model", str(tiny_model_dir)], "dpo": ["--policy", str(tiny_model_dir)],
+              "reward-eval": ["--model", str(tiny_model_dir)], "simulate": []}[stage]
+    assert main([stage, flag, str(bad), out_flag, str(out), *models]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not (tmp_path / "x4").exists(), sorted(p.name for p in (tmp_path / "x4").rglob("*"))

@@ -65,7 +65,6 @@ RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers
 def train_reward(config: RewardConfig) -> dict:
     """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
     device = pick_device(config.device)
     rank, world = _join_processes(config, device)
@@ -75,6 +74,7 @@ def train_reward(config: RewardConfig) -> dict:
     # 1. data
     train_set, eval_set, all_rankings, bad = _read_data(config)
     resolved = dataclasses.replace(config, learning_rate=lr, batch_size=config.batch_size or auto_batch_size(train_set))
+    out.mkdir(parents=True, exist_ok=True)  # only now: refused data leaves no output folder behind
     if main:
         save_resolved_config("reward", resolved, out)
     # 2. model
