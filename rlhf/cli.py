@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from rlhf.stages import COMMANDS
+from rlhf.stages import COMMANDS, ConfigError
 
 USAGE = """usage: rlhf COMMAND [options]     (rlhf COMMAND --help lists every option)
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(config)
-    except (DataError, ModelNotFoundError) as err:
+    except (ConfigError, DataError, ModelNotFoundError) as err:
         print(f"rlhf {name}: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteError as err:  # the run stopped before a NaN reached the weights or the output

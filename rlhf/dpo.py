@@ -101,12 +101,13 @@ def load_pairs(config: DPOStageConfig):
     """(train Dataset, eval Dataset or None, counts) from `config.data`; DataError on bad rows."""
     import datasets
 
-    from rlhf.data import DataError, load_preferences
+    from rlhf.data import DataError, load_preferences, print_skipped_rows
     from rlhf.reward.data import split_by_prompt
 
     if not config.data:
         raise DataError("--data", None, None, "no rankings given: pass --data rankings.jsonl (the labeling app's export) or TRL pairs")
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows)
+    print_skipped_rows("rlhf dpo", config.data, bad, "metrics.json bad_rows")
     train, held_out = split_by_prompt(rankings, config.eval_fraction, config.seed)
     train_rows, eval_rows = ranking_to_pairs(train), ranking_to_pairs(held_out)
     if not train_rows:

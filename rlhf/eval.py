@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
-from rlhf.stages import save_resolved_config
+from rlhf.stages import ConfigError, save_resolved_config
 
 Judge = Callable[[str, str, str], float]
 
@@ -207,13 +207,14 @@ def run_eval(config: EvalConfig) -> dict:
     # 1. Inputs, checked before any model loads.
     config = replace(config, prompts=resolve_prompts(config.prompts, "prompts_heldout"))
     if (config.judge == "reward" or config.best_of_n) and not config.reward_model:
-        raise ValueError("--judge reward and --best_of_n need --reward_model")
-    out = Path(config.output)
+        raise ConfigError("--judge reward and --best_of_n need --reward_model")
+    from_app = config.judge == "app" and config.app_rankings
+    prompts = None if from_app else load_prompts(config.prompts, limit=config.limit)
+    out = Path(config.output)  # written only once the inputs are read: a refused file leaves nothing
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config("eval", config, out)
-    if config.judge == "app" and config.app_rankings:
+    if from_app:
         return app_results(config, out)
-    prompts = load_prompts(config.prompts, limit=config.limit)
     texts = [p.conversation for p in prompts]  # the whole context: what the judge and reward model see
 
     # 2. Answers: A with `seed`, B with `seed + 1` (so A vs itself is a fair coin, not all ties).

@@ -43,7 +43,9 @@ def world_size() -> int:
 def check_layout(train: str, flag: str) -> None:
     """Raise ValueError naming the supported layouts unless `train` is "full"."""
     if train != "full":
-        raise ValueError(f"--fsdp with {flag} {train}: {SUPPORTED}")
+        from rlhf.stages import ConfigError
+
+        raise ConfigError(f"--fsdp with {flag} {train}: {SUPPORTED}")
 
 
 def init_process_group(device: str) -> None:

@@ -58,7 +58,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
-from rlhf.stages import save_resolved_config
+from rlhf.stages import ConfigError, save_resolved_config
 
 from rlhf.data.conversation import takes_conversations
 
@@ -73,11 +73,11 @@ def check_preference(fn, name: str) -> Preference:
     import inspect
 
     if not callable(fn):
-        raise ValueError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
+        raise ConfigError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
     try:
         inspect.signature(fn).bind("prompt", "completion")
     except TypeError as err:
-        raise ValueError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
+        raise ConfigError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
     except ValueError:  # a builtin without a signature: nothing to check here
         pass
     return fn
@@ -282,11 +282,11 @@ def get_preference(preference: Union[str, Preference]) -> Preference:
         try:
             fn = getattr(importlib.import_module(module), attr)
         except ImportError as err:
-            raise ValueError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
+            raise ConfigError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
         except AttributeError:
-            raise ValueError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
+            raise ConfigError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
         return check_preference(fn, preference)
-    raise ValueError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
+    raise ConfigError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
                      "a 'package.module:function', or register_preference(name, fn)")
 
 
@@ -364,22 +364,25 @@ class SimulatedLabeler:
     def scores(self, prompt, completions: list[str]) -> list[float]:
         """One score per completion. `prompt` is a conversation (str or messages); a preference gets
         the last user message's text unless it declares it takes conversations
-        (rlhf.data.conversation.wants_conversations). ValueError when a score is not a finite number."""
+        (rlhf.data.conversation.wants_conversations). ConfigError (a ValueError) when a score is not a
+        finite number: the preference is at fault, not the data."""
         from rlhf.data.conversation import prompts_for
 
         (seen,) = prompts_for(self.score_fn, [prompt])
         out = []
-        for c in completions:
+        for k, c in enumerate(completions):
             score = self.score_fn(seen, c)
             try:
+                if isinstance(score, (str, bytes)):  # float("1.5") would pass a string through
+                    raise TypeError
                 value = float(score)
             except (TypeError, ValueError):
-                raise ValueError(f"preference {self.preference!r} returned {score!r}, not a number: it must be "
-                                 f"{SIGNATURE}") from None
+                raise ConfigError(f"preference {self.preference!r} returned {score!r} for completion {k}, not a number: "
+                                  f"it must be {SIGNATURE}") from None
             if not math.isfinite(value):
                 # a NaN score would sort at random and make the tiers meaningless
-                raise ValueError(f"preference {self.preference!r} returned {value} for a completion: scores must "
-                                 "be finite")
+                raise ConfigError(f"preference {self.preference!r} returned {value} for a completion: scores must "
+                                  f"be finite (completion {k})")
             out.append(value)
         return out
 
@@ -433,11 +436,21 @@ def simulate(candidates: list[dict], labelers: list[SimulatedLabeler], labels_pe
             conversation = normalize_prompt(item.get("messages") or item["prompt"])
             out.append({
                 "prompt": conversation, "completions": list(item["completions"]),
-                "ranking": labeler.rank(conversation, item["completions"]), "labeler": labeler.name,
+                "ranking": _rank_naming_item(labeler, conversation, item["completions"], str(item.get("id", n)), n + 1),
+                "labeler": labeler.name,
                 "flags": [], "seconds": simulated_seconds(item["completions"]),
                 "item_id": str(item.get("id", n)), "guideline_version": GUIDELINE_VERSION,
             })
     return out
+
+
+def _rank_naming_item(labeler, conversation, completions: list[str], item_id: str, row: int | None = None):
+    """`labeler.rank`, with the candidate's id and row added to a preference's bad-score error."""
+    try:
+        return labeler.rank(conversation, completions)
+    except ConfigError as err:
+        where = f"candidate {item_id!r}" + (f", row {row} of the candidates" if row is not None else "")
+        raise ConfigError(f"{err} ({where})") from None
 
 
 def simulate_into_store(store, labelers: list[SimulatedLabeler]) -> int:
@@ -457,7 +470,7 @@ def simulate_into_store(store, labelers: list[SimulatedLabeler]) -> int:
             elif any(not c.strip() for c in item.completions):
                 store.skip(labeler.name, item.item_id, item.token, "empty completion")
             else:
-                tiers = labeler.rank(item.conversation, item.completions)
+                tiers = _rank_naming_item(labeler, item.conversation, item.completions, item.item_id)
                 store.submit(labeler.name, item.item_id, item.token, ranks_from_tiers(tiers, len(item.completions)))
                 submitted += 1
     return submitted

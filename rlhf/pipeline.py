@@ -6,7 +6,9 @@ as its CLI flags). The pipeline fills in the paths that chain the stages:
     sft ──► sample ──► label (simulated | app) ──► reward ──► ppo ──► [dpo] ──► eval ──► report.md
 
 A stage whose folder holds `DONE.json` is skipped on a re-run, so a stopped pipeline resumes where
-it stopped. The run folder gets a copy of the config and `pipeline.log`.
+it stopped. DONE.json records the settings the stage ran with; a re-run whose config changed them
+stops before any stage runs (delete that stage's folder and the later ones, or use a new run_dir).
+The run folder gets a copy of the config (once that check passed) and `pipeline.log`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rlhf.stages import PIPELINE_ORDER as STAGES
-from rlhf.stages import config_class, pipeline_command, split_pipeline_keys
+from rlhf.stages import ConfigError, config_class, pipeline_command, split_pipeline_keys
 
 TOP_LEVEL = {"run_dir", "model", "seed", "device", "label_mode", *STAGES}
 
@@ -33,7 +35,7 @@ def stage_config_class(stage: str, label_mode: str = "simulated"):
         raise PipelineError(str(err)) from None
 
 
-class PipelineError(ValueError):
+class PipelineError(ConfigError):
     """A config problem: unknown stage, unknown field, wrong type."""
 
 
@@ -98,8 +100,7 @@ class Pipeline:
         self.config = config
         self.run = Path(config.get("run_dir") or "runs/pipeline")
         self.run.mkdir(parents=True, exist_ok=True)
-        if config_path is not None:
-            shutil.copy(config_path, self.run / "pipeline.yaml")
+        self.config_path = config_path  # copied into the run folder by run_all, after check_done passed
         self.log_path = self.run / "pipeline.log"
 
     def section(self, stage: str) -> dict[str, Any]:
@@ -231,12 +232,52 @@ class Pipeline:
             if unknown:
                 raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; its fields are: {sorted(names)}")
 
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        """What decides a stage's output besides earlier stages' folders: its YAML section (pipeline
+        keys included), seed and device, the base model for sft, the label mode for label. As JSON
+        values, so it compares equal to the copy DONE.json holds."""
+        values = {**dict(self.config.get(stage) or {}), **self.common()}
+        if stage == "sft":
+            values["model"] = self.config.get("model")
+        if stage == "label":
+            values["label_mode"] = self.config.get("label_mode", "simulated")
+        return json.loads(json.dumps(values, sort_keys=True, default=str))
+
+    def check_done(self, stage: str, out: Path | None = None) -> bool:
+        """True when `out` (default run_dir/STAGE) holds DONE.json from a run with this config's
+        settings for the stage; False when it holds none. Raises PipelineError naming the changed keys
+        (old -> new) when the settings differ: its outputs were made under the old ones, and so were
+        the later stages' built on them. A DONE.json without settings (older runs) counts as done."""
+        out = out or self.run / stage
+        try:
+            done = json.loads((out / "DONE.json").read_text())
+        except FileNotFoundError:
+            return False
+        except ValueError:
+            raise PipelineError(f"{out / 'DONE.json'}: not valid JSON; delete {out} to run stage '{stage}' again") from None
+        if "settings" not in done:
+            return True
+        old, new = done["settings"], self.stage_settings(stage)
+        if old != new:
+            unset = "(unset)"
+            changes = ", ".join(f"{k}: {old.get(k, unset)!r} -> {new.get(k, unset)!r}"
+                                for k in sorted(set(old) | set(new)) if old.get(k, unset) != new.get(k, unset))
+            raise PipelineError(f"stage '{stage}' in {out} was done with other settings ({changes}); its outputs and "
+                                f"those of the stages after it are stale: delete {out} and the later stages' "
+                                f"folders, or use a new run_dir")
+        return True
+
     def run_stage(self, stage: str, out: Path | None = None) -> float | None:
         """Run one stage into `out` (default run_dir/STAGE) unless its DONE.json exists; then write
-        DONE.json. Returns the seconds it took, or None when it was done already."""
+        DONE.json with the stage's settings. Returns the seconds it took, or None when it was done
+        already. Raises PipelineError when it was done with other settings (`check_done`)."""
         out = out or self.run / stage
-        if (out / "DONE.json").exists():
-            self.log(f"{stage}: done in an earlier run, skipped")
+        if self.check_done(stage, out):
+            if "settings" in json.loads((out / "DONE.json").read_text()):
+                self.log(f"{stage}: done in an earlier run, skipped")
+            else:
+                self.log(f"{stage}: done in an earlier run, skipped (its DONE.json records no settings, "
+                         f"so a change to the config could not be compared)")
             return None
         self.log(f"{stage}: started")
         t0 = time.time()
@@ -244,16 +285,21 @@ class Pipeline:
         step: Callable[[Path], Any] = getattr(self, f"stage_{stage}")
         step(out)
         seconds = round(time.time() - t0, 1)
-        (out / "DONE.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+        done = {"stage": stage, "seconds": seconds, "settings": self.stage_settings(stage)}
+        (out / "DONE.json").write_text(json.dumps(done, indent=2))
         self.log(f"{stage}: finished in {seconds} s")
         return seconds
 
     def run_all(self) -> Path:
         started = time.time()
         self.validate()
-        for stage in STAGES:
-            if self.enabled(stage):
-                self.run_stage(stage)
+        stages = [stage for stage in STAGES if self.enabled(stage)]
+        for stage in stages:  # in order: the earliest changed stage is the one named
+            self.check_done(stage)
+        if self.config_path is not None and Path(self.config_path).resolve() != (self.run / "pipeline.yaml").resolve():
+            shutil.copy(self.config_path, self.run / "pipeline.yaml")
+        for stage in stages:
+            self.run_stage(stage)
         from rlhf.report import write_report
 
         report = write_report(self.run)
@@ -280,7 +326,7 @@ def pipeline_main(argv: list[str]) -> int:
 
     try:
         run_pipeline(args.config, {"run_dir": args.run_dir} if args.run_dir else None)
-    except (PipelineError, DataError, ModelNotFoundError) as err:
+    except (ConfigError, DataError, ModelNotFoundError) as err:
         print(f"rlhf pipeline: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteError as err:  # a stage stopped before a NaN reached its weights or output

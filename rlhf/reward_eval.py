@@ -77,6 +77,18 @@ def group_value(r, column: str) -> str:
     return "?" if value is None else str(value)
 
 
+def rows_without(rankings, column: str, source: str) -> int:
+    """How many rankings lack `column` (they form the group "?"). Raises DataError when none has it:
+    a misspelt --group_by would otherwise put every pair in "?", naming the fields the rows do have."""
+    from rlhf.data import DataError
+
+    missing = sum(group_value(r, column) == "?" for r in rankings)
+    if missing == len(rankings):
+        fields = sorted({k for r in rankings for k in r.meta} | ({"labeler"} if any(r.labeler for r in rankings) else set()))
+        raise DataError(source, None, column, f"--group_by names a field no row has; the rows have: {fields or 'none'}")
+    return missing
+
+
 def length_bias(tokenizer, rankings, scores, left_out=()) -> dict | None:
     """Length-bias figures (rlhf.reward.bias.length_bias: how often the model prefers the longer
     answer beside how often the labels do, accuracy within length-matched pairs, correlation of score
@@ -127,7 +139,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     """Score, compare, write JSON + Markdown; returns the results. Steps: 1 read the file (bad rows
     raise or are counted), 2 load the reward model, 3 score every completion once, 4 pair outcomes
     overall and per group, 5 write."""
-    from rlhf.data import DataError, load_preferences
+    from rlhf.data import DataError, load_preferences, print_skipped_rows
     from rlhf.reward.model import RewardModel
     from rlhf.stages import save_resolved_config
 
@@ -136,6 +148,8 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     # 1. data
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows,
                                      margin_from_scores=config.margin_from_scores)
+    print_skipped_rows("rlhf reward-eval", config.data, bad, "reward_eval.json data_loss")
+    without_group = rows_without(rankings, config.group_by, config.data) if config.group_by else 0
     # 2-3. model and scores
     rm = RewardModel.load(config.model, device=config.device)
     max_length = config.max_length or rm.max_length
@@ -154,6 +168,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
         for p in pairs:
             groups.setdefault(group_value(rankings[p["ranking"]], config.group_by), []).append(p)
         results["group_by"] = config.group_by
+        results["group_by_missing_rankings"] = without_group  # their pairs are in the group "?"
         results["by_group"] = {k: summarize_pairs(v, config.bootstrap, config.seed) for k, v in sorted(groups.items())}
     # 5. write
     out = Path(config.output)
@@ -212,3 +227,6 @@ def _print(results: dict, loss: dict, out: Path) -> None:
         print(f"[rlhf reward-eval] length bias: {format_length_bias(results['length_bias'])}")
     for name, g in (results.get("by_group") or {}).items():
         print(f"[rlhf reward-eval]   {results['group_by']}={name}: accuracy {_fmt(g['accuracy'])} over {g['pairs']} pairs")
+    if results.get("group_by_missing_rankings"):
+        print(f"[rlhf reward-eval]   {results['group_by_missing_rankings']} rankings have no '{results['group_by']}': "
+              f"their pairs are in {results['group_by']}=?")

@@ -81,6 +81,10 @@ def run_sft(config: SFTConfig) -> Path:
     device = pick_device(config.device)
     if config.fsdp:
         _check_fsdp(config, device)
+    if config.adapter == "qlora":  # before the data is read: a missing GPU fails in a second
+        from rlhf.adapters.peft_methods import check_qlora_supported
+
+        check_qlora_supported()
     tokenizer = load_tokenizer(config.model)
 
     # 1. Validate every row before any model is loaded: a bad row 290 fails in a second, not an hour in.
@@ -151,10 +155,11 @@ def run_sft(config: SFTConfig) -> Path:
 
 def _check_fsdp(config: SFTConfig, device: str) -> None:
     from rlhf.fsdp import check_layout
+    from rlhf.stages import ConfigError
 
     check_layout(config.adapter, "--adapter")
     if not device.startswith("cuda"):
-        raise ValueError("--fsdp for SFT needs CUDA: TRL's SFTTrainer shards through accelerate, and accelerate 1.15 "
+        raise ConfigError("--fsdp for SFT needs CUDA: TRL's SFTTrainer shards through accelerate, and accelerate 1.15 "
                          "turns FSDP on only for GPU process groups (on CPU it would silently run DDP). On CPU, run "
                          "SFT without --fsdp (data parallel under torchrun); PPO and the reward stage shard on CPU too")
 

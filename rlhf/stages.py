@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work, found by stage code after the flags were parsed (QLoRA without a
+    GPU, --fsdp with an adapter, a preference that cannot be imported, a resume from another run's
+    checkpoint). The CLI prints it as one line and exits 2, as for a bad flag; errors in the data
+    are `rlhf.data.DataError`, failures while running (non-finite numbers, out of memory) exit 1."""
+
+
 class Stage(NamedTuple):
     """One CLI command. `config` is the dataclass's name in `module`, or None when `run` takes argv
     itself (commands with their own sub-commands). `exports` are the names `import rlhf` offers.

@@ -23,6 +23,7 @@ from rlhf.adapters import (  # noqa: E402
     uses_gradient_checkpointing,
 )
 from rlhf.models import count_parameters, tiny_causal_lm, tiny_tokenizer  # noqa: E402
+from rlhf.stages import ConfigError  # noqa: E402
 
 # (case id, AdapterConfig overrides, learning rate): every adapter but qlora (CUDA only), plus the
 # variants whose code paths differ (bottleneck beside attention, partial with an untied head).
@@ -243,9 +244,9 @@ def test_qlora_needs_cuda_and_bitsandbytes(tokenizer):
             apply_adapter(tiny_base(tokenizer), config)
         return
     message = "QLoRA needs a CUDA GPU and bitsandbytes: pip install bitsandbytes"
-    with pytest.raises(RuntimeError, match=message + r" \(missing here: .*a CUDA device\)"):
+    with pytest.raises(ConfigError, match=message + r" \(missing here: .*a CUDA device\)"):
         apply_adapter(tiny_base(tokenizer), config)
-    with pytest.raises(RuntimeError, match=message):
+    with pytest.raises(ConfigError, match=message):
         load_base_for_adapter(None, config)
 
 

@@ -420,3 +420,28 @@ def test_store_takes_a_conversation_prompt_and_exports_it_whole(tmp_path):
         store.submit("ann", item.item_id, item.token, [1, 2] if item.completions[0] == "Zorblax!" else [2, 1])
         (row,) = store.rankings()
     assert row["prompt"] == pirate("Zorblax") and row["ranking"] == [[0], [1]] and "messages" not in row
+
+
+def test_reward_eval_group_by_refuses_a_field_no_row_has_and_counts_rows_without_it(tmp_path, tiny_model_dir,
+                                                                                   tokenizer, capsys):
+    from rlhf.cli import main
+    from rlhf.reward.model import build_reward_model, save_reward_model
+
+    rows = [{**r, "source": "memory" if i % 2 else "tone"} for i, r in enumerate(explicit_rows())]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    # A misspelt column is refused before any model loads (there is none here), naming the fields there are.
+    assert main(["reward-eval", "--model", str(tmp_path / "no-model"), "--data", str(path), "--group_by", "nosuchcol",
+                 "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "field 'nosuchcol'" in err and "'source'" in err
+    assert not (tmp_path / "x").exists()
+    # Rows without the field while others have it: kept in the group "?", and counted.
+    del rows[0]["source"]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    rm_dir = save_reward_model(build_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, seed=3), tokenizer,
+                               tmp_path / "rm", bias=0.0, std=1.0, max_length=256)
+    assert main(["reward-eval", "--model", str(rm_dir), "--data", str(path), "--group_by", "source",
+                 "--output", str(tmp_path / "y"), "--bootstrap", "20"]) == 0
+    result = json.loads((tmp_path / "y" / "reward_eval.json").read_text())
+    assert result["group_by_missing_rankings"] == 1 and result["by_group"]["?"]["pairs"] == 1
+    assert "1 rankings have no 'source'" in capsys.readouterr().out

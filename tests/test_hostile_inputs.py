@@ -234,6 +234,7 @@ def pref_module(tmp_path, monkeypatch):
         "def one_arg(text):\n    return 1.0\n\n"
         "def good(prompt, completion):\n    return float(completion.startswith('N'))\n\n"
         "def nan(prompt, completion):\n    return float('nan')\n\n"
+        "def text(prompt, completion):\n    return '0.5'\n\n"
         "NOT_A_FUNCTION = 3\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_prefs"
@@ -268,6 +269,21 @@ def test_a_good_preference_loads_and_a_nan_score_is_refused(pref_module, tmp_pat
         SimulatedLabeler(lambda text: 0.0)
     with pytest.raises(ValueError, match="returned nan for a completion: scores must be finite"):
         SimulatedLabeler("my_prefs:nan").rank("q", ["a", "b"])
+
+
+@pytest.mark.parametrize("spec, returned", [("my_prefs:nan", "returned nan for a completion: scores must be finite"),
+                                            ("my_prefs:text", "returned '0.5' for completion 0, not a number")])
+def test_a_preference_returning_nan_or_text_is_one_line_exit_2_naming_the_candidate(pref_module, spec, returned,
+                                                                                      tmp_path, capsys):
+    candidates = tmp_path / "c.jsonl"
+    candidates.write_bytes(b"".join(lines_of("label")))
+    first_id = json.loads(candidates.read_text().splitlines()[0]).get("id", "0")
+    assert main(["simulate", "--candidates", str(candidates), "--preference", spec, "--output", str(tmp_path / "r.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"rlhf simulate: error: preference '{spec}' {returned}")
+    assert f"candidate '{first_id}', row 1 of the candidates" in err
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 # --- 7. a batch with no pairs ----------------------------------------------------------------------
@@ -350,3 +366,36 @@ def test_a_nan_loss_stops_sft_and_dpo_before_anything_is_saved(stage, tmp_path, 
     assert f"rlhf {stage} step 2: the gradient of" in err and "is not finite" in err and "Traceback" not in err
     saved = [p.name for p in out.rglob("*.safetensors")] if out.exists() else []
     assert saved == [] and not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("stage", ["dpo", "reward", "reward-eval"])
+def test_skip_bad_rows_prints_the_count_on_the_console(stage, tmp_path, capsys):
+    """Every stage with --skip_bad_rows says on the console how many rows it left out (the data is
+    read before any model loads, so a missing model stops the run right after that line)."""
+    rows = [{"prompt": f"Q{i}?", "completions": [f"Yes {i}.", f"No {i}."], "ranking": [[0], [1]]} for i in range(4)]
+    rows.insert(1, {"prompt": "p", "completions": ["a", "b"], "ranking": [[0], [7]]})
+    data = tmp_path / "rankings.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = ["--output_dir" if stage != "reward-eval" else "--output", str(tmp_path / "out")]
+    model = ["--policy" if stage == "dpo" else "--model", str(tmp_path / "no-model")]
+    assert main([stage, "--data", str(data), *model, "--skip_bad_rows", "true", *out]) == 2  # no model there
+    console = capsys.readouterr().out
+    assert f"[rlhf {stage}] skipped 1 bad row of {data} (see " in console and "row 2" in console, console
+
+
+@pytest.mark.parametrize("stage, flag, out_flag", [
+    ("eval", "--prompts", "--output"), ("sample", "--prompts", "--output"), ("ppo", "--prompts", "--output_dir"),
+    ("simulate", "--candidates", "--output"), ("reward", "--data", "--output_dir"), ("dpo", "--data", "--output_dir"),
+    ("reward-eval", "--data", "--output"), ("sft", "--data", "--output_dir")])
+def test_a_refused_input_file_leaves_no_output_behind(stage, flag, out_flag, tmp_path, tiny_model_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"nope": 1}\n')
+    out = tmp_path / "x4" / ("out.jsonl" if out_flag == "--output" and stage in ("sample", "simulate") else "")
+    models = {"eval": ["--policy_a", str(tiny_model_dir), "--policy_b", str(tiny_model_dir)],
+              "sample": ["--model", str(tiny_model_dir)], "sft": ["--model", str(tiny_model_dir)],
+              "ppo": ["--policy", str(tiny_model_dir), "--reward_model", str(tiny_model_dir)],
+              "reward": ["--model", str(tiny_model_dir)], "dpo": ["--policy", str(tiny_model_dir)],
+              "reward-eval": ["--model", str(tiny_model_dir)], "simulate": []}[stage]
+    assert main([stage, flag, str(bad), out_flag, str(out), *models]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not (tmp_path / "x4").exists(), sorted(p.name for p in (tmp_path / "x4").rglob("*"))

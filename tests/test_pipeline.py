@@ -217,3 +217,53 @@ def test_ppo_gets_the_simulated_preference_as_gold_only_when_labels_are_simulate
                      "ppo": {"steps": 1}})
     pipe.stage_ppo(tmp_path / "run" / "ppo")
     assert seen["config"].gold_preference == expected and seen["config"].steps == 1
+
+
+def _finished_run(tmp_path, config, done):
+    """A run folder whose stages all hold DONE.json as `done(pipe, stage)` writes it, and the
+    config's pipeline.yaml; no stage is run."""
+    from rlhf.pipeline import Pipeline
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    pipe = Pipeline(load_pipeline_config(path))
+    for stage in STAGES:
+        (pipe.run / stage).mkdir(parents=True, exist_ok=True)
+        (pipe.run / stage / "DONE.json").write_text(json.dumps(done(pipe, stage)))
+    (pipe.run / "pipeline.yaml").write_text(path.read_text())
+    return path, pipe.run
+
+
+def test_rerun_with_a_changed_stage_setting_stops_before_anything_runs(tmp_path, capsys):
+    from rlhf.pipeline import pipeline_main
+
+    config = tiny_config(tmp_path / "run", tmp_path / "no-model")
+    config["ppo"]["steps"] = 1
+    path, run = _finished_run(tmp_path, config, lambda pipe, stage: {"stage": stage, "seconds": 1.0,
+                                                                     "settings": pipe.stage_settings(stage)})
+    old_yaml = (run / "pipeline.yaml").read_text()
+    config["ppo"]["steps"] = 2
+    config["eval"]["limit"] = 5  # a later stage changed too: the earliest changed stage is named
+    path.write_text(yaml.safe_dump(config))
+
+    assert pipeline_main([str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "stage 'ppo'" in err and "steps: 1 -> 2" in err and "delete" in err and "new run_dir" in err
+    assert (run / "pipeline.yaml").read_text() == old_yaml  # not overwritten by the refused config
+
+    # An earlier stage's change is caught first (the later stages depend on it).
+    config["sft"]["max_steps"] = 3
+    path.write_text(yaml.safe_dump(config))
+    assert pipeline_main([str(path)]) == 2
+    assert "stage 'sft'" in (err := capsys.readouterr().err) and "max_steps: 2 -> 3" in err
+
+
+def test_done_json_without_settings_is_still_skipped_with_a_note(tmp_path):
+    from rlhf.pipeline import Pipeline
+
+    config = tiny_config(tmp_path / "run", tmp_path / "no-model")
+    path, run = _finished_run(tmp_path, config, lambda pipe, stage: {"stage": stage, "seconds": 1.0})
+    pipe = Pipeline(load_pipeline_config(path))
+    assert pipe.run_stage("ppo") is None
+    assert "could not be compared" in (run / "pipeline.log").read_text()

@@ -73,3 +73,30 @@ def test_every_command_prints_its_help(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert all(f"--{f.name}" in out for f in dataclasses.fields(config_class(command)))
+
+
+def _one_line_exit_2(argv, capsys) -> str:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_setup_mistakes_found_by_stage_code_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import torch
+
+    # QLoRA without a GPU: refused before the data is read (the data file here does not exist).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    err = _one_line_exit_2(["sft", "--adapter", "qlora", "--data", str(tmp_path / "missing.jsonl"),
+                            "--output_dir", str(tmp_path / "sft")], capsys)
+    assert err.startswith("rlhf sft: error: QLoRA needs a CUDA GPU") and "missing.jsonl" not in err
+    # --fsdp with a LoRA policy
+    err = _one_line_exit_2(["ppo", "--fsdp", "true", "--policy_train", "lora", "--reward_model", str(tmp_path / "rm"),
+                            "--output_dir", str(tmp_path / "ppo")], capsys)
+    assert err.startswith("rlhf ppo: error: --fsdp with --policy_train lora")
+    # a preference that cannot be imported
+    candidates = tmp_path / "c.jsonl"
+    candidates.write_text(json.dumps({"id": "p0", "prompt": "hi", "completions": ["a", "bb"]}) + "\n")
+    err = _one_line_exit_2(["simulate", "--preference", "no_such_module_xyz:fn", "--candidates", str(candidates),
+                            "--output", str(tmp_path / "r.jsonl")], capsys)
+    assert "cannot import 'no_such_module_xyz'" in err

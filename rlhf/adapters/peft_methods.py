@@ -26,7 +26,9 @@ def check_qlora_supported() -> None:
     if not torch.cuda.is_available():
         missing.append("a CUDA device")
     if missing:
-        raise RuntimeError(f"{QLORA_ERROR} (missing here: {' and '.join(missing)}). "
+        from rlhf.stages import ConfigError
+
+        raise ConfigError(f"{QLORA_ERROR} (missing here: {' and '.join(missing)}). "
                            "Without a GPU, use --adapter lora: the same adapter on a full-precision base.")
 
 

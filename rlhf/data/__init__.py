@@ -488,6 +488,14 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
     return out, bad
 
 
+def print_skipped_rows(prog: str, source: str | Path, bad: list[DataError], where: str) -> None:
+    """The console line for rows `--skip_bad_rows` left out (none: nothing printed): the count, the
+    file, where the count is recorded (`where`, e.g. "metrics.json bad_rows") and the first problem."""
+    if bad:
+        rows = "row" if len(bad) == 1 else "rows"
+        print(f"[{prog}] skipped {len(bad)} bad {rows} of {source} (see {where}); first: {bad[0]}", flush=True)
+
+
 def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     """Candidates (one row per prompt with K completions), as `rlhf sample` writes them.
 

@@ -18,6 +18,7 @@ import torch
 
 from rlhf.adapters import load_trainable_state, trainable_state
 from rlhf.checkpoints import PREFIX, atomic_save, complete_checkpoints
+from rlhf.stages import ConfigError
 
 MARKER = "trainer.pt"  # written last, atomically (rlhf.checkpoints)
 
@@ -95,7 +96,7 @@ def load_checkpoint(path: Path, module, optimizer, accelerator) -> dict:
 def _load_rng_and_trainer(path: Path, accelerator) -> dict:
     rng_file = path / f"rng_{accelerator.process_index}.pt"
     if not rng_file.exists():
-        raise ValueError(f"{path} was written by fewer processes (no {rng_file.name}): resume with the same number")
+        raise ConfigError(f"{path} was written by fewer processes (no {rng_file.name}): resume with the same number")
     set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
     return torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
 
@@ -114,7 +115,7 @@ def _load_sharded(path: Path, module, optimizer, accelerator) -> None:
     saved = torch.load(path / "trainable.pt", map_location="cpu") if main else {}
     expected = {name for name, p in module.named_parameters() if p.requires_grad}
     if main and set(saved) != expected:
-        raise ValueError(f"{path} does not fit this run (different policy_train, critic or layout?): "
+        raise ConfigError(f"{path} does not fit this run (different policy_train, critic or layout?): "
                          f"missing {sorted(expected - set(saved))[:3]}, unexpected {sorted(set(saved) - expected)[:3]}")
     fsdp.load_full_state_dict(module, saved)
     optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False) if main else {}

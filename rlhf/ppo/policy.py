@@ -34,6 +34,7 @@ from rlhf.adapters.sft_output import MERGEABLE, PLAIN, load_sft_output
 from rlhf.models import DEFAULT_MODEL
 from rlhf.reward.model import add_lora, token_values
 from rlhf.sequences import forward, position_ids
+from rlhf.stages import ConfigError
 
 SWITCHED = "switched"  # layout: named adapters "reference" and "policy" in one model
 
@@ -178,7 +179,7 @@ def build_policy_pair(model, kind: str, sft_path: str | None, policy_train: str,
     Step 2: the layout (merge + fresh LoRA, a trainable adapter copy, or a frozen copy).
     Step 3: the reference's logits on the same batch must equal step 1's."""
     if policy_train == "full" and kind == SWITCHED:
-        raise ValueError("policy_train='full' needs an SFT output that merges into plain weights (a model folder, "
+        raise ConfigError("policy_train='full' needs an SFT output that merges into plain weights (a model folder, "
                          "LoRA, DoRA or IA3); with a series, parallel, prompt or prefix adapter use "
                          "policy_train='lora', which trains a copy of that adapter")
     model.eval()
@@ -259,7 +260,7 @@ def build_reward_critic(reward_model, policy_tokenizer, policy_train: str, lora_
     copy via modules_to_save), so `with critic.disable_adapter()` scores with the untouched reward
     model and no second copy is held. With full, a trainable deep copy."""
     if reward_model.tokenizer.get_vocab() != policy_tokenizer.get_vocab():
-        raise ValueError("critic='reward' reads the policy's tokens, but the reward model has a different "
+        raise ConfigError("critic='reward' reads the policy's tokens, but the reward model has a different "
                          "vocabulary: use critic='value-head' or a reward model trained from the policy's base")
     seq = reward_model.model
     if policy_train == "full":

@@ -49,7 +49,7 @@ from rlhf.ppo.reward_norm import RunningMoments, normalize_scores
 from rlhf.ppo.rollout import (Rollout, RewardFn, encode_queries, generation_config, rollout, rollout_tensors, score,
                               select, shape_scores)
 from rlhf.reward.model import REWARD_UNIT, RewardModel
-from rlhf.stages import save_resolved_config
+from rlhf.stages import ConfigError, save_resolved_config
 
 
 class PPOTrainer:
@@ -69,7 +69,7 @@ class PPOTrainer:
                  reward_model=None, prompts=None, gold_fn=None):
 
         if reward_fn is None and reward_model is None and config.reward_model is None:
-            raise ValueError("PPO needs a reward: set reward_model (a `rlhf reward` output) or pass reward_fn")
+            raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or pass reward_fn")
         self.config = config
         device = pick_device(config.device)
         self.accelerator = Accelerator(cpu=not str(device).startswith("cuda"))
@@ -139,7 +139,7 @@ class PPOTrainer:
             self.actor_critic = ActorCritic(self.policy)
         elif self.critic_kind == "reward":
             if reward_model is None:
-                raise ValueError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
+                raise ConfigError("critic='reward' initialises the critic from a reward model: give one, or use value-head")
             critic = build_reward_critic(reward_model, self.tokenizer, cfg.policy_train, cfg.lora_r, cfg.lora_alpha)
             self.actor_critic = ActorCritic(self.policy, critic=critic, critic_bias=reward_model.bias,
                                             critic_std=reward_model.std)

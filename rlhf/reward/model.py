@@ -293,9 +293,16 @@ class RewardModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, dtype=None) -> "RewardModel":
-        """The folder `rlhf reward` wrote, its calibration applied by `score`."""
+        """The folder `rlhf reward` wrote, its calibration applied by `score`. Raises
+        `rlhf.models.ModelNotFoundError` when `path` holds no model (the CLI: one line, exit 2)."""
+        from rlhf.models import ModelNotFoundError
+
         device = pick_device(device)
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype or pick_dtype(device))
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype or pick_dtype(device))
+        except OSError as err:  # a missing folder, or one without config.json / weights
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelNotFoundError(f"no reward model at {path} (a folder `rlhf reward` wrote): {first}") from None
         model.to(device).eval()
         file = Path(path) / CALIBRATION_FILE
         saved = json.loads(file.read_text()) if file.exists() else {}

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from rlhf.adapters import load_trainable_state, trainable_state
-from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences
+from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_preferences, print_skipped_rows
 from rlhf.data.conversation import normalize_prompt
 from rlhf.finite import check_finite_step, check_finite_weights
 from rlhf.models import count_parameters, load_tokenizer, pick_device
@@ -52,7 +52,7 @@ from rlhf.reward.loss import center_penalty, pair_stats, ranking_index, ranking_
 from rlhf.reward.model import (REWARD_UNIT, autocast, build_reward_model, encode, encode_detailed, merged,
                                prepare_for_training, save_reward_model, score_ids, sequence_scores)
 from rlhf.sequences import pad, pad_shared_prompts
-from rlhf.stages import save_resolved_config
+from rlhf.stages import ConfigError, save_resolved_config
 
 CALIBRATION_LIMIT = 512  # completions scored to centre the rewards: enough for a stable mean
 CHECKPOINT = "checkpoint/state.pt"
@@ -65,7 +65,6 @@ RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers
 def train_reward(config: RewardConfig) -> dict:
     """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     lr = config.resolved_learning_rate()
     device = pick_device(config.device)
     rank, world = _join_processes(config, device)
@@ -75,6 +74,7 @@ def train_reward(config: RewardConfig) -> dict:
     # 1. data
     train_set, eval_set, all_rankings, bad = _read_data(config)
     resolved = dataclasses.replace(config, learning_rate=lr, batch_size=config.batch_size or auto_batch_size(train_set))
+    out.mkdir(parents=True, exist_ok=True)  # only now: refused data leaves no output folder behind
     if main:
         save_resolved_config("reward", resolved, out)
     # 2. model
@@ -182,6 +182,7 @@ def _read_data(config: RewardConfig):
         raise DataError("--data", None, "data", "no rankings given: pass --data FILE (rankings JSONL or pairs)")
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows,
                                      margin_from_scores=config.margin_from_scores)
+    print_skipped_rows("rlhf reward", config.data, bad, "metrics.json skipped_bad_rows")
     if config.merge_labelers:
         rankings = merge_labelers(rankings)
     train_set, eval_set = split_by_prompt(rankings, config.eval_fraction, config.seed)
@@ -487,7 +488,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     state = torch.load(path, map_location="cpu", weights_only=False)
     changed = [k for k in RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
     if changed:
-        raise ValueError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
+        raise ConfigError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
                          "(use another output_dir, or resume=False to start over)")
     if config.fsdp:  # process 0 holds the full tensors; each process loads its shards
         from rlhf import fsdp
