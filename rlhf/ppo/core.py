@@ -41,10 +41,13 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor, temperature
     (b, t, v) log-softmax never exists whole: the same values, a fraction of the memory.
     logits (b, t, v), tokens (b, t) -> (b, t)"""
     if logits.requires_grad and torch.is_grad_enabled():
-        logp = F.log_softmax(logits.float() / temperature, dim=-1)
-        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return torch.cat([F.log_softmax(part.float() / temperature, dim=-1).gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+        return _gather_logprobs(logits, tokens, temperature)
+    return torch.cat([_gather_logprobs(part, tok, temperature)
                       for part, tok in zip(logits.split(ROWS_PER_CHUNK), tokens.split(ROWS_PER_CHUNK))])
+
+
+def _gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    return F.log_softmax(logits.float() / temperature, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
