@@ -46,6 +46,34 @@ def test_config_errors_name_the_fix():
     PPOConfig(advantage_estimator="reinforce++")  # batch-normalised: G = 1 is allowed
 
 
+def test_default_micro_batches_hold_at_most_8_completions_and_whole_groups():
+    """grad_accum=None cuts each minibatch into the fewest micro-batches of <= 8 completions that
+    cut no group; a group larger than 8 is one micro-batch; an explicit grad_accum is kept."""
+    def accum(**kw):
+        return PPOConfig(**kw).resolved_grad_accum()
+
+    assert accum(batch_size=8) == 1 and accum(batch_size=4, num_minibatches=2) == 1
+    assert accum(batch_size=32, advantage_estimator="grpo", num_generations=4) == 4  # 8 prompts -> 4 x (2 x 4)
+    assert accum(batch_size=32, num_minibatches=2, advantage_estimator="grpo", num_generations=4) == 2
+    assert accum(batch_size=12, advantage_estimator="rloo", num_generations=3) == 2  # 6 + 6, not 8 + 4
+    assert accum(batch_size=32, advantage_estimator="grpo", num_generations=16) == 2  # one group of 16 each
+    assert accum(batch_size=40) == 5 and accum(batch_size=18) == 3  # 6 + 6 + 6: 9 + 9 is over 8
+    assert accum(batch_size=32, grad_accum=1) == 1 and accum(batch_size=32, grad_accum=2) == 2
+    with pytest.raises(ValueError, match="grad_accum must be >= 1"):
+        PPOConfig(grad_accum=0)
+
+
+def test_a_minibatch_of_16_trains_in_two_micro_batches_of_whole_groups(tiny_model_dir, tmp_path):
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, batch_size=16, num_minibatches=1),
+                         reward_fn=length_reward, prompts=PROMPTS)
+    seen = []
+    loss = trainer._loss
+    trainer._loss = lambda mb, *a: (seen.append(mb["prompt_index"].tolist()), loss(mb, *a))[1]
+    trainer.step()
+    assert [len(mb) for mb in seen] == [8, 8]
+    assert all(len(set(mb)) == 2 and all(mb.count(i) == 4 for i in set(mb)) for mb in seen)  # 2 whole groups each
+
+
 def test_paper_defaults_for_kl_and_loss_aggregation():
     grpo = PPOConfig(advantage_estimator="grpo", num_generations=4)
     assert (grpo.resolved_use_kl_loss(), grpo.resolved_loss_agg_mode()) == (True, "seq-mean-token-mean")

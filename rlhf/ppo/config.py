@@ -15,6 +15,7 @@ from rlhf.adapters import resolve_learning_rate
 # LoRA needs a larger step than full fine-tuning: 1e-4 moved SmolLM2-135M in tens of steps
 # (docs/notes.md#ppo-lora-lr); full fine-tuning follows N+ (3e-6 at 1B), raised for a 135M model.
 DEFAULT_LEARNING_RATES = {"lora": 1e-4, "full": 1e-5}
+MAX_MICRO_BATCH = 8  # completions per forward/backward when grad_accum is None
 
 
 @dataclass
@@ -135,7 +136,13 @@ class PPOConfig:
     )
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts (N+: 4)."})
     num_minibatches: int = field(default=1, metadata={"help": "Optimizer steps per PPO epoch."})
-    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per minibatch (gradient accumulation)."})
+    grad_accum: Optional[int] = field(
+        default=None,
+        metadata={"help": "Micro-batches per minibatch (gradient accumulation): one forward/backward each, one "
+                  "optimizer step per minibatch. None = as few as keep a micro-batch at <= 8 completions (TRL's "
+                  "per_device_train_batch_size default), whole groups: on CPU, 32 completions in micro-batches of 8 "
+                  "trained 2.4x faster in 0.43 of the memory of one pass (benchmarks/critic_free_speed.py)."},
+    )
     max_grad_norm: float = field(
         default=1.0,
         metadata={"help": "Clip the policy's and the critic's gradient norms to this, each on its own (OpenRLHF "
@@ -198,14 +205,16 @@ class PPOConfig:
 
     def __post_init__(self):
         problems = []
-        if self.batch_size % (self.num_minibatches * self.grad_accum):
+        if self.grad_accum is not None and self.grad_accum < 1:
+            problems.append("grad_accum must be >= 1 (or None: micro-batches of at most 8 completions)")
+        elif self.num_minibatches >= 1 and self.batch_size % (self.num_minibatches * self.resolved_grad_accum()):
             problems.append(f"batch_size={self.batch_size} must be divisible by num_minibatches*grad_accum="
-                            f"{self.num_minibatches * self.grad_accum}")
+                            f"{self.num_minibatches * self.resolved_grad_accum()}")
         if self.temperature <= 0:
             problems.append("temperature must be > 0 (PPO samples)")
         if self.length_report_steps < 0:
             problems.append("length_report_steps must be >= 0")
-        for name in ("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches", "grad_accum"):
+        for name in ("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.adaptive_kl and self.target_kl <= 0:
@@ -231,9 +240,9 @@ class PPOConfig:
         elif self.batch_size % g:
             problems.append(f"batch_size={self.batch_size} completions cannot be cut into whole groups of "
                             f"num_generations={g}: make batch_size a multiple of {g}")
-        elif g > 1 and (self.batch_size // g) % (self.num_minibatches * self.grad_accum):
+        elif g > 1 and (self.batch_size // g) % (self.num_minibatches * self.resolved_grad_accum()):
             problems.append(f"the {self.batch_size // g} prompt groups of a step (batch_size / num_generations) must "
-                            f"split evenly into num_minibatches*grad_accum={self.num_minibatches * self.grad_accum} "
+                            f"split evenly into num_minibatches*grad_accum={self.num_minibatches * self.resolved_grad_accum()} "
                             "micro-batches, so no group is cut")
         elif self.generation_batch_size and self.generation_batch_size % g:
             problems.append(f"generation_batch_size={self.generation_batch_size} must be a multiple of "
@@ -275,6 +284,19 @@ class PPOConfig:
             problems.append(f"value_warmup_steps={self.value_warmup_steps} >= steps={self.steps}: only the critic "
                             "would ever train")
         return problems
+
+    def resolved_grad_accum(self) -> int:
+        """grad_accum, or when None the fewest micro-batches per minibatch that keep each at most
+        MAX_MICRO_BATCH completions (or one prompt group when a group is larger), cutting no group.
+        1 when the minibatch does not divide (the validation names that problem)."""
+        if self.grad_accum is not None:
+            return self.grad_accum
+        g = max(1, self.num_generations)
+        minibatch = self.batch_size // max(1, self.num_minibatches)
+        if minibatch < 1 or minibatch % g or self.batch_size % max(1, self.num_minibatches):
+            return 1
+        groups = minibatch // g
+        return next(d for d in range(1, groups + 1) if groups % d == 0 and minibatch // d <= max(MAX_MICRO_BATCH, g))
 
     def resolved_learning_rate(self) -> float:
         return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.policy_train)

@@ -322,7 +322,8 @@ class PPOTrainer:
         cfg = self.config
         data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
         b = len(r)
-        mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // cfg.grad_accum
+        grad_accum = cfg.resolved_grad_accum()
+        mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // grad_accum
         order = torch.Generator().manual_seed(cfg.seed * 100003 + self.step_count)  # resumable, no global RNG
         # FSDP2 re-gathers a layer for backward when gradient reaches the layer's output; gradient
         # through a shared-prefix KV cache bypasses that, so sharded training runs the full prompt
@@ -341,7 +342,7 @@ class PPOTrainer:
                     last = k == len(micro_batches) - 1
                     with nullcontext() if last else self.accelerator.no_sync(self.prepared_actor_critic):
                         loss, stats = self._loss(select(data, idx.to(advantages.device)), prefix_len, policy_on)
-                        self.accelerator.backward(loss / cfg.grad_accum)
+                        self.accelerator.backward(loss / grad_accum)
                     for key, value in stats.items():
                         sums[key] = sums.get(key, 0.0) + value
                     n += 1
