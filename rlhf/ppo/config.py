@@ -141,7 +141,7 @@ class PPOConfig:
         metadata={"help": "Micro-batches per minibatch (gradient accumulation): one forward/backward each, one "
                   "optimizer step per minibatch. None = as few as keep a micro-batch at <= 8 completions (TRL's "
                   "per_device_train_batch_size default), whole groups: on CPU, 32 completions in micro-batches of 8 "
-                  "trained 2.4x faster in 0.43 of the memory of one pass (benchmarks/critic_free_speed.py)."},
+                  "peaked at 0.43 of the memory of one pass and were not slower (benchmarks/critic_free_speed.py)."},
     )
     max_grad_norm: float = field(
         default=1.0,
