@@ -147,7 +147,8 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
     seeds: the median of the seeds' medians, the highest peak memory, the mean of the rewards."""
     per_seed = {s: {"s_per_step": round(statistics.median(r["step_s"]), 2), "peak_rss_gb": round(r["peak_rss_gb"], 2),
                     "mean_reward": round(statistics.fmean(r["rewards"]), 3),
-                    "last_reward": round(r["rewards"][-1], 3), "rewards": [round(x, 3) for x in r["rewards"]],
+                    "last_reward": round(r["rewards"][-1], 3), "last10_reward": round(statistics.fmean(r["rewards"][-10:]), 3),
+                    "rewards": [round(x, 3) for x in r["rewards"]],
                     "steps_s": [round(x, 1) for x in r["step_s"]], "reused": bool(r.get("reused")),
                     "load_average_end": r.get("load_average_end"), "phase_s": r.get("phase_s")}
                 for s, r in seeds.items()}
@@ -156,6 +157,7 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
             "peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
             "mean_reward": round(statistics.fmean(r["mean_reward"] for r in rows), 3),
             "last_reward": round(statistics.fmean(r["last_reward"] for r in rows), 3),
+            "last10_reward": round(statistics.fmean(r["last10_reward"] for r in rows), 3),
             "trainable_params": next(iter(seeds.values()))["trainable_params"], "seeds": per_seed}
 
 
@@ -183,14 +185,14 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
              f"1-minute load average before each configuration: {load_text} (a shared 2-core machine: compare rows "
              "of this run with each other, not with other runs).", "",
              f"`{setup['command']}`", "",
-             "| run | s / step (median) | peak RSS GB | trainable params | mean reward (all steps) | reward of the last step |",
-             "|---|---|---|---|---|---|"]
+             "| run | s / step (median) | peak RSS GB | trainable params | mean reward (all steps) | mean reward (last 10 steps) | reward of the last step |",
+             "|---|---|---|---|---|---|---|"]
     for name, _ in RUNS:
         if name in rows:
             r = rows[name]
             reused = " (reused from an earlier run)" if any(x["reused"] for x in r["seeds"].values()) else ""
             lines.append(f"| {name}{reused} | {r['s_per_step']} | {r['peak_rss_gb']} | {r['trainable_params']:,} | "
-                         f"{r['mean_reward']} | {r['last_reward']} |")
+                         f"{r['mean_reward']} | {r['last10_reward']} | {r['last_reward']} |")
     save_results(RESULTS / "critic_free_speed.json", result, "\n".join(lines + ratio_lines(compared, RUNS)))
 
 
@@ -235,8 +237,11 @@ def main(argv=None) -> None:
                 print(f"[critic_free_speed] {name} seed {seed} failed ({err}); left out", flush=True)
                 continue
             # Written after every configuration: a run stopped early keeps what it measured.
-            rows = {n: summarise(n, seeds) for n, seeds in raw.items() if seeds}
-            write_results(rows, args, time.time() - start, loads)
+            write_results({n: summarise(n, seeds) for n, seeds in raw.items() if seeds}, args, time.time() - start,
+                          loads)
+    if raw and all(name in args.reuse for name in raw):  # nothing ran: the reused results alone, merged
+        loads = [r.get("load_average_end") or [float("nan")] * 3 for seeds in raw.values() for r in seeds.values()]
+        write_results({n: summarise(n, seeds) for n, seeds in raw.items() if seeds}, args, time.time() - start, loads)
 
 
 def run_child(name: str, seed: int, args) -> dict:
