@@ -16,6 +16,7 @@ scored on the test pairs by the same code; the length-bias figures come from `rl
     python benchmarks/reward_quality.py --threads 1                     # 3 seeds, both trainers
     python benchmarks/reward_quality.py --tiny --seeds 0                # tiny random Llama, a quick check
     python benchmarks/reward_quality.py --trainers ours --ours batch_size=2 --name ours-batch2
+    python benchmarks/reward_quality.py --trainers lm --name lm     # no training: the base model's likelihood
     python benchmarks/reward_quality.py --merge a.json:trl b.json:ours c.json   # seeds run apart, one summary
 
 Prints per-seed rows and a summary (mean and spread over seeds; accuracy with a bootstrap 95% CI over
@@ -54,7 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--trainers", nargs="+", choices=["ours", "trl"], default=["ours", "trl"])
+    p.add_argument("--trainers", nargs="+", choices=["ours", "trl", "lm"], default=["ours", "trl"],
+                   help="lm = no training: the base model's own log-likelihood of each answer (what it already knows)")
     p.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE",
                    help="RewardConfig fields for ours (e.g. warmup_ratio=0 batch_size=2); they win over --batch/--lr")
     p.add_argument("--trl", nargs="*", default=[], metavar="KEY=VALUE",
@@ -111,6 +113,40 @@ def score_test(model, tokenizer, pairs: list[dict], max_length: int) -> dict:
     lengths = completion_token_lengths(tokenizer, [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
     bias = length_bias(scores[:n], scores[n:], lengths[:n], lengths[n:])
     return {**bias, "correct": (scores[:n] > scores[n:]).int().tolist()}
+
+
+def lm_scores(model, tokenizer, pairs: list[dict], max_length: int):
+    """(chosen, rejected): (p,) float tensors, each answer's mean log-probability per token (nats) under
+    the causal LM `model`, after the chat-templated prompt, the sequence cut on the left to max_length.
+    Per token, so a padded answer is not penalised for its length alone."""
+    import torch
+
+    @torch.no_grad()
+    def mean_logprob(prompt: str, answer: str) -> float:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+        head, tail = (tokenizer(t, add_special_tokens=False).input_ids for t in (text, answer))
+        ids = torch.tensor([(head + tail)[-max_length:]])
+        n = min(len(tail), ids.shape[1] - 1)
+        logp = model(ids).logits[0, :-1].float().log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
+        return logp[-n:].mean().item()
+
+    return (torch.tensor([mean_logprob(p["prompt"], p["chosen"]) for p in pairs]),
+            torch.tensor([mean_logprob(p["prompt"], p["rejected"]) for p in pairs]))
+
+
+def score_lm(model_name, pairs: list[dict], max_length: int) -> dict:
+    """No training: the base causal LM's likelihood of each answer (lm_scores) as its score, what the
+    model already knows before a reward model is trained. The same figures as score_test."""
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
+    from rlhf.reward.bias import completion_token_lengths, length_bias
+
+    tokenizer = load_tokenizer(model_name)
+    chosen, rejected = lm_scores(load_causal_lm(model_name, device="cpu").eval(), tokenizer, pairs, max_length)
+    lengths = completion_token_lengths(tokenizer, [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
+    n = len(pairs)
+    return {**length_bias(chosen, rejected, lengths[:n], lengths[n:]), "correct": (chosen > rejected).int().tolist()}
 
 
 # --- the two trainers -------------------------------------------------------------------------
@@ -284,6 +320,12 @@ def main(argv=None):
             train_rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in train]
             train_file = write_jsonl(tmp / f"train{seed}.jsonl", train_rows)
             for trainer in args.trainers:
+                if trainer == "lm":
+                    result = {**score_lm(model_name, test, args.max_length), "seed": seed, "steps": 0}
+                    runs[trainer].append(result)
+                    print(f"[reward_quality] seed {seed} base LM likelihood: accuracy {result['accuracy']:.3f}, "
+                          f"prefers longer {result['model_prefers_longer']:.2f}", flush=True)
+                    continue
                 run = run_ours(model_name, train_file, tmp, args, seed) if trainer == "ours" else \
                     run_trl(model_name, train_rows, tmp, args, seed)
                 result = score_test(run["model"], run["tokenizer"], test, args.max_length)

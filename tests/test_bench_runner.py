@@ -112,3 +112,36 @@ def test_the_trl_reward_peer_trains_from_our_start_and_times_each_epoch(tiny_mod
     assert not hasattr(run["model"], "peft_config")
     start = build_reward_model(str(tiny_model_dir), load_tokenizer(str(tiny_model_dir)).pad_token_id, seed=0)
     assert not torch.equal(start.score.weight, run["model"].score.weight.to(start.score.weight.dtype))
+
+
+def test_reward_quality_lm_baseline_scores_the_answer_tokens_only(tmp_path, monkeypatch):
+    """`reward_quality.py --trainers lm`: each answer's score is the base model's mean log-probability
+    of the answer's own tokens after the chat-templated prompt (an off-by-one would score the
+    template's last token or drop the answer's first), and the accuracy compares those scores."""
+    import torch
+
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer, save_tiny_model
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    quality = _load("reward_quality")
+    model_dir = str(save_tiny_model(tmp_path / "tiny"))
+    pairs = [{"prompt": "What is 2 plus 3?", "chosen": "2 plus 3 is 5.", "rejected": "2 plus 3 is 6. It is sunny."},
+             {"prompt": "Say hi.", "chosen": "Hi there", "rejected": "Hi"}]
+    model, tok = load_causal_lm(model_dir, device="cpu").eval(), load_tokenizer(model_dir)
+
+    def by_hand(prompt, answer):
+        head = tok(tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                           add_generation_prompt=True), add_special_tokens=False).input_ids
+        tail = tok(answer, add_special_tokens=False).input_ids
+        with torch.no_grad():
+            logits = model(torch.tensor([head + tail])).logits[0].float()
+        return sum(logits[len(head) - 1 + i].log_softmax(-1)[t].item() for i, t in enumerate(tail)) / len(tail)
+
+    chosen, rejected = quality.lm_scores(model, tok, pairs, max_length=256)
+    expected_c = [by_hand(p["prompt"], p["chosen"]) for p in pairs]
+    expected_r = [by_hand(p["prompt"], p["rejected"]) for p in pairs]
+    assert torch.allclose(chosen, torch.tensor(expected_c), atol=1e-5)
+    assert torch.allclose(rejected, torch.tensor(expected_r), atol=1e-5)
+    result = quality.score_lm(model_dir, pairs, max_length=256)
+    assert result["correct"] == [int(c > r) for c, r in zip(expected_c, expected_r)]
