@@ -222,6 +222,10 @@ def main(argv=None) -> None:
         return child(args.child, args.seed, args.steps, args.warmup, Path(args.out))
     CACHE.mkdir(exist_ok=True)
     start, raw, loads = time.time(), {}, []
+
+    def report(loads: list) -> None:
+        write_results({n: summarise(n, seeds) for n, seeds in raw.items() if seeds}, args, time.time() - start, loads)
+
     for seed in args.seeds:
         for name, _ in RUNS:
             if args.only and name not in args.only:
@@ -237,11 +241,9 @@ def main(argv=None) -> None:
                 print(f"[critic_free_speed] {name} seed {seed} failed ({err}); left out", flush=True)
                 continue
             # Written after every configuration: a run stopped early keeps what it measured.
-            write_results({n: summarise(n, seeds) for n, seeds in raw.items() if seeds}, args, time.time() - start,
-                          loads)
+            report(loads)
     if raw and all(name in args.reuse for name in raw):  # nothing ran: the reused results alone, merged
-        loads = [r.get("load_average_end") or [float("nan")] * 3 for seeds in raw.values() for r in seeds.values()]
-        write_results({n: summarise(n, seeds) for n, seeds in raw.items() if seeds}, args, time.time() - start, loads)
+        report([r.get("load_average_end") or [float("nan")] * 3 for seeds in raw.values() for r in seeds.values()])
 
 
 def run_child(name: str, seed: int, args) -> dict:
