@@ -117,22 +117,25 @@ def score_test(model, tokenizer, pairs: list[dict], max_length: int) -> dict:
 
 def lm_scores(model, tokenizer, pairs: list[dict], max_length: int):
     """(chosen, rejected): (p,) float tensors, each answer's mean log-probability per token (nats) under
-    the causal LM `model`, after the chat-templated prompt, the sequence cut on the left to max_length.
-    Per token, so a padded answer is not penalised for its length alone."""
+    the causal LM `model`, after the chat-templated prompt (`rlhf.eval.sequence_logprobs`, divided by
+    the answer's tokens), the sequence cut on the left to max_length. Per token, so a padded answer is
+    not penalised for its length alone."""
     import torch
 
-    @torch.no_grad()
-    def mean_logprob(prompt: str, answer: str) -> float:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
-        head, tail = (tokenizer(t, add_special_tokens=False).input_ids for t in (text, answer))
-        ids = torch.tensor([(head + tail)[-max_length:]])
-        n = min(len(tail), ids.shape[1] - 1)
-        logp = model(ids).logits[0, :-1].float().log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
-        return logp[-n:].mean().item()
+    from rlhf.eval import sequence_logprobs
+    from rlhf.generation import Generation, encode_prompt
 
-    return (torch.tensor([mean_logprob(p["prompt"], p["chosen"]) for p in pairs]),
-            torch.tensor([mean_logprob(p["prompt"], p["rejected"]) for p in pairs]))
+    def sequence(prompt: str, answer: str) -> Generation:
+        head = encode_prompt(tokenizer, [{"role": "user", "content": prompt}])
+        tail = tokenizer(answer, add_special_tokens=False).input_ids
+        cut = max(0, len(head) + len(tail) - max_length)  # from the prompt first, keeping one token to predict from
+        head, tail = head[min(cut, len(head) - 1):], tail[max(0, cut - len(head) + 1):]
+        return Generation(text=answer, finished=True, token_ids=tail, prompt_ids=head)
+
+    gens = [sequence(p["prompt"], p[side]) for side in ("chosen", "rejected") for p in pairs]
+    means = sequence_logprobs(model, gens, tokenizer.pad_token_id, batch_size=16) / torch.tensor(
+        [len(g.token_ids) for g in gens], dtype=torch.float32)
+    return means[:len(pairs)], means[len(pairs):]
 
 
 def score_lm(model_name, pairs: list[dict], max_length: int) -> dict:
