@@ -86,6 +86,22 @@ def test_paper_defaults_for_kl_and_loss_aggregation():
     assert (own.resolved_use_kl_loss(), own.resolved_loss_agg_mode()) == (False, "token-mean")
 
 
+def test_adam_eps_defaults_by_family_and_reaches_the_optimizer(tiny_model_dir, tmp_path):
+    """1e-5 with a critic (N+), 1e-8 without (TRL's GRPOConfig, torch): LoRA gradients of ~1e-6 would
+    otherwise be shrunk by eps. An explicit value is kept; a value <= 0 is refused."""
+    assert PPOConfig().resolved_adam_eps() == 1e-5
+    for est in ESTIMATORS:
+        assert PPOConfig(advantage_estimator=est, num_generations=2).resolved_adam_eps() == 1e-8
+    assert PPOConfig(adam_eps=1e-6).resolved_adam_eps() == 1e-6
+    with pytest.raises(ValueError, match="adam_eps must be > 0"):
+        PPOConfig(adam_eps=0.0)
+    grpo = PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward, prompts=PROMPTS)
+    assert {g["eps"] for g in grpo.optimizer.param_groups} == {1e-8}
+    own = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, adam_eps=3e-7, output_dir=str(tmp_path / "own")),
+                     reward_fn=length_reward, prompts=PROMPTS)
+    assert {g["eps"] for g in own.optimizer.param_groups} == {3e-7}
+
+
 def test_cli_flags(tmp_path):
     from rlhf.cli import parse_config
 

@@ -134,6 +134,13 @@ class PPOConfig:
     learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Adam learning rate. None = 1e-4 for lora, 1e-5 for full."}
     )
+    adam_eps: Optional[float] = field(
+        default=None,
+        metadata={"help": "Adam's epsilon. None = 1e-5 for gae (N+) and 1e-8 for the critic-free estimators (torch's "
+                  "and TRL's GRPOConfig default, as in OpenRLHF and verl). LoRA gradients are small: on the embedded "
+                  "default a GRPO step's per-parameter gradient had a median of 2e-6, so eps=1e-5 would shrink most "
+                  "updates several-fold (docs/notes.md#adam-epsilon)."},
+    )
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts (N+: 4)."})
     num_minibatches: int = field(default=1, metadata={"help": "Optimizer steps per PPO epoch."})
     grad_accum: Optional[int] = field(
@@ -217,6 +224,8 @@ class PPOConfig:
         for name in ("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
+        if self.adam_eps is not None and not self.adam_eps > 0:
+            problems.append(f"adam_eps must be > 0 (got {self.adam_eps})")
         if self.adaptive_kl and self.target_kl <= 0:
             problems.append("target_kl must be > 0")
         problems += self._estimator_problems()
@@ -297,6 +306,12 @@ class PPOConfig:
             return 1
         groups = minibatch // g
         return next(d for d in range(1, groups + 1) if groups % d == 0 and minibatch // d <= max(MAX_MICRO_BATCH, g))
+
+    def resolved_adam_eps(self) -> float:
+        """adam_eps, or the estimator's family default: 1e-5 with a critic (N+), else 1e-8 (TRL, torch)."""
+        if self.adam_eps is not None:
+            return self.adam_eps
+        return 1e-5 if self.uses_critic else 1e-8
 
     def resolved_learning_rate(self) -> float:
         return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.policy_train)

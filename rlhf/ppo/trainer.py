@@ -147,7 +147,7 @@ class PPOTrainer:
             self.actor_critic = ActorCritic(self.policy, value_head=build_value_head(self.policy))
 
     def _setup_optimizer(self) -> None:
-        """Adam with eps=1e-5 (N+), prepared by accelerate (DDP across processes), or over FSDP2
+        """Adam (eps from `PPOConfig.resolved_adam_eps`: 1e-5 with a critic, N+; 1e-8 without), prepared by accelerate (DDP across processes), or over FSDP2
         shards (`rlhf.fsdp`; the optimizer is built after sharding, on the shards). The fused kernel
         (CPU and GPU since torch 2.4) updates every tensor in one pass: on CPU a step over 135M
         parameters takes 0.08 s instead of 0.77 s, which full fine-tuning pays twice (policy, critic)."""
@@ -157,7 +157,7 @@ class PPOTrainer:
             shard_actor_critic(self.actor_critic, self.policy_and_reference.ref_model)
         params = [p for p in self.actor_critic.parameters() if p.requires_grad]
         self.lr = self.config.resolved_learning_rate()
-        optimizer = _adam(params, lr=self.lr, eps=1e-5)
+        optimizer = _adam(params, lr=self.lr, eps=self.config.resolved_adam_eps())
         # `actor_critic`: the ActorCritic itself (generation, checkpoints, saving); `prepared_actor_critic`:
         # the same module as accelerate prepared it (DDP-wrapped across processes), for training passes.
         # Sharded with FSDP2 it is not prepared (accelerate would wrap it in DDP): the two are one.
