@@ -208,7 +208,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", default=None, help="run only these configurations")
     parser.add_argument("--reuse", nargs="*", default=[],
                         help="configurations read from an earlier run's child results in the cache instead of run "
-                             "again (marked reused in the JSON; their load average is that run's)")
+                             "again (marked reused in the JSON; their load average is that run's); a seed with no "
+                             "cached result is left out, not run")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -231,8 +232,11 @@ def main(argv=None) -> None:
             if args.only and name not in args.only:
                 continue
             cached = CACHE / f"{name}-{seed}.json"
-            if name in args.reuse and cached.exists():
-                raw.setdefault(name, {})[seed] = {**json.loads(cached.read_text()), "reused": True}
+            if name in args.reuse:
+                if cached.exists():
+                    raw.setdefault(name, {})[seed] = {**json.loads(cached.read_text()), "reused": True}
+                else:
+                    print(f"[critic_free_speed] {name} seed {seed}: no cached result to reuse; left out", flush=True)
                 continue
             loads.append(load_average())
             try:

@@ -299,10 +299,10 @@ def merge_reports(specs: list[str], resamples: int) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    name = "reward_quality" + ("_tiny" if args.tiny else "") + (f"_{args.name}" if args.name else "")
+    out = Path(args.out) if args.out else RESULTS / f"{name}.json"
     if args.merge:
-        report = merge_reports(args.merge, args.bootstrap)
-        out = Path(args.out) if args.out else RESULTS / "reward_quality.json"
-        return _write(report, out)
+        return _write(merge_reports(args.merge, args.bootstrap), out)
     import torch
 
     if args.threads:
@@ -311,8 +311,6 @@ def main(argv=None):
     from rlhf.models import save_tiny_model
     from rlhf.reward.synthetic import human_like_pairs
 
-    name = "reward_quality" + ("_tiny" if args.tiny else "") + (f"_{args.name}" if args.name else "")
-    out = Path(args.out) if args.out else RESULTS / f"{name}.json"
     runs = {t: [] for t in args.trainers}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:

@@ -145,3 +145,16 @@ def test_reward_quality_lm_baseline_scores_the_answer_tokens_only(tmp_path, monk
     assert torch.allclose(rejected, torch.tensor(expected_r), atol=1e-5)
     result = quality.score_lm(model_dir, pairs, max_length=256)
     assert result["correct"] == [int(c > r) for c, r in zip(expected_c, expected_r)]
+
+
+def test_reward_quality_merge_writes_where_name_says(tmp_path, monkeypatch):
+    """`--merge ... --name N` writes reward_quality_N.json, never over the default result file (it did)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    quality = _load("reward_quality")
+    written = []
+    monkeypatch.setattr(quality, "merge_reports", lambda specs, resamples: {"specs": specs})
+    monkeypatch.setattr(quality, "_write", lambda report, out: written.append((report, out)))
+    quality.main(["--merge", "a.json:ours", "b.json:trl", "--name", "lr1e-3"])
+    quality.main(["--merge", "a.json:ours", "--out", str(tmp_path / "own.json")])
+    assert [out for _, out in written] == [quality.RESULTS / "reward_quality_lr1e-3.json", tmp_path / "own.json"]
+    assert written[0][0] == {"specs": ["a.json:ours", "b.json:trl"]}
