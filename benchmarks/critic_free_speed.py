@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -175,11 +176,14 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
              "command": "python benchmarks/critic_free_speed.py " + " ".join(sys.argv[1:])}
     result = {"setup": setup, "runs": rows, "ratios": compared, "descriptions": dict(RUNS)}
     load_text = ", ".join(f"{x[0]:.1f}" for x in loads)
+    reused = any(x["reused"] for r in rows.values() for x in r["seeds"].values())
+    order = ("rows marked reused were measured in earlier runs, each under its own load" if reused
+             else "configurations interleaved")
     lines = ["# Critic-free speed: rlhf (grpo, rloo) vs trl 1.16 GRPOTrainer / RLOOTrainer", "",
              f"SmolLM2-135M on CPU, fp32 ({setup['cpus']} cores, {setup['torch_threads']} torch thread(s)), "
              f"{PROMPTS_PER_STEP} prompts x G={G} = {G * PROMPTS_PER_STEP} completions per step, {NEW_TOKENS} new "
              f"tokens, LoRA r=16 on every linear layer, lr {LR}, one optimisation pass per batch; "
-             f"{args.warmup} warm-up + {args.steps} measured steps, seeds {args.seeds}, configurations interleaved. "
+             f"{args.warmup} warm-up + {args.steps} measured steps, seeds {args.seeds}, {order}. "
              f"Size run: {PROMPTS_PER_STEP} prompts per step, {args.steps} measured steps x {len(args.seeds)} seed(s) "
              "(the full size is 8 prompts per step, 30 steps x 2 seeds). "
              f"1-minute load average before each configuration: {load_text} (a shared 2-core machine: compare rows "
@@ -193,7 +197,33 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
             reused = " (reused from an earlier run)" if any(x["reused"] for x in r["seeds"].values()) else ""
             lines.append(f"| {name}{reused} | {r['s_per_step']} | {r['peak_rss_gb']} | {r['trainable_params']:,} | "
                          f"{r['mean_reward']} | {r['last10_reward']} | {r['last_reward']} |")
+    gaps = reward_gaps(rows)
+    result["last10_reward_gaps"] = gaps
+    lines += ["", "Mean reward of the last 10 steps, ours - peer, over the seeds both ran, with a 95% CI from the "
+              "spread of the steps' means (normal approximation):", ""]
+    lines += [f"- {g['ours']} - {g['peer']} (seeds {g['seeds']}): {g['diff']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]"
+              for g in gaps]
     save_results(RESULTS / "critic_free_speed.json", result, "\n".join(lines + ratio_lines(compared, RUNS)))
+
+
+def reward_gaps(rows: dict) -> list[dict]:
+    """ours - peer in the mean reward of the last 10 steps, over the seeds both ran: the difference of
+    the two means of (10 x seeds) step rewards, with a 95% CI of +-1.96 standard errors (each side's
+    standard error from the spread of its step means)."""
+    gaps = []
+    for ours, peer in [("ours-grpo", "trl-grpo"), ("ours-grpo-micro8", "trl-grpo"), ("ours-rloo", "trl-rloo"),
+                       ("ours-rloo-micro8", "trl-rloo")]:
+        if ours not in rows or peer not in rows:
+            continue
+        seeds = sorted(set(rows[ours]["seeds"]) & set(rows[peer]["seeds"]))
+        a, b = ([x for s in seeds for x in rows[n]["seeds"][s]["rewards"][-10:]] for n in (ours, peer))
+        if len(a) < 2 or len(b) < 2:
+            continue
+        se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+        diff = statistics.fmean(a) - statistics.fmean(b)
+        gaps.append({"ours": ours, "peer": peer, "seeds": seeds, "diff": round(diff, 3),
+                     "ci": [round(diff - 1.96 * se, 3), round(diff + 1.96 * se, 3)]})
+    return gaps
 
 
 def main(argv=None) -> None:
