@@ -50,7 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--test-pairs", type=int, default=120)
     p.add_argument("--longer-chosen", type=float, default=0.5, help="share of pairs whose chosen answer is longer")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--lr", type=float, default=3e-4, help="learning rate of both")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of both (default: RewardConfig's for lora, 3e-3; 3e-4 was the default before "
+                        "the runs in benchmarks/results/reward_quality_lr*.md)")
     p.add_argument("--batch", type=int, default=8, help="pairs per optimizer step, both (TRL's default 8)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-length", type=int, default=256)
@@ -299,6 +301,10 @@ def merge_reports(specs: list[str], resamples: int) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.lr is None:
+        from rlhf.reward.config import DEFAULT_LEARNING_RATES
+
+        args.lr = DEFAULT_LEARNING_RATES["lora"]
     name = "reward_quality" + ("_tiny" if args.tiny else "") + (f"_{args.name}" if args.name else "")
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
     if args.merge:
