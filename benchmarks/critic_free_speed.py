@@ -50,6 +50,9 @@ RUNS = [
     ("trl-rloo", "trl 1.16 RLOOTrainer, beta=0.05 (KL in the reward)"),
 ]
 
+COMPARED = [("ours-grpo", "trl-grpo"), ("ours-grpo-micro8", "trl-grpo"), ("ours-rloo", "trl-rloo"),
+            ("ours-rloo-micro8", "trl-rloo")]  # (ours, peer) pairs the table compares
+
 
 def exclaim_reward(prompts, completions, **kwargs) -> list[float]:
     """1.0 if the answer contains "!", else 0.0. Takes plain strings (ours) or trl's conversational
@@ -165,8 +168,7 @@ def summarise(name: str, seeds: dict[int, dict]) -> dict:
 def write_results(rows: dict, args, wall: float, loads: list) -> None:
     import torch
 
-    compared = ratios(rows, [("ours-grpo", "trl-grpo"), ("ours-grpo-micro8", "trl-grpo"), ("ours-rloo", "trl-rloo"),
-                             ("ours-rloo-micro8", "trl-rloo")])
+    compared = ratios(rows, COMPARED)
     setup = {"model": "SmolLM2-135M-Instruct (embedded default), CPU, fp32", "num_generations": G,
              "prompts_per_step": PROMPTS_PER_STEP, "new_tokens": NEW_TOKENS, "temperature": TEMPERATURE,
              "learning_rate": LR, "lora": "r=16, alpha=32, " + "+".join(LORA_TARGETS), "reward": "exclaim_reward",
@@ -211,8 +213,7 @@ def reward_gaps(rows: dict) -> list[dict]:
     the two means of (10 x seeds) step rewards, with a 95% CI of +-1.96 standard errors (each side's
     standard error from the spread of its step means)."""
     gaps = []
-    for ours, peer in [("ours-grpo", "trl-grpo"), ("ours-grpo-micro8", "trl-grpo"), ("ours-rloo", "trl-rloo"),
-                       ("ours-rloo-micro8", "trl-rloo")]:
+    for ours, peer in COMPARED:
         if ours not in rows or peer not in rows:
             continue
         seeds = sorted(set(rows[ours]["seeds"]) & set(rows[peer]["seeds"]))

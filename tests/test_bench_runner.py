@@ -158,3 +158,21 @@ def test_reward_quality_merge_writes_where_name_says(tmp_path, monkeypatch):
     quality.main(["--merge", "a.json:ours", "--out", str(tmp_path / "own.json")])
     assert [out for _, out in written] == [quality.RESULTS / "reward_quality_lr1e-3.json", tmp_path / "own.json"]
     assert written[0][0] == {"specs": ["a.json:ours", "b.json:trl"]}
+
+
+def test_critic_free_reward_gap_uses_the_last_10_steps_of_shared_seeds(monkeypatch):
+    """ours - peer over the last 10 steps of the seeds both ran, CI = diff +- 1.96 x the pooled standard error."""
+    import math
+    import statistics
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    speed = _load("critic_free_speed")
+    ours = [0.0] * 5 + [0.1, 0.2] * 5  # last 10: mean 0.15
+    peer = [1.0] * 5 + [0.0, 0.1] * 5  # last 10: mean 0.05 (the first 5 steps must not count)
+    rows = {"ours-grpo-micro8": {"seeds": {0: {"rewards": ours}, 1: {"rewards": ours}}},
+            "trl-grpo": {"seeds": {0: {"rewards": peer}}}}  # seed 1 only on our side: left out
+    (gap,) = speed.reward_gaps(rows)
+    a, b = ours[-10:], peer[-10:]
+    se = math.sqrt(statistics.variance(a) / 10 + statistics.variance(b) / 10)
+    assert gap["seeds"] == [0] and gap["diff"] == 0.1
+    assert gap["ci"] == [round(0.1 - 1.96 * se, 3), round(0.1 + 1.96 * se, 3)]
