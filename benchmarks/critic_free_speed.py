@@ -178,8 +178,8 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
              "command": "python benchmarks/critic_free_speed.py " + " ".join(sys.argv[1:])}
     result = {"setup": setup, "runs": rows, "ratios": compared, "descriptions": dict(RUNS)}
     load_text = ", ".join(f"{x[0]:.1f}" for x in loads)
-    reused = any(x["reused"] for r in rows.values() for x in r["seeds"].values())
-    order = ("rows marked reused were measured in earlier runs, each under its own load" if reused
+    any_reused = any(x["reused"] for r in rows.values() for x in r["seeds"].values())
+    order = ("rows marked reused were measured in earlier runs, each under its own load" if any_reused
              else "configurations interleaved")
     lines = ["# Critic-free speed: rlhf (grpo, rloo) vs trl 1.16 GRPOTrainer / RLOOTrainer", "",
              f"SmolLM2-135M on CPU, fp32 ({setup['cpus']} cores, {setup['torch_threads']} torch thread(s)), "
