@@ -18,7 +18,10 @@ so a neighbour's load falls on both alike.
     python benchmarks/critic_free_speed.py                      # the full size: 30 steps x 2 seeds
     python benchmarks/critic_free_speed.py --prompts_per_step 2 --steps 2 --warmup 1 --seeds 0 --threads 1
 
-Writes benchmarks/results/critic_free_speed.json and critic_free_speed.md.
+Writes benchmarks/results/critic_free_speed.json and critic_free_speed.md when the run covers every
+configuration (measured or `--reuse`d); a run of some of them (`--only`) writes
+critic_free_speed_NAME.{json,md}, NAME from `--name` or else the configurations joined by "+", so
+one configuration measured alone never writes over the merged table.
 """
 
 from __future__ import annotations
@@ -205,7 +208,21 @@ def write_results(rows: dict, args, wall: float, loads: list) -> None:
               "spread of the steps' means (normal approximation):", ""]
     lines += [f"- {g['ours']} - {g['peer']} (seeds {g['seeds']}): {g['diff']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]"
               for g in gaps]
-    save_results(RESULTS / "critic_free_speed.json", result, "\n".join(lines + ratio_lines(compared, RUNS)))
+    path = results_path(args)
+    save_results(path, result, "\n".join(lines + ratio_lines(compared, RUNS)))
+    print(f"[critic_free_speed] wrote {path} and .md", flush=True)
+
+
+def results_path(args) -> Path:
+    """Where the table goes: RESULTS/critic_free_speed.json for a run of every configuration or a
+    merge of cached ones (every `--only` name also in `--reuse`); otherwise
+    critic_free_speed_NAME.json, NAME = `--name` or the `--only` configurations joined by "+"."""
+    measured = [n for n in (args.only or [name for name, _ in RUNS]) if n not in args.reuse]
+    if args.name:
+        return RESULTS / f"critic_free_speed_{args.name}.json"
+    if not args.only or not measured:
+        return RESULTS / "critic_free_speed.json"
+    return RESULTS / f"critic_free_speed_{'+'.join(args.only)}.json"
 
 
 def reward_gaps(rows: dict) -> list[dict]:
@@ -241,6 +258,8 @@ def main(argv=None) -> None:
                         help="configurations read from an earlier run's child results in the cache instead of run "
                              "again (marked reused in the JSON; their load average is that run's); a seed with no "
                              "cached result is left out, not run")
+    parser.add_argument("--name", default=None,
+                        help="result name: benchmarks/results/critic_free_speed_NAME.{json,md} (default: see above)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)

@@ -176,3 +176,24 @@ def test_critic_free_reward_gap_uses_the_last_10_steps_of_shared_seeds(monkeypat
     se = math.sqrt(statistics.variance(a) / 10 + statistics.variance(b) / 10)
     assert gap["seeds"] == [0] and gap["diff"] == 0.1
     assert gap["ci"] == [round(0.1 - 1.96 * se, 3), round(0.1 + 1.96 * se, 3)]
+
+
+def test_critic_free_speed_partial_runs_never_write_over_the_merged_table(monkeypatch):
+    """A run of some configurations writes its own file; the default file is for a run of all of them or
+    a merge of cached ones (a single configuration measured alone wrote over the merged table)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    speed = _load("critic_free_speed")
+
+    def path(*argv):
+        args = speed.argparse.Namespace(only=None, reuse=[], name=None)
+        for key, value in argv:
+            setattr(args, key, value)
+        return speed.results_path(args).name
+
+    assert path() == "critic_free_speed.json"
+    assert path(("only", ["ours-grpo", "trl-grpo"]), ("reuse", ["ours-grpo", "trl-grpo"])) == "critic_free_speed.json"
+    assert path(("only", ["trl-grpo"])) == "critic_free_speed_trl-grpo.json"
+    assert path(("only", ["ours-grpo", "trl-grpo"]), ("reuse", ["trl-grpo"])) == "critic_free_speed_ours-grpo+trl-grpo.json"
+    assert path(("only", ["trl-grpo"]), ("name", "eps")) == "critic_free_speed_eps.json"
+    assert path(("name", "eps")) == "critic_free_speed_eps.json"
+    assert path(("only", [])) == "critic_free_speed.json"  # `--only` with no names runs everything
