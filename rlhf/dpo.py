@@ -79,6 +79,10 @@ class DPOStageConfig:
     skip_bad_rows: bool = field(default=False, metadata={"help": "Skip and count malformed rows (in metrics.json) instead of stopping."})
     seed: int = field(default=0, metadata={"help": "Seed for the split, the LoRA initialisation and data order (0, as the reward stage)."})
     device: str | None = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
+    gold_preference: str | None = field(default=None, metadata={"help": "A registered preference (rlhf.labelers) that scores the policy's own answers to held-out prompts during training, beside DPO's implicit reward and the KL to the SFT policy (gold.jsonl, gold_vs_proxy_*.png): the over-optimisation view of Gao et al. 2023 for DPO. None = off; `rlhf pipeline` sets the labels' rule when they are simulated."})
+    gold_steps: int = field(default=5, metadata={"help": "With --gold_preference: measure before the first step, every N optimizer steps and after the last."})
+    gold_prompts: int = field(default=16, metadata={"help": "With --gold_preference: how many held-out prompts (the eval split's; the training prompts when there is none) are answered, one sampled answer each, the same seed every time."})
+    gold_max_new_tokens: int = field(default=64, metadata={"help": "With --gold_preference: answer length limit in tokens."})
 
 
 # --- 1. rankings -> pairs ----------------------------------------------------------------------
@@ -197,6 +201,10 @@ def build_trainer(config: DPOStageConfig):
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
     trainer.add_callback(finite_gradients_callback("rlhf dpo", config.output_dir))  # stop before a NaN step
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}
+    gold = gold_view(config, kind, tokenizer, eval_ds if eval_ds is not None else train_ds,
+                     "held-out" if eval_ds is not None else "training", trainer.args.world_size)
+    if gold is not None:
+        trainer.add_callback(gold.as_callback())
     return trainer
 
 
@@ -270,6 +278,127 @@ def _environ(**values: str):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# --- 3b. gold against proxy ----------------------------------------------------------------------
+
+
+def gold_view(config: DPOStageConfig, kind: str, tokenizer, dataset, split: str, world_size: int = 1):
+    """The `GoldView` that `config.gold_preference` asks for, on the first `config.gold_prompts`
+    distinct prompts of `dataset` (a pairs Dataset with a "prompt" column); None when it is off or
+    cannot run (said on the console): a soft-prompt SFT output has no adapter to turn off for the
+    reference, and more than one process would each generate."""
+    from rlhf.labelers import get_preference
+
+    if not config.gold_preference:
+        return None
+    if kind == "prompt-learning" or world_size > 1:
+        why = "a prompt/prefix-tuning SFT output" if kind == "prompt-learning" else f"{world_size} processes"
+        print(f"[rlhf dpo] gold view off: not available with {why} (single-process LoRA runs only)")
+        return None
+    prompts, seen = [], set()
+    for messages in dataset["prompt"]:
+        key = json.dumps(messages, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            prompts.append(messages)
+        if len(prompts) == config.gold_prompts:
+            break
+    return GoldView(get_preference(config.gold_preference), prompts, tokenizer, config.beta, Path(config.output_dir),
+                    every=config.gold_steps, max_new_tokens=config.gold_max_new_tokens, seed=config.seed,
+                    name=config.gold_preference, split=split)
+
+
+class GoldView:
+    """Gold against proxy for DPO, live (`as_callback()` hooks it into the Trainer): before the first
+    step, every `every` optimizer steps and after the last, the policy answers `prompts` (one sample
+    each, temperature 1, no top-k, the same seed every time so the steps differ by the policy, not
+    the draw), and one row goes to `output_dir/gold.jsonl`:
+
+    - `reward/gold`: the mean of `gold_fn(prompt messages, answer)`, the labels' own rule;
+    - `reward/score`: DPO's implicit reward of those answers, beta * (log pi - log pi_ref) summed over
+      the answer's tokens (the proxy DPO optimises; Rafailov et al. 2023);
+    - `kl/mean`: the mean of log pi - log pi_ref per answer, nats (an estimate of KL(pi || pi_ref)
+      on the policy's own samples), so `reward/score` = beta * `kl/mean`;
+    - `length/tokens`, `length/finished`: answer length and the share that ended by themselves.
+
+    The reference is the same model with the DPO LoRA turned off (`disable_adapter`), the SFT policy.
+    At the end it writes plots/gold_vs_proxy_steps.png and _kl.png (`rlhf.plots`). Rows are in
+    `rows`; nothing here changes the update (the model's train/eval mode is restored)."""
+
+    def __init__(self, gold_fn, prompts: list, tokenizer, beta: float, output_dir: Path, every: int = 5,
+                 max_new_tokens: int = 64, seed: int = 0, name: str = "gold", split: str = "held-out"):
+        self.gold_fn, self.prompts, self.tokenizer, self.beta = gold_fn, prompts, tokenizer, beta
+        self.output_dir, self.every, self.max_new_tokens, self.seed = Path(output_dir), every, max_new_tokens, seed
+        self.name, self.split, self.rows = name, split, []
+
+    def measure(self, model, step: int) -> dict:
+        """One row (see the class doc) for `model` (a PeftModel) at optimizer step `step`."""
+        import torch
+
+        from rlhf.eval import sequence_logprobs
+        from rlhf.generation import generate
+
+        was_training = model.training
+        pad_id = self.tokenizer.pad_token_id
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):  # the training's random streams are left as they were
+            gens = [row[0] for row in generate(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
+                                               seed=self.seed, progress=False)]
+        policy = sequence_logprobs(model, gens, pad_id)  # (n,)
+        with model.disable_adapter():
+            reference = sequence_logprobs(model, gens, pad_id)  # (n,)
+        model.train(was_training)
+        log_ratio = policy - reference  # (n,) nats per answer
+        gold = [float(self.gold_fn(p, g.text)) for p, g in zip(self.prompts, gens)]
+        row = {"step": step, "reward/gold": sum(gold) / len(gold), "reward/score": self.beta * float(log_ratio.mean()),
+               "kl/mean": float(log_ratio.mean()), "length/tokens": sum(len(g.token_ids) for g in gens) / len(gens),
+               "length/finished": sum(g.finished for g in gens) / len(gens)}
+        self.rows.append(row)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.output_dir / "gold.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"[rlhf dpo] step {step}: gold ({self.name}) {row['reward/gold']:.3f}, implicit reward "
+              f"{row['reward/score']:.3f}, KL {row['kl/mean']:.3f} nats on {len(gens)} {self.split} prompts")
+        return row
+
+    def finish(self, model, step: int) -> None:
+        """After the last step: measure it (unless done) and draw the two plots."""
+        from rlhf.plots import plot_gold_vs_proxy
+
+        if not self.rows or self.rows[-1]["step"] != step:
+            self.measure(model, step)
+        plot_gold_vs_proxy(self.rows, self.output_dir / "plots", steps_label="DPO step",
+                           title="DPO implicit reward (proxy) vs gold (labels' rule)")
+
+    def as_callback(self):
+        """A transformers TrainerCallback that measures at train begin, every `every` steps and at
+        train end; the view is its `gold_view`."""
+        from transformers import TrainerCallback
+
+        view = self
+
+        class GoldCallback(TrainerCallback):
+            gold_view = view
+
+            def on_train_begin(self, args, state, control, model=None, **kwargs):
+                (view.output_dir / "gold.jsonl").unlink(missing_ok=True)
+                view.rows.clear()
+                view.measure(model, state.global_step)
+
+            def on_step_end(self, args, state, control, model=None, **kwargs):
+                if view.every > 0 and state.global_step % view.every == 0:
+                    view.measure(model, state.global_step)
+
+            def on_train_end(self, args, state, control, model=None, **kwargs):
+                view.finish(model, state.global_step)
+
+        return GoldCallback()
+
+    def summary(self) -> dict:
+        """metrics.json's `gold`: the preference, the first and the last row, and how many were taken."""
+        return {"preference": self.name, "prompts": len(self.prompts), "split": self.split,
+                "first": self.rows[0], "last": self.rows[-1], "measurements": len(self.rows)} if self.rows else {}
 
 
 # --- 4. saving ---------------------------------------------------------------------------------
@@ -379,5 +508,8 @@ def _metrics(trainer, result, eval_metrics: dict, seconds: float) -> dict[str, A
     if "eval_loss" in eval_metrics:
         metrics["eval_loss"] = eval_metrics["eval_loss"]
     metrics.update({f"eval_{k}": eval_metrics[f"eval_{v}"] for k, v in TRL_METRICS.items() if f"eval_{v}" in eval_metrics})
+    gold = next((c.gold_view for c in trainer.callback_handler.callbacks if hasattr(c, "gold_view")), None)
+    if gold is not None and gold.rows:
+        metrics["gold"] = gold.summary()
     metrics["log_history"] = history
     return metrics

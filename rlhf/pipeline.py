@@ -198,6 +198,9 @@ class Pipeline:
 
         section = self.section("dpo")
         defaults = {"policy": str(self.run / "sft"), "data": str(self.run / "label" / "rankings.jsonl"), "output_dir": str(out), **self.common()}
+        if self.config.get("label_mode", "simulated") == "simulated":
+            # As for PPO: the labels' own rule scores the policy's answers beside DPO's implicit reward.
+            defaults["gold_preference"] = self.section("label").get("preference", "concise")
         run_dpo(build_config(DPOStageConfig, "dpo", defaults, section))
 
     def stage_eval(self, out: Path):

@@ -54,12 +54,14 @@ def points(rows: list[dict], key: str, x: str = "step") -> tuple[list[float], li
 
 
 def plot_gold_vs_proxy(rows: list[dict], out_dir: str | Path, proxy: str = "reward/score",
-                       gold: str = "reward/gold", kl: str = "kl/mean") -> list[Path]:
+                       gold: str = "reward/gold", kl: str = "kl/mean", steps_label: str = "PPO step",
+                       title: str = "proxy (reward model) vs gold (labels' rule)") -> list[Path]:
     """The over-optimisation picture of Gao et al. (2023): the proxy (reward model) score and the gold
     (the labels' own rule) score of the same rollouts, over PPO steps and over sqrt(KL) to the
     reference (their x axis). Two y axes: the two scores have different units; what matters is
     whether gold still rises where the proxy does. Writes gold_vs_proxy_steps.png and
-    gold_vs_proxy_kl.png; returns the paths (none when no row has `gold`)."""
+    gold_vs_proxy_kl.png; returns the paths (none when no row has `gold`). DPO passes its implicit
+    reward as the proxy (`rlhf.dpo.GoldCallback`)."""
     import math
 
     both = [r for r in rows if isinstance(r.get(gold), (int, float)) and isinstance(r.get(proxy), (int, float))]
@@ -73,7 +75,7 @@ def plot_gold_vs_proxy(rows: list[dict], out_dir: str | Path, proxy: str = "rewa
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     window = max(1, len(both) // 10)
-    xs_by = {"steps": ([r["step"] for r in both], "PPO step"),
+    xs_by = {"steps": ([r["step"] for r in both], steps_label),
              "kl": ([math.sqrt(max(float(r.get(kl, 0.0)), 0.0)) for r in both], "sqrt(KL to reference, nats)")}
     written = []
     for name, (xs, xlabel) in xs_by.items():
@@ -86,7 +88,7 @@ def plot_gold_vs_proxy(rows: list[dict], out_dir: str | Path, proxy: str = "rewa
             ax.plot(x, y, color=colour, alpha=0.3, marker="o" if len(y) < 10 else None, markersize=3)
             ax.plot(x, moving_mean(y, window), color=colour, label=f"{key} (moving mean {window})")
             ax.set_ylabel(key, color=colour)
-        left.set(title="proxy (reward model) vs gold (labels' rule)", xlabel=xlabel)
+        left.set(title=title, xlabel=xlabel)
         left.grid(alpha=0.3)
         handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         left.legend(handles=handles, loc="best", fontsize=8)

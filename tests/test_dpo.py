@@ -135,6 +135,50 @@ def test_run_dpo_on_a_full_model_writes_every_output(tmp_path, tiny_model_dir):
     assert any("q_proj" in n for n in changed) and not any("embed" in n for n in changed)
 
 
+def test_gold_view_logs_the_rule_beside_the_implicit_reward_and_never_changes_the_update(tmp_path, tiny_model_dir):
+    """With gold_preference, gold.jsonl holds a row before the first step, every gold_steps steps and
+    after the last: the rule's mean on the policy's answers, the implicit reward beta * (log pi - log
+    pi_ref) and that log-ratio as the KL (exactly 0 before the first step: the fresh LoRA's B is 0).
+    The trained weights are the same as without it (nothing it does reaches the update); without it
+    there is no gold.jsonl and no `gold` in metrics.json."""
+    (tmp_path / "on").mkdir(), (tmp_path / "off").mkdir()
+    on = run_dpo(_config(tmp_path / "on", tiny_model_dir, max_steps=3, gold_preference="detailed", gold_steps=2,
+                         gold_prompts=3, gold_max_new_tokens=6))
+    rows = [json.loads(line) for line in (on / "gold.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 3]
+    assert rows[0]["kl/mean"] == 0.0 and rows[0]["reward/score"] == 0.0
+    assert abs(rows[-1]["kl/mean"]) > 1e-4, "the policy moved: its answers' log-ratio to the SFT policy is not 0"
+    for r in rows:
+        assert r["reward/score"] == pytest.approx(0.1 * r["kl/mean"], rel=1e-6, abs=1e-9)
+        assert 0.0 <= r["length/finished"] <= 1.0 and 0 < r["length/tokens"] <= 6
+    metrics = json.loads((on / "metrics.json").read_text())
+    assert metrics["gold"]["preference"] == "detailed" and metrics["gold"]["first"] == rows[0]
+    assert metrics["gold"]["last"] == rows[-1] and metrics["gold"]["split"] == "held-out"
+    assert (on / "plots" / "gold_vs_proxy_steps.png").exists() and (on / "plots" / "gold_vs_proxy_kl.png").exists()
+
+    off = run_dpo(_config(tmp_path / "off", tiny_model_dir, max_steps=3))
+    assert not (off / "gold.jsonl").exists() and "gold" not in json.loads((off / "metrics.json").read_text())
+    with_gold, without = (load_causal_lm(str(d), device="cpu").state_dict() for d in (on, off))
+    assert all(torch.equal(with_gold[k], without[k]) for k in without)
+
+
+def test_gold_view_scores_each_held_out_answer_with_the_rule(tmp_path, tiny_model_dir):
+    """GoldView.measure on its own: the rule gets each held-out prompt's messages and the answer's
+    text, and reward/gold is the mean of what it returned."""
+    from rlhf.dpo import gold_view
+
+    trainer = build_trainer(_config(tmp_path, tiny_model_dir, max_steps=1))
+    config = _config(tmp_path, tiny_model_dir, gold_preference="concise", gold_prompts=2, gold_max_new_tokens=5)
+    view = gold_view(config, "full", trainer.processing_class, trainer.eval_dataset, "held-out")
+    seen = []
+    view.gold_fn = lambda prompt, text: seen.append((prompt, text)) or float(len(text))
+    row = view.measure(trainer.model, step=7)
+    assert [p for p, _ in seen] == view.prompts and len(view.prompts) == 2
+    assert all(p[-1]["role"] == "user" for p in view.prompts)
+    assert row["step"] == 7 and row["reward/gold"] == pytest.approx(sum(len(t) for _, t in seen) / 2)
+    assert trainer.model.training  # left in the mode it was in
+
+
 def test_series_adapter_stays_frozen_under_the_fresh_lora(tmp_path, tiny_model_dir):
     from rlhf.adapters import AdapterConfig, apply_adapter, save_adapter
 

@@ -219,6 +219,21 @@ def test_ppo_gets_the_simulated_preference_as_gold_only_when_labels_are_simulate
     assert seen["config"].gold_preference == expected and seen["config"].steps == 1
 
 
+@pytest.mark.parametrize("label_mode, expected", [("simulated", "numeric"), ("app", None)])
+def test_dpo_gets_the_simulated_preference_as_gold_only_when_labels_are_simulated(tmp_path, monkeypatch, label_mode,
+                                                                                  expected):
+    """The same for DPO: its gold view (gold.jsonl) is on with simulated labels only."""
+    import rlhf.dpo
+    from rlhf.pipeline import Pipeline
+
+    seen = {}
+    monkeypatch.setattr(rlhf.dpo, "run_dpo", lambda config: seen.setdefault("config", config))
+    pipe = Pipeline({"run_dir": str(tmp_path / "run"), "label_mode": label_mode, "label": {"preference": "numeric"},
+                     "dpo": {"max_steps": 1}})
+    pipe.stage_dpo(tmp_path / "run" / "dpo")
+    assert seen["config"].gold_preference == expected and seen["config"].max_steps == 1
+
+
 def _finished_run(tmp_path, config, done):
     """A run folder whose stages all hold DONE.json as `done(pipe, stage)` writes it, and the
     config's pipeline.yaml; no stage is run."""
