@@ -136,7 +136,15 @@ def _dpo(run: Path) -> list[str]:
     m = _read(run / "dpo" / "metrics.json")
     keys = ("steps", "learning_rate", "beta", "train_loss", "eval_reward_accuracy", "eval_reward_margin",
             "train_seconds")
-    return _table([(k.replace("_", " "), m.get(k)) for k in keys])
+    rows = [(k.replace("_", " "), m.get(k)) for k in keys]
+    gold = m.get("gold") or {}
+    if gold:  # the gold view (rlhf.dpo.GoldView): the labels' rule on the policy's own answers
+        first, last = gold["first"], gold["last"]
+        rows += [(f"gold score ({gold['preference']}), step {first['step']} → {last['step']}",
+                  f"{first['reward/gold']:.3f} → {last['reward/gold']:.3f} on {gold['prompts']} {gold['split']} prompts"),
+                 ("implicit reward of those answers, same steps", f"{first['reward/score']:.3f} → {last['reward/score']:.3f}"),
+                 ("KL to the SFT policy at the last measurement (nats per answer)", last["kl/mean"])]
+    return _table(rows)
 
 
 def _eval(run: Path) -> list[str]:

@@ -41,8 +41,9 @@ def test_pipeline_runs_every_stage_on_a_tiny_model_and_resumes(tmp_path, tiny_mo
     for heading in ("## Headline", "## Time per stage", "## SFT", "## Reward model", "## PPO", "## DPO", "## Evaluation"):
         assert heading in report, heading
     assert "win rate **" in report and "held-out pair accuracy" in report
+    assert "gold score (concise), step 0 → 1" in report  # DPO's gold view: on, as labels are simulated
     for png in ("sft/plots/loss.png", "reward/plots/accuracy.png", "reward/plots/loss.png", "ppo/plots/reward.png",
-                "ppo/plots/kl.png", "ppo/plots/response_length.png"):
+                "ppo/plots/kl.png", "ppo/plots/response_length.png", "dpo/plots/gold_vs_proxy_steps.png"):
         assert (run / png).stat().st_size > 1000, png
         assert f"({png})" in report, png
     assert (run / "pipeline.yaml").exists() and "finished" in (run / "pipeline.log").read_text()
