@@ -25,6 +25,9 @@ candidates (share of K=4 sets with at least one strict preference).
 
 A cell whose result JSON exists (RUN_DIR/cells/PREF__METHOD.json) is not run again, and each stage
 of a preference resumes from its DONE.json as `rlhf pipeline` does, so a stopped run continues.
+Preferences can run side by side in separate invocations (each with its own `--preferences` and
+`--results`, after one has made the shared SFT and samples); `--table_only` then writes the one
+table from every cell on disk without training anything.
 Writes benchmarks/results/preference_suite_SCALE.json and .md (and preference_learnability_SCALE.*
 with --learnability). Sizes: `quickstart` = the YAML as shipped; `small` = the quickstart's training with 32
 held-out prompts; `tiny` = a tiny random model for tests (`--model` a folder, or one is made).
@@ -75,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--preferences", default=None, help="comma-separated names (default: the whole suite)")
     p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)} (default: all available)")
     p.add_argument("--learnability", action="store_true", help="only SFT, sampling and the learnability table")
+    p.add_argument("--table_only", action="store_true",
+                   help="train nothing: the table from the cells already on disk (missing ones show as –), e.g. "
+                        "after several invocations ran preferences side by side")
     p.add_argument("--config", default=str(ROOT / "examples" / "quickstart.yaml"), help="the base pipeline YAML")
     p.add_argument("--model", default=None, help="base model (default: the YAML's; with --scale tiny, a tiny random one)")
     p.add_argument("--run_dir", default=None, help="where runs go (default runs/preference_suite/SCALE)")
@@ -250,6 +256,26 @@ def reward_accuracy(run: Path) -> float | None:
     return accuracy if math.isfinite(accuracy) else None
 
 
+def assembled_report(args, config: dict, root: Path, preferences: list[str], methods: list[str], command: str,
+                     machine: str) -> dict:
+    """The report of `--table_only`: each preference's reward accuracy and every (preference, method)
+    cell found under `root`, nothing trained; a preference without a reward model yet is left out."""
+    candidates = root / "shared" / "sample" / "candidates.jsonl"
+    learn = learnability_table(candidates, preferences) if candidates.exists() else {}
+    table = {}
+    for preference in preferences:
+        if not (root / preference / "reward" / "DONE.json").exists():
+            print(f"[preference_suite] {preference}: no reward model yet, left out of the table", flush=True)
+            continue
+        cells = {m: json.loads((root / "cells" / f"{preference}__{m}.json").read_text()) for m in methods
+                 if (root / "cells" / f"{preference}__{m}.json").exists()}
+        table[preference] = {"reward_accuracy": reward_accuracy(root / preference), "cells": cells}
+    load = [round(x, 2) for x in os.getloadavg()]
+    return {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
+            "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
+            "config": config, "load_avg_start": load, "load_avg_end": load, "wall_seconds": 0.0, "assembled": True}
+
+
 def markdown(report: dict) -> str:
     methods, lines = report["methods"], []
     lines += [f"# Preference suite ({report['scale']})", "",
@@ -281,6 +307,14 @@ def markdown(report: dict) -> str:
     cell_seconds = sum(c.get("cell_seconds", 0) for row in report["table"].values() for c in row["cells"].values())
     lines += ["", f"Cells' own time (training + evaluation, summed over every invocation): {cell_seconds / 60:.1f} min; "
               "shared SFT and sampling, labels and reward models not included (see run_dir/*/DONE.json)."]
+    if report.get("assembled"):
+        loads = [c["load_avg_before"][0] for row in report["table"].values() for c in row["cells"].values()
+                 if c.get("load_avg_before")]
+        spread = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–"
+        lines += ["", f"Command: `{report['command']}` (the table from the cells on disk; nothing trained)  ",
+                  f"Machine: {report['machine']}; 1-minute load average when each cell started: {spread} (each "
+                  "cell's own before/after load and times are in the JSON).", ""]
+        return "\n".join(lines)
     lines += ["", f"Command: `{report['command']}`  ", f"Machine: {report['machine']}; load average at start "
               f"{report['load_avg_start']}, at end {report['load_avg_end']}; wall time {report['wall_seconds'] / 60:.1f} min "
               "(cells run in earlier invocations keep their own times in the JSON).", ""]
@@ -338,6 +372,10 @@ def main(argv=None) -> dict:
     command = "python benchmarks/preference_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = f"{os.cpu_count()} cores, {platform.machine()}, torch threads {args.threads or 'default'}"
 
+    if args.table_only:
+        report = assembled_report(args, config, root, preferences, methods, command, machine)
+        write(Path(args.results), f"preference_suite_{args.scale}", report, markdown(report))
+        return report
     shared = shared_stages(config, root)
     candidates = shared.run / "sample" / "candidates.jsonl"
     learn = learnability_table(candidates, preferences)

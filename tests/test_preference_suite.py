@@ -59,3 +59,12 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
     assert cell_file.stat().st_mtime == before
     assert capsys.readouterr().out.count("done in an earlier run, skipped") >= 4
     assert again["table"]["detailed"]["cells"]["ppo"] == report["table"]["detailed"]["cells"]["ppo"]
+
+    # --table_only: the table from the cells on disk; a method never run shows as "–" and is not trained.
+    table = suite.main(args[:-4] + ["--methods", "ppo,dpo", "--results", str(tmp_path / "assembled"), "--table_only",
+                                    "--run_dir", str(tmp_path / "run"), "--preferences", "detailed,plain,concise"])
+    assert list(table["table"]) == ["detailed", "plain"]  # concise has no reward model: left out
+    assert table["table"]["plain"]["cells"] == {"ppo": report["table"]["plain"]["cells"]["ppo"]}
+    assert not (tmp_path / "run" / "detailed" / "dpo").exists()
+    md = (tmp_path / "assembled" / "preference_suite_tiny.md").read_text()
+    assert "nothing trained" in md and "| `plain` |" in md and "| – |" in md
