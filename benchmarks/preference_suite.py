@@ -87,7 +87,10 @@ def parse_args(argv=None):
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON and Markdown")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a shared machine)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.table_only and args.learnability:
+        p.error("--table_only and --learnability are two different reports: pick one")
+    return args
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -270,10 +273,11 @@ def assembled_report(args, config: dict, root: Path, preferences: list[str], met
         cells = {m: json.loads((root / "cells" / f"{preference}__{m}.json").read_text()) for m in methods
                  if (root / "cells" / f"{preference}__{m}.json").exists()}
         table[preference] = {"reward_accuracy": reward_accuracy(root / preference), "cells": cells}
-    load = [round(x, 2) for x in os.getloadavg()]
     return {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
             "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
-            "config": config, "load_avg_start": load, "load_avg_end": load, "wall_seconds": 0.0, "assembled": True}
+            "config": config, "load_avg_start": None, "load_avg_end": None, "wall_seconds": None, "assembled": True,
+            "note": "assembled from the cells on disk: each cell's own times and load averages are in its entry; "
+                    "config is this invocation's base settings"}
 
 
 def markdown(report: dict) -> str:

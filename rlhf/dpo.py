@@ -79,7 +79,7 @@ class DPOStageConfig:
     skip_bad_rows: bool = field(default=False, metadata={"help": "Skip and count malformed rows (in metrics.json) instead of stopping."})
     seed: int = field(default=0, metadata={"help": "Seed for the split, the LoRA initialisation and data order (0, as the reward stage)."})
     device: str | None = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
-    gold_preference: str | None = field(default=None, metadata={"help": "A registered preference (rlhf.labelers) that scores the policy's own answers to held-out prompts during training, beside DPO's implicit reward and the KL to the SFT policy (gold.jsonl, gold_vs_proxy_*.png): the over-optimisation view of Gao et al. 2023 for DPO. None = off; `rlhf pipeline` sets the labels' rule when they are simulated."})
+    gold_preference: str | None = field(default=None, metadata={"help": "The labels' own rule, to watch DPO over-optimise: a built-in preference (concise, detailed, on_topic, numeric, plain, short_sentences, line_breaks, ...), a registered one or package.module:function. During training the policy's answers to held-out prompts are scored by it beside DPO's implicit-reward margin on held-out pairs and the KL to the SFT policy (gold.jsonl, plots/gold_vs_proxy_*.png; Gao et al. 2023). None = off; `rlhf pipeline` sets it when labels are simulated. Off, with a console line, for prompt/prefix-tuning SFT outputs and runs of more than one process."})
     gold_steps: int = field(default=5, metadata={"help": "With --gold_preference: measure before the first step, every N optimizer steps and after the last."})
     gold_prompts: int = field(default=16, metadata={"help": "With --gold_preference: how many held-out prompts (the eval split's; the training prompts when there is none) are answered, one sampled answer each, the same seed every time."})
     gold_max_new_tokens: int = field(default=64, metadata={"help": "With --gold_preference: answer length limit in tokens."})
@@ -192,6 +192,7 @@ def build_trainer(config: DPOStageConfig):
 
     from rlhf.models import load_tokenizer, pick_device
 
+    check_gold_settings(config)
     device = pick_device(config.device)
     train_ds, eval_ds, counts = load_pairs(config)
     tokenizer = load_tokenizer(config.policy)
@@ -283,12 +284,30 @@ def _environ(**values: str):
 # --- 3b. gold against proxy ----------------------------------------------------------------------
 
 
+def check_gold_settings(config: DPOStageConfig) -> None:
+    """Fail before anything loads: raises rlhf.stages.ConfigError for an unknown `gold_preference`
+    (naming the known ones), `gold_prompts` < 1 or `gold_steps` < 0."""
+    from rlhf.labelers import get_preference
+    from rlhf.stages import ConfigError
+
+    if not config.gold_preference:
+        return
+    get_preference(config.gold_preference)
+    if config.gold_prompts < 1:
+        raise ConfigError(f"--gold_prompts must be at least 1 (got {config.gold_prompts})")
+    if config.gold_steps < 0:
+        raise ConfigError(f"--gold_steps must be 0 (only before the first and after the last step) or more (got {config.gold_steps})")
+
+
 def gold_view(config: DPOStageConfig, kind: str, tokenizer, dataset, split: str, world_size: int = 1):
     """The `GoldView` that `config.gold_preference` asks for, on the first `config.gold_prompts`
-    distinct prompts of `dataset` (a pairs Dataset with a "prompt" column); None when it is off or
-    cannot run (said on the console): a soft-prompt SFT output has no adapter to turn off for the
-    reference, and more than one process would each generate."""
+    distinct prompts of `dataset` (a pairs Dataset: "prompt", "chosen", "rejected" message lists) and
+    every pair of those prompts; None when it is off or cannot run (said on the console): a soft-prompt
+    SFT output has no adapter to turn off for the reference, and more than one process would each
+    generate."""
+    from rlhf.generation import Generation
     from rlhf.labelers import get_preference
+    from rlhf.tokens import encode_prompt_completion
 
     if not config.gold_preference:
         return None
@@ -296,71 +315,95 @@ def gold_view(config: DPOStageConfig, kind: str, tokenizer, dataset, split: str,
         why = "a prompt/prefix-tuning SFT output" if kind == "prompt-learning" else f"{world_size} processes"
         print(f"[rlhf dpo] gold view off: not available with {why} (single-process LoRA runs only)")
         return None
-    prompts, seen = [], set()
-    for messages in dataset["prompt"]:
-        key = json.dumps(messages, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            prompts.append(messages)
-        if len(prompts) == config.gold_prompts:
-            break
-    return GoldView(get_preference(config.gold_preference), prompts, tokenizer, config.beta, Path(config.output_dir),
+    prompts, keys, pairs = [], {}, []
+    for row in dataset:
+        key = json.dumps(row["prompt"], sort_keys=True)
+        if key not in keys and len(prompts) < config.gold_prompts:
+            keys[key] = len(prompts)
+            prompts.append(row["prompt"])
+        if key in keys:  # (chosen, rejected) as Generations: prompt ids + answer ids, as sequence_logprobs takes
+            sides = [encode_prompt_completion(tokenizer, row["prompt"], row[side]) for side in ("chosen", "rejected")]
+            pairs.append(tuple(Generation("", True, ids[n:], ids[:n]) for ids, n in sides))
+    return GoldView(get_preference(config.gold_preference), prompts, pairs, tokenizer, config.beta, Path(config.output_dir),
                     every=config.gold_steps, max_new_tokens=config.gold_max_new_tokens, seed=config.seed,
                     name=config.gold_preference, split=split)
 
 
 class GoldView:
-    """Gold against proxy for DPO, live (`as_callback()` hooks it into the Trainer): before the first
-    step, every `every` optimizer steps and after the last, the policy answers `prompts` (one sample
-    each, temperature 1, no top-k, the same seed every time so the steps differ by the policy, not
-    the draw), and one row goes to `output_dir/gold.jsonl`:
+    """Gold against proxy for DPO, live (`as_callback()` hooks it into the Trainer). DPO has no reward
+    model to over-optimise, but it has a proxy all the same: its implicit reward model, beta * (log pi -
+    log pi_ref), fitted to the labels. Before the first step, every `every` optimizer steps and after
+    the last, one row goes to `output_dir/gold.jsonl`:
 
-    - `reward/gold`: the mean of `gold_fn(prompt messages, answer)`, the labels' own rule;
-    - `reward/score`: DPO's implicit reward of those answers, beta * (log pi - log pi_ref) summed over
-      the answer's tokens (the proxy DPO optimises; Rafailov et al. 2023);
-    - `kl/mean`: the mean of log pi - log pi_ref per answer, nats (an estimate of KL(pi || pi_ref)
-      on the policy's own samples), so `reward/score` = beta * `kl/mean`;
+    - `reward/gold`: the mean of `gold_fn(prompt messages, answer)`, the labels' own rule, over the
+      policy's answers to `prompts` (one sample each, temperature 1, no top-k, the same seed every time
+      so the steps differ by the policy, not the draw);
+    - `reward/margin`, `reward/accuracy`: the proxy, the implicit reward's margin beta * ((log pi -
+      log pi_ref)(chosen) - (log pi - log pi_ref)(rejected)), each summed over the answer's tokens
+      (Rafailov et al. 2023), and the share of pairs it puts the right way, over `pairs` (the labelled
+      pairs of those prompts): how well DPO fits the labels where it was not trained;
+    - `kl/mean`: the mean of log pi - log pi_ref per answer over the policy's own answers, nats (an
+      estimate of KL(pi || pi_ref); 0 before the first step, the fresh LoRA starting at zero);
     - `length/tokens`, `length/finished`: answer length and the share that ended by themselves.
 
-    The reference is the same model with the DPO LoRA turned off (`disable_adapter`), the SFT policy.
-    At the end it writes plots/gold_vs_proxy_steps.png and _kl.png (`rlhf.plots`). Rows are in
-    `rows`; nothing here changes the update (the model's train/eval mode is restored)."""
+    Gao et al. (2023)'s picture for DPO (Rafailov et al. 2024, "Scaling laws for reward model
+    over-optimization in direct alignment algorithms"): the margin keeps rising with KL while gold
+    stalls or falls. The reference is the same model with the DPO LoRA turned off (`disable_adapter`),
+    the SFT policy. At the end it writes plots/gold_vs_proxy_steps.png and _kl.png (`rlhf.plots`).
+    Rows are in `rows`, the measurements' own time in `seconds`; nothing here changes the update
+    (the model's mode and the random streams are restored)."""
 
-    def __init__(self, gold_fn, prompts: list, tokenizer, beta: float, output_dir: Path, every: int = 5,
+    def __init__(self, gold_fn, prompts: list, pairs: list, tokenizer, beta: float, output_dir: Path, every: int = 5,
                  max_new_tokens: int = 64, seed: int = 0, name: str = "gold", split: str = "held-out"):
-        self.gold_fn, self.prompts, self.tokenizer, self.beta = gold_fn, prompts, tokenizer, beta
+        self.gold_fn, self.prompts, self.pairs, self.tokenizer, self.beta = gold_fn, prompts, pairs, tokenizer, beta
         self.output_dir, self.every, self.max_new_tokens, self.seed = Path(output_dir), every, max_new_tokens, seed
-        self.name, self.split, self.rows = name, split, []
+        self.name, self.split, self.rows, self.seconds = name, split, [], 0.0
+        self._reference_pairs = None  # (2, n_pairs) reference log-probs: the reference never changes
 
     def measure(self, model, step: int) -> dict:
         """One row (see the class doc) for `model` (a PeftModel) at optimizer step `step`."""
+        started, was_training = time.time(), model.training
+        try:
+            row = self._measure(model, step)
+        finally:
+            model.train(was_training)
+        self.seconds += time.time() - started
+        self.rows.append(row)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.output_dir / "gold.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"[rlhf dpo] step {step}: gold ({self.name}) {row['reward/gold']:.3f}; implicit reward margin "
+              f"{row['reward/margin']:.3f}, accuracy {row['reward/accuracy']:.3f} on {len(self.pairs)} {self.split} "
+              f"pairs; KL {row['kl/mean']:.3f} nats on {len(self.prompts)} answers")
+        return row
+
+    def _measure(self, model, step: int) -> dict:
         import torch
 
         from rlhf.eval import sequence_logprobs
         from rlhf.generation import generate
 
-        was_training = model.training
         pad_id = self.tokenizer.pad_token_id
-        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=cuda):  # the training's random streams are left as they were
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the training's stream stays
             gens = [row[0] for row in generate(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
                                                seed=self.seed, progress=False)]
-        policy = sequence_logprobs(model, gens, pad_id)  # (n,)
+        sides = [g for pair in self.pairs for g in pair]  # chosen, rejected, chosen, ...
+        policy, policy_pairs = sequence_logprobs(model, gens, pad_id), sequence_logprobs(model, sides, pad_id)
         with model.disable_adapter():
             reference = sequence_logprobs(model, gens, pad_id)  # (n,)
-        model.train(was_training)
+            if self._reference_pairs is None:
+                self._reference_pairs = sequence_logprobs(model, sides, pad_id)
         log_ratio = policy - reference  # (n,) nats per answer
+        implicit = (self.beta * (policy_pairs - self._reference_pairs)).view(-1, 2)  # (pairs, [chosen, rejected])
+        margin = implicit[:, 0] - implicit[:, 1]  # (pairs,)
         gold = [float(self.gold_fn(p, g.text)) for p, g in zip(self.prompts, gens)]
-        row = {"step": step, "reward/gold": sum(gold) / len(gold), "reward/score": self.beta * float(log_ratio.mean()),
-               "kl/mean": float(log_ratio.mean()), "length/tokens": sum(len(g.token_ids) for g in gens) / len(gens),
-               "length/finished": sum(g.finished for g in gens) / len(gens)}
-        self.rows.append(row)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_dir / "gold.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(f"[rlhf dpo] step {step}: gold ({self.name}) {row['reward/gold']:.3f}, implicit reward "
-              f"{row['reward/score']:.3f}, KL {row['kl/mean']:.3f} nats on {len(gens)} {self.split} prompts")
-        return row
+        nan = float("nan")
+        return {"step": step, "reward/gold": sum(gold) / len(gold),
+                "reward/margin": float(margin.mean()) if len(margin) else nan,
+                "reward/accuracy": float((margin > 0).float().mean()) if len(margin) else nan,
+                "kl/mean": float(log_ratio.mean()), "length/tokens": sum(len(g.token_ids) for g in gens) / len(gens),
+                "length/finished": sum(g.finished for g in gens) / len(gens)}
 
     def finish(self, model, step: int) -> None:
         """After the last step: measure it (unless done) and draw the two plots."""
@@ -368,8 +411,8 @@ class GoldView:
 
         if not self.rows or self.rows[-1]["step"] != step:
             self.measure(model, step)
-        plot_gold_vs_proxy(self.rows, self.output_dir / "plots", steps_label="DPO step",
-                           title="DPO implicit reward (proxy) vs gold (labels' rule)")
+        plot_gold_vs_proxy(self.rows, self.output_dir / "plots", proxy="reward/margin", steps_label="DPO step",
+                           title="DPO implicit reward margin, held out (proxy) vs gold (labels' rule)")
 
     def as_callback(self):
         """A transformers TrainerCallback that measures at train begin, every `every` steps and at
@@ -396,9 +439,11 @@ class GoldView:
         return GoldCallback()
 
     def summary(self) -> dict:
-        """metrics.json's `gold`: the preference, the first and the last row, and how many were taken."""
-        return {"preference": self.name, "prompts": len(self.prompts), "split": self.split,
-                "first": self.rows[0], "last": self.rows[-1], "measurements": len(self.rows)} if self.rows else {}
+        """metrics.json's `gold`: the preference, the first and the last row, how many were taken and
+        their seconds (not counted in train_seconds)."""
+        return {"preference": self.name, "prompts": len(self.prompts), "pairs": len(self.pairs), "split": self.split,
+                "first": self.rows[0], "last": self.rows[-1], "measurements": len(self.rows),
+                "seconds": round(self.seconds, 2)} if self.rows else {}
 
 
 # --- 4. saving ---------------------------------------------------------------------------------
@@ -455,7 +500,8 @@ def run_dpo(config: DPOStageConfig) -> Path:
     # 3. Train.
     started = time.time()
     result = trainer.train()
-    seconds = time.time() - started
+    gold = next((c.gold_view for c in trainer.callback_handler.callbacks if hasattr(c, "gold_view")), None)
+    seconds = time.time() - started - (gold.seconds if gold is not None else 0.0)  # gold's time: metrics gold.seconds
 
     # 4. Evaluate.
     eval_metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}

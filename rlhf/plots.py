@@ -61,7 +61,7 @@ def plot_gold_vs_proxy(rows: list[dict], out_dir: str | Path, proxy: str = "rewa
     reference (their x axis). Two y axes: the two scores have different units; what matters is
     whether gold still rises where the proxy does. Writes gold_vs_proxy_steps.png and
     gold_vs_proxy_kl.png; returns the paths (none when no row has `gold`). DPO passes its implicit
-    reward as the proxy (`rlhf.dpo.GoldCallback`)."""
+    reward's held-out margin as the proxy (`rlhf.dpo.GoldView`)."""
     import math
 
     both = [r for r in rows if isinstance(r.get(gold), (int, float)) and isinstance(r.get(proxy), (int, float))]

@@ -142,7 +142,9 @@ def _dpo(run: Path) -> list[str]:
         first, last = gold["first"], gold["last"]
         rows += [(f"gold score ({gold['preference']}), step {first['step']} → {last['step']}",
                   f"{first['reward/gold']:.3f} → {last['reward/gold']:.3f} on {gold['prompts']} {gold['split']} prompts"),
-                 ("implicit reward of those answers, same steps", f"{first['reward/score']:.3f} → {last['reward/score']:.3f}"),
+                 (f"implicit reward margin / accuracy on {gold['pairs']} {gold['split']} pairs, same steps",
+                  f"{first['reward/margin']:.3f} / {first['reward/accuracy']:.2f} → {last['reward/margin']:.3f} / "
+                  f"{last['reward/accuracy']:.2f}"),
                  ("KL to the SFT policy at the last measurement (nats per answer)", last["kl/mean"])]
     return _table(rows)
 

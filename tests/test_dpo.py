@@ -137,23 +137,25 @@ def test_run_dpo_on_a_full_model_writes_every_output(tmp_path, tiny_model_dir):
 
 def test_gold_view_logs_the_rule_beside_the_implicit_reward_and_never_changes_the_update(tmp_path, tiny_model_dir):
     """With gold_preference, gold.jsonl holds a row before the first step, every gold_steps steps and
-    after the last: the rule's mean on the policy's answers, the implicit reward beta * (log pi - log
-    pi_ref) and that log-ratio as the KL (exactly 0 before the first step: the fresh LoRA's B is 0).
-    The trained weights are the same as without it (nothing it does reaches the update); without it
-    there is no gold.jsonl and no `gold` in metrics.json."""
+    after the last: the rule's mean on the policy's answers, the implicit reward's held-out margin and
+    accuracy (0 and 0 before the first step: policy == reference, every margin exactly 0) and the KL.
+    The trained weights are the same as without it, and its time is kept out of train_seconds;
+    without it there is no gold.jsonl and no `gold` in metrics.json."""
     (tmp_path / "on").mkdir(), (tmp_path / "off").mkdir()
     on = run_dpo(_config(tmp_path / "on", tiny_model_dir, max_steps=3, gold_preference="detailed", gold_steps=2,
                          gold_prompts=3, gold_max_new_tokens=6))
     rows = [json.loads(line) for line in (on / "gold.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2, 3]
-    assert rows[0]["kl/mean"] == 0.0 and rows[0]["reward/score"] == 0.0
+    assert rows[0]["kl/mean"] == 0.0 and rows[0]["reward/margin"] == 0.0 and rows[0]["reward/accuracy"] == 0.0
     assert abs(rows[-1]["kl/mean"]) > 1e-4, "the policy moved: its answers' log-ratio to the SFT policy is not 0"
-    for r in rows:
-        assert r["reward/score"] == pytest.approx(0.1 * r["kl/mean"], rel=1e-6, abs=1e-9)
-        assert 0.0 <= r["length/finished"] <= 1.0 and 0 < r["length/tokens"] <= 6
+    # lr 5e-3 on a learnable preference: the held-out pairs go the labels' way (as TRL's own eval says).
+    assert rows[-1]["reward/margin"] > 0 and rows[-1]["reward/accuracy"] > 0.5
+    assert all(0.0 <= r["length/finished"] <= 1.0 and 0 < r["length/tokens"] <= 6 for r in rows)
     metrics = json.loads((on / "metrics.json").read_text())
-    assert metrics["gold"]["preference"] == "detailed" and metrics["gold"]["first"] == rows[0]
-    assert metrics["gold"]["last"] == rows[-1] and metrics["gold"]["split"] == "held-out"
+    gold = metrics["gold"]
+    assert gold["preference"] == "detailed" and gold["first"] == rows[0] and gold["last"] == rows[-1]
+    assert gold["split"] == "held-out" and gold["prompts"] == 3 and gold["pairs"] == 2 * 3 and gold["seconds"] > 0
+    assert metrics["eval_reward_margin"] > 0
     assert (on / "plots" / "gold_vs_proxy_steps.png").exists() and (on / "plots" / "gold_vs_proxy_kl.png").exists()
 
     off = run_dpo(_config(tmp_path / "off", tiny_model_dir, max_steps=3))
@@ -162,21 +164,42 @@ def test_gold_view_logs_the_rule_beside_the_implicit_reward_and_never_changes_th
     assert all(torch.equal(with_gold[k], without[k]) for k in without)
 
 
-def test_gold_view_scores_each_held_out_answer_with_the_rule(tmp_path, tiny_model_dir):
-    """GoldView.measure on its own: the rule gets each held-out prompt's messages and the answer's
-    text, and reward/gold is the mean of what it returned."""
+def test_gold_view_scores_answers_with_the_rule_against_the_sft_policy(tmp_path, sft_lora_dir):
+    """GoldView on a LoRA SFT output (merged, a fresh LoRA on top): the rule gets each held-out prompt's
+    messages and the answer's text and reward/gold is the mean of what it returned; the reference
+    (the DPO LoRA off) scores the labelled pairs exactly as the SFT policy loaded on its own does; the
+    model is left in the mode it was in."""
     from rlhf.dpo import gold_view
+    from rlhf.eval import sequence_logprobs
 
-    trainer = build_trainer(_config(tmp_path, tiny_model_dir, max_steps=1))
-    config = _config(tmp_path, tiny_model_dir, gold_preference="concise", gold_prompts=2, gold_max_new_tokens=5)
-    view = gold_view(config, "full", trainer.processing_class, trainer.eval_dataset, "held-out")
+    config = _config(tmp_path, sft_lora_dir, max_steps=3, gold_preference="concise", gold_prompts=2,
+                     gold_max_new_tokens=5)
+    trainer = build_trainer(config)
+    assert trainer.rlhf_info["sft_kind"] == "merged"
+    trainer.train()  # the DPO LoRA moves: policy != reference from here on
+    view = gold_view(config, "merged", trainer.processing_class, trainer.eval_dataset, "held-out")
     seen = []
     view.gold_fn = lambda prompt, text: seen.append((prompt, text)) or float(len(text))
+    trainer.model.train()
     row = view.measure(trainer.model, step=7)
     assert [p for p, _ in seen] == view.prompts and len(view.prompts) == 2
-    assert all(p[-1]["role"] == "user" for p in view.prompts)
+    assert all(p[-1]["role"] == "user" for p in view.prompts) and len(view.pairs) == 4  # 2 pairs per prompt
     assert row["step"] == 7 and row["reward/gold"] == pytest.approx(sum(len(t) for _, t in seen) / 2)
-    assert trainer.model.training  # left in the mode it was in
+    assert trainer.model.training
+    sides = [g for pair in view.pairs for g in pair]
+    sft = sequence_logprobs(load_causal_lm(str(sft_lora_dir), device="cpu"), sides, trainer.processing_class.pad_token_id)
+    assert torch.allclose(view._reference_pairs, sft, atol=1e-3)
+    assert (sequence_logprobs(trainer.model, sides, trainer.processing_class.pad_token_id) - sft).abs().max() > 1e-4
+
+
+def test_bad_gold_settings_fail_before_any_model_loads(tmp_path):
+    from rlhf.stages import ConfigError
+
+    for bad, match in (({"gold_preference": "nope"}, "unknown preference 'nope'"),
+                       ({"gold_preference": "concise", "gold_prompts": 0}, "gold_prompts must be at least 1"),
+                       ({"gold_preference": "concise", "gold_steps": -1}, "gold_steps must be 0")):
+        with pytest.raises(ConfigError, match=match):
+            build_trainer(_config(tmp_path, tmp_path / "no-model-here", **bad))
 
 
 def test_series_adapter_stays_frozen_under_the_fresh_lora(tmp_path, tiny_model_dir):
