@@ -204,35 +204,24 @@ def test_app_label_step_ends_when_an_admin_exports(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize("stage, module, entry, section", [("ppo", "rlhf.ppo", "run_ppo", {"steps": 1}),
+                                                           ("dpo", "rlhf.dpo", "run_dpo", {"max_steps": 1})])
 @pytest.mark.parametrize("label_mode, expected", [("simulated", "numeric"), ("app", None)])
-def test_ppo_gets_the_simulated_preference_as_gold_only_when_labels_are_simulated(tmp_path, monkeypatch, label_mode,
-                                                                                  expected):
-    """With simulated labels the pipeline hands their preference to PPO (reward/gold is logged);
-    with people labeling there is no gold rule and none is set."""
-    import rlhf.ppo
+def test_ppo_and_dpo_get_the_simulated_preference_as_gold_only_when_labels_are_simulated(
+        tmp_path, monkeypatch, stage, module, entry, section, label_mode, expected):
+    """With simulated labels the pipeline hands their preference to PPO (reward/gold is logged) and to
+    DPO (gold.jsonl); with people labeling there is no gold rule and none is set."""
+    import importlib
+
     from rlhf.pipeline import Pipeline
 
     seen = {}
-    monkeypatch.setattr(rlhf.ppo, "run_ppo", lambda config: seen.setdefault("config", config))
+    monkeypatch.setattr(importlib.import_module(module), entry, lambda config: seen.setdefault("config", config))
     pipe = Pipeline({"run_dir": str(tmp_path / "run"), "label_mode": label_mode, "label": {"preference": "numeric"},
-                     "ppo": {"steps": 1}})
-    pipe.stage_ppo(tmp_path / "run" / "ppo")
-    assert seen["config"].gold_preference == expected and seen["config"].steps == 1
-
-
-@pytest.mark.parametrize("label_mode, expected", [("simulated", "numeric"), ("app", None)])
-def test_dpo_gets_the_simulated_preference_as_gold_only_when_labels_are_simulated(tmp_path, monkeypatch, label_mode,
-                                                                                  expected):
-    """The same for DPO: its gold view (gold.jsonl) is on with simulated labels only."""
-    import rlhf.dpo
-    from rlhf.pipeline import Pipeline
-
-    seen = {}
-    monkeypatch.setattr(rlhf.dpo, "run_dpo", lambda config: seen.setdefault("config", config))
-    pipe = Pipeline({"run_dir": str(tmp_path / "run"), "label_mode": label_mode, "label": {"preference": "numeric"},
-                     "dpo": {"max_steps": 1}})
-    pipe.stage_dpo(tmp_path / "run" / "dpo")
-    assert seen["config"].gold_preference == expected and seen["config"].max_steps == 1
+                     stage: section})
+    getattr(pipe, f"stage_{stage}")(tmp_path / "run" / stage)
+    assert seen["config"].gold_preference == expected
+    assert all(getattr(seen["config"], k) == v for k, v in section.items())
 
 
 def _finished_run(tmp_path, config, done):
