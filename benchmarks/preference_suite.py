@@ -28,6 +28,14 @@ of a preference resumes from its DONE.json as `rlhf pipeline` does, so a stopped
 Preferences can run side by side in separate invocations (each with its own `--preferences` and
 `--results`, after one has made the shared SFT and samples); `--table_only` then writes the one
 table from every cell on disk without training anything.
+
+Tuning runs stay out of the default cells: `--variant NAME --set KEY=VALUE ...` trains METHOD@NAME
+cells (their own folders and column) with those changes to the method's stage section, e.g.
+
+    python benchmarks/preference_suite.py --scale small --preferences detailed --methods ppo \
+        --variant eos --set missing_eos_penalty=-1.0
+    python benchmarks/preference_suite.py --scale small --table_only --methods ppo,ppo@eos,dpo
+
 Writes benchmarks/results/preference_suite_SCALE.json and .md (and preference_learnability_SCALE.*
 with --learnability). Sizes: `quickstart` = the YAML as shipped; `small` = the quickstart's training with 32
 held-out prompts; `tiny` = a tiny random model for tests (`--model` a folder, or one is made).
@@ -78,6 +86,12 @@ def parse_args(argv=None):
     p.add_argument("--preferences", default=None, help="comma-separated names (default: the whole suite)")
     p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)} (default: all available)")
     p.add_argument("--learnability", action="store_true", help="only SFT, sampling and the learnability table")
+    p.add_argument("--variant", default=None,
+                   help="a tuning run: its cells are METHOD@VARIANT (a column of their own, folders PREF/METHOD@VARIANT), "
+                        "trained with the --set changes; the default cells are untouched")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --variant: a field of the method's own stage section (ppo for ppo/grpo/rloo, dpo for "
+                        "dpo), value read as YAML, e.g. --set missing_eos_penalty=-1.0; repeatable")
     p.add_argument("--table_only", action="store_true",
                    help="train nothing: the table from the cells already on disk (missing ones show as –), e.g. "
                         "after several invocations ran preferences side by side")
@@ -90,7 +104,30 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.table_only and args.learnability:
         p.error("--table_only and --learnability are two different reports: pick one")
+    if bool(args.variant) != bool(args.set):
+        p.error("--variant and --set go together: a variant names a change, a change needs a name for its cells")
+    if args.variant and not all(ch.isalnum() or ch in "-_." for ch in args.variant):
+        p.error(f"--variant {args.variant!r}: letters, digits, '-', '_' and '.' only (it names files)")
     return args
+
+
+def parse_sets(sets: list[str]) -> dict:
+    """`KEY=VALUE` strings -> {KEY: VALUE read as YAML}; SystemExit naming a malformed one."""
+    import yaml
+
+    out = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SystemExit(f"preference_suite: --set {item!r} is not KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def split_cell(name: str) -> tuple[str, str | None]:
+    """"ppo@eos" -> ("ppo", "eos"); "ppo" -> ("ppo", None)."""
+    method, _, variant = name.partition("@")
+    return method, variant or None
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -113,10 +150,12 @@ def available_methods() -> list[str]:
 
 
 def pick(names: str | None, known: list[str], what: str) -> list[str]:
+    """The comma-separated `names` (all of `known` when empty); a METHOD@VARIANT name counts as known
+    when its method is. SystemExit naming any unknown one."""
     if not names:
         return list(known)
     chosen = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in known]
+    unknown = [n for n in chosen if split_cell(n)[0] not in known]
     if unknown:
         raise SystemExit(f"preference_suite: unknown {what} {unknown}; known: {', '.join(known)}")
     return chosen
@@ -168,22 +207,27 @@ def preference_pipeline(config: dict, root: Path, preference: str):
     return Pipeline(cfg)
 
 
-def train_method(pipe, method: str) -> tuple[str, float]:
-    """Train `method` from the preference's labels; returns (policy folder, seconds; 0 if done before)."""
+def train_method(pipe, cell: str, overrides: dict | None = None) -> tuple[str, float]:
+    """Train the cell's method ("ppo", or "ppo@VARIANT" with `overrides` to its stage section) from the
+    preference's labels; returns (policy folder, seconds; 0 if done before)."""
     from rlhf.pipeline import Pipeline
 
-    run = pipe.run
+    method, variant = split_cell(cell)
+    run, overrides = pipe.run, overrides or {}
     if method == "best_of_n":
+        if variant:
+            raise SystemExit("preference_suite: best_of_n trains nothing, so it has no variant")
         return str(run / "sft"), 0.0
-    if method == "dpo":
-        return str(run / "dpo"), pipe.run_stage("dpo") or 0.0
-    if method == "ppo":
-        return str(run / "ppo" / "policy"), pipe.run_stage("ppo") or 0.0
-    # Same section as PPO, same prompts per step in completions: G = 4 completions per prompt (the K
-    # of the labels), and no critic setting (the estimator builds none).
-    settings = {"advantage_estimator": method, "num_generations": CRITIC_FREE_GENERATIONS, "critic": "auto"}
-    variant = Pipeline(merge(pipe.config, {"ppo": settings}))
-    return str(run / method / "policy"), variant.run_stage("ppo", run / method) or 0.0
+    settings = {}
+    if method in CRITIC_FREE:
+        # Same section as PPO, same prompts per step in completions: G = 4 completions per prompt (the
+        # K of the labels), and no critic setting (the estimator builds none).
+        settings = {"advantage_estimator": method, "num_generations": CRITIC_FREE_GENERATIONS, "critic": "auto"}
+    stage = "dpo" if method == "dpo" else "ppo"
+    trainer = Pipeline(merge(pipe.config, {stage: {**settings, **overrides}})) if settings or overrides else pipe
+    folder = run / cell  # run/ppo and run/dpo for the defaults, as the pipeline has them
+    seconds = trainer.run_stage(stage, folder) or 0.0
+    return str(folder / "policy" if stage == "ppo" else folder), seconds
 
 
 def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
@@ -210,21 +254,24 @@ def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
             "policy": results["policies"]["a"], "sft": results["policies"]["b"]}
 
 
-def run_cell(pipe, method: str, cells: Path) -> dict:
-    """Train and judge one (preference, method) cell; its JSON is written last, so it marks done."""
+def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None) -> dict:
+    """Train and judge one (preference, method) cell; `method` may be METHOD@VARIANT, trained with
+    `overrides`. Its JSON is written last, so it marks done."""
     preference = pipe.section("label")["preference"]
     path = cells / f"{preference}__{method}.json"
     if path.exists():
         print(f"[preference_suite] {preference} / {method}: done in an earlier run, skipped", flush=True)
         return json.loads(path.read_text())
     load_before, t0 = os.getloadavg(), time.time()
-    policy, train_seconds = train_method(pipe, method)
+    policy, train_seconds = train_method(pipe, method, overrides)
     t1 = time.time()
-    cell = evaluate_cell(pipe, method, policy, pipe.run / f"eval_{method}")
+    cell = evaluate_cell(pipe, split_cell(method)[0], policy, pipe.run / f"eval_{method}")
+    if overrides:
+        cell["overrides"] = overrides
     cell.update({"preference": preference, "method": method, "train_seconds": round(train_seconds, 1),
                  "eval_seconds": round(time.time() - t1, 1), "cell_seconds": round(time.time() - t0, 1),
                  "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg())})
-    if method in ("ppo", *CRITIC_FREE):
+    if split_cell(method)[0] in ("ppo", *CRITIC_FREE):
         metrics = json.loads((Path(policy).parent / "metrics.json").read_text())
         cell["train"] = {k: metrics.get(k) for k in ("steps", "score_first_tenth", "score_last_tenth",
                                                      "gold_first_tenth", "gold_last_tenth", "length_report")}
@@ -372,6 +419,14 @@ def main(argv=None) -> dict:
     if missing:
         raise SystemExit(f"preference_suite: {missing} need PPOConfig.advantage_estimator, which this checkout lacks")
     methods = pick(args.methods, available_methods(), "method(s)")
+    overrides = parse_sets(args.set)
+    if args.variant:
+        if any("@" in m for m in methods):
+            raise SystemExit("preference_suite: with --variant, name the plain methods (--methods ppo), not METHOD@VARIANT")
+        methods = [f"{m}@{args.variant}" for m in methods]
+    elif not args.table_only and any("@" in m for m in methods):
+        raise SystemExit("preference_suite: a METHOD@VARIANT cell is trained with --variant and --set; "
+                         "--table_only shows it")
     config, started, load_start = base_config(args), time.time(), os.getloadavg()
     command = "python benchmarks/preference_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = f"{os.cpu_count()} cores, {platform.machine()}, torch threads {args.threads or 'default'}"
@@ -397,7 +452,7 @@ def main(argv=None) -> dict:
             pipe.run_stage(stage)
         row = {"reward_accuracy": reward_accuracy(pipe.run), "cells": {}}
         for method in methods:
-            row["cells"][method] = run_cell(pipe, method, root / "cells")
+            row["cells"][method] = run_cell(pipe, method, root / "cells", overrides)
         table[preference] = row
     report = {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
               "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,

@@ -14,6 +14,20 @@ suite = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(suite)
 
 
+def test_variant_arguments_are_checked_before_anything_runs():
+    for argv, match in ((["--variant", "eos"], "go together"), (["--set", "a=1"], "go together"),
+                        (["--variant", "a/b", "--set", "a=1"], "names files"),
+                        (["--table_only", "--learnability"], "pick one")):
+        with pytest.raises(SystemExit):
+            suite.parse_args(argv)
+    assert suite.parse_sets(["missing_eos_penalty=-1.0", "steps=3", "kl_coef = 0.1"]) == {
+        "missing_eos_penalty": -1.0, "steps": 3, "kl_coef": 0.1}
+    with pytest.raises(SystemExit, match="not KEY=VALUE"):
+        suite.parse_sets(["oops"])
+    assert suite.split_cell("ppo@eos") == ("ppo", "eos") and suite.split_cell("dpo") == ("dpo", None)
+    assert suite.pick("ppo,ppo@eos", ["ppo", "dpo"], "method(s)") == ["ppo", "ppo@eos"]
+
+
 def test_unknown_names_and_method_availability():
     with pytest.raises(SystemExit, match="unknown method"):
         suite.pick("ppo,nope", suite.available_methods(), "method(s)")
@@ -60,6 +74,7 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
     assert capsys.readouterr().out.count("done in an earlier run, skipped") >= 4
     assert again["table"]["detailed"]["cells"]["ppo"] == report["table"]["detailed"]["cells"]["ppo"]
 
+    plain_before = (tmp_path / "run" / "cells" / "plain__ppo.json").stat().st_mtime
     # --table_only: the table from the cells on disk; a method never run shows as "–" and is not trained.
     table = suite.main(args[:-4] + ["--methods", "ppo,dpo", "--results", str(tmp_path / "assembled"), "--table_only",
                                     "--run_dir", str(tmp_path / "run"), "--preferences", "detailed,plain,concise"])
@@ -68,3 +83,17 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
     assert not (tmp_path / "run" / "detailed" / "dpo").exists()
     md = (tmp_path / "assembled" / "preference_suite_tiny.md").read_text()
     assert "nothing trained" in md and "| `plain` |" in md and "| – |" in md
+
+    # A tuning variant: its own folder, cell and column, trained with the change; the default cell stays.
+    variant = suite.main(args[:-4] + ["--methods", "ppo", "--preferences", "plain", "--variant", "eos", "--set",
+                                      "missing_eos_penalty=-1.0", "--run_dir", str(tmp_path / "run"),
+                                      "--results", str(tmp_path / "variant")])
+    cell = variant["table"]["plain"]["cells"]["ppo@eos"]
+    assert cell["overrides"] == {"missing_eos_penalty": -1.0} and cell["method"] == "ppo@eos"
+    config = json.loads((tmp_path / "run" / "plain" / "ppo@eos" / "rlhf_config.json").read_text())
+    assert config["missing_eos_penalty"] == -1.0
+    assert json.loads((tmp_path / "run" / "plain" / "ppo" / "rlhf_config.json").read_text())["missing_eos_penalty"] is None
+    assert (tmp_path / "run" / "cells" / "plain__ppo.json").stat().st_mtime == plain_before
+    both = suite.main(args[:-4] + ["--methods", "ppo,ppo@eos", "--preferences", "plain", "--table_only",
+                                   "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "variant")])
+    assert list(both["table"]["plain"]["cells"]) == ["ppo", "ppo@eos"]
