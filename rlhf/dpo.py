@@ -315,16 +315,24 @@ def gold_view(config: DPOStageConfig, kind: str, tokenizer, dataset, split: str,
         why = "a prompt/prefix-tuning SFT output" if kind == "prompt-learning" else f"{world_size} processes"
         print(f"[rlhf dpo] gold view off: not available with {why} (single-process LoRA runs only)")
         return None
-    prompts, keys, pairs = [], {}, []
+    prompts, keys, pairs, answers = [], {}, [], {}
     for row in dataset:
         key = json.dumps(row["prompt"], sort_keys=True)
         if key not in keys and len(prompts) < config.gold_prompts:
             keys[key] = len(prompts)
             prompts.append(row["prompt"])
-        if key in keys:  # (chosen, rejected) as Generations: prompt ids + answer ids, as sequence_logprobs takes
-            sides = [encode_prompt_completion(tokenizer, row["prompt"], row[side]) for side in ("chosen", "rejected")]
-            pairs.append(tuple(Generation("", True, ids[n:], ids[:n]) for ids, n in sides))
-    return GoldView(get_preference(config.gold_preference), prompts, pairs, tokenizer, config.beta, Path(config.output_dir),
+        if key in keys:  # (chosen, rejected) as indices into the distinct (prompt, answer) sequences
+            pair = []
+            for side in ("chosen", "rejected"):
+                answer = (key, json.dumps(row[side], sort_keys=True))
+                if answer not in answers:  # K answers of a prompt make up to K(K-1)/2 pairs: score each once
+                    ids, n = encode_prompt_completion(tokenizer, row["prompt"], row[side])
+                    answers[answer] = (len(answers), Generation("", True, ids[n:], ids[:n]))
+                pair.append(answers[answer][0])
+            pairs.append(tuple(pair))
+    sequences = [g for _, g in sorted(answers.values(), key=lambda x: x[0])]
+    return GoldView(get_preference(config.gold_preference), prompts, (sequences, pairs), tokenizer, config.beta,
+                    Path(config.output_dir),
                     every=config.gold_steps, max_new_tokens=config.gold_max_new_tokens, seed=config.seed,
                     name=config.gold_preference, split=split)
 
@@ -353,12 +361,15 @@ class GoldView:
     Rows are in `rows`, the measurements' own time in `seconds`; nothing here changes the update
     (the model's mode and the random streams are restored)."""
 
-    def __init__(self, gold_fn, prompts: list, pairs: list, tokenizer, beta: float, output_dir: Path, every: int = 5,
+    def __init__(self, gold_fn, prompts: list, labelled: tuple, tokenizer, beta: float, output_dir: Path, every: int = 5,
                  max_new_tokens: int = 64, seed: int = 0, name: str = "gold", split: str = "held-out"):
-        self.gold_fn, self.prompts, self.pairs, self.tokenizer, self.beta = gold_fn, prompts, pairs, tokenizer, beta
+        # labelled = (sequences, pairs): the distinct (prompt, answer) Generations, and (chosen, rejected)
+        # index pairs into them.
+        self.sequences, self.pairs = labelled
+        self.gold_fn, self.prompts, self.tokenizer, self.beta = gold_fn, prompts, tokenizer, beta
         self.output_dir, self.every, self.max_new_tokens, self.seed = Path(output_dir), every, max_new_tokens, seed
         self.name, self.split, self.rows, self.seconds = name, split, [], 0.0
-        self._reference_pairs = None  # (2, n_pairs) reference log-probs: the reference never changes
+        self._reference_sequences = None  # (n_sequences,) reference log-probs: the reference never changes
 
     def measure(self, model, step: int) -> dict:
         """One row (see the class doc) for `model` (a PeftModel) at optimizer step `step`."""
@@ -388,15 +399,15 @@ class GoldView:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the training's stream stays
             gens = [row[0] for row in generate(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
                                                seed=self.seed, progress=False)]
-        sides = [g for pair in self.pairs for g in pair]  # chosen, rejected, chosen, ...
-        policy, policy_pairs = sequence_logprobs(model, gens, pad_id), sequence_logprobs(model, sides, pad_id)
+        policy, policy_sequences = sequence_logprobs(model, gens, pad_id), sequence_logprobs(model, self.sequences, pad_id)
         with model.disable_adapter():
             reference = sequence_logprobs(model, gens, pad_id)  # (n,)
-            if self._reference_pairs is None:
-                self._reference_pairs = sequence_logprobs(model, sides, pad_id)
+            if self._reference_sequences is None:
+                self._reference_sequences = sequence_logprobs(model, self.sequences, pad_id)
         log_ratio = policy - reference  # (n,) nats per answer
-        implicit = (self.beta * (policy_pairs - self._reference_pairs)).view(-1, 2)  # (pairs, [chosen, rejected])
-        margin = implicit[:, 0] - implicit[:, 1]  # (pairs,)
+        implicit = self.beta * (policy_sequences - self._reference_sequences)  # (n_sequences,)
+        index = torch.tensor(self.pairs, dtype=torch.long).view(-1, 2)  # (pairs, [chosen, rejected])
+        margin = implicit[index[:, 0]] - implicit[index[:, 1]]  # (pairs,)
         gold = [float(self.gold_fn(p, g.text)) for p, g in zip(self.prompts, gens)]
         nan = float("nan")
         return {"step": step, "reward/gold": sum(gold) / len(gold),
@@ -441,7 +452,8 @@ class GoldView:
     def summary(self) -> dict:
         """metrics.json's `gold`: the preference, the first and the last row, how many were taken and
         their seconds (not counted in train_seconds)."""
-        return {"preference": self.name, "prompts": len(self.prompts), "pairs": len(self.pairs), "split": self.split,
+        return {"preference": self.name, "prompts": len(self.prompts), "pairs": len(self.pairs),
+                "answers": len(self.sequences), "split": self.split,
                 "first": self.rows[0], "last": self.rows[-1], "measurements": len(self.rows),
                 "seconds": round(self.seconds, 2)} if self.rows else {}
 

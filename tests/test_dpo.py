@@ -186,10 +186,18 @@ def test_gold_view_scores_answers_with_the_rule_against_the_sft_policy(tmp_path,
     assert all(p[-1]["role"] == "user" for p in view.prompts) and len(view.pairs) == 4  # 2 pairs per prompt
     assert row["step"] == 7 and row["reward/gold"] == pytest.approx(sum(len(t) for _, t in seen) / 2)
     assert trainer.model.training
-    sides = [g for pair in view.pairs for g in pair]
-    sft = sequence_logprobs(load_causal_lm(str(sft_lora_dir), device="cpu"), sides, trainer.processing_class.pad_token_id)
-    assert torch.allclose(view._reference_pairs, sft, atol=1e-3)
-    assert (sequence_logprobs(trainer.model, sides, trainer.processing_class.pad_token_id) - sft).abs().max() > 1e-4
+    # 2 prompts x 3 answers (one helpful, two refusals): 3 distinct sequences each, every one scored once.
+    assert len(view.sequences) == 6 and sorted({i for pair in view.pairs for i in pair}) == list(range(6))
+    pad = trainer.processing_class.pad_token_id
+    sft = sequence_logprobs(load_causal_lm(str(sft_lora_dir), device="cpu"), view.sequences, pad)
+    assert torch.allclose(view._reference_sequences, sft, atol=1e-3)
+    policy = sequence_logprobs(trainer.model, view.sequences, pad)
+    assert (policy - sft).abs().max() > 1e-4
+    # The margin of each pair from those scores, by hand.
+    implicit = 0.1 * (policy - view._reference_sequences)
+    margins = [float(implicit[c] - implicit[r]) for c, r in view.pairs]
+    assert row["reward/margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-5)
+    assert row["reward/accuracy"] == pytest.approx(sum(m > 0 for m in margins) / len(margins))
 
 
 def test_bad_gold_settings_fail_before_any_model_loads(tmp_path):
