@@ -119,12 +119,12 @@ def score_test(model, tokenizer, pairs: list[dict], max_length: int) -> dict:
 
 def lm_scores(model, tokenizer, pairs: list[dict], max_length: int):
     """(chosen, rejected): (p,) float tensors, each answer's mean log-probability per token (nats) under
-    the causal LM `model`, after the chat-templated prompt (`rlhf.eval.sequence_logprobs`, divided by
+    the causal LM `model`, after the chat-templated prompt (`rlhf.generation.sequence_logprobs`, divided by
     the answer's tokens), the sequence cut on the left to max_length. Per token, so a padded answer is
     not penalised for its length alone."""
     import torch
 
-    from rlhf.eval import sequence_logprobs
+    from rlhf.generation import sequence_logprobs
     from rlhf.generation import Generation, encode_prompt
 
     def sequence(prompt: str, answer: str) -> Generation:

@@ -391,8 +391,7 @@ class GoldView:
     def _measure(self, model, step: int) -> dict:
         import torch
 
-        from rlhf.eval import sequence_logprobs
-        from rlhf.generation import generate
+        from rlhf.generation import generate, sequence_logprobs
 
         pad_id = self.tokenizer.pad_token_id
         device = next(model.parameters()).device

@@ -28,6 +28,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
+from rlhf.generation import sequence_logprobs  # noqa: F401 (also rlhf.eval's since it lived here)
 from rlhf.stages import ConfigError, save_resolved_config
 
 Judge = Callable[[str, str, str], float]
@@ -127,32 +128,6 @@ def md_cell(text: str, limit: int = 400) -> str:
 
 
 # --- model work --------------------------------------------------------------------------------
-
-
-def sequence_logprobs(model, gens, pad_id: int, batch_size: int = 8):
-    """Sum of log p(completion token | prefix) per generation, by one forward pass per batch.
-    `gens` are `rlhf.generation.Generation`s (prompt_ids + token_ids).  -> (n,) float32 on CPU"""
-    import torch
-
-    out = torch.zeros(len(gens))
-    device = next(model.parameters()).device
-    model.eval()
-    for start in range(0, len(gens), batch_size):
-        chunk = gens[start:start + batch_size]
-        seqs = [g.prompt_ids + g.token_ids for g in chunk]
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        response_mask = torch.zeros_like(ids, dtype=torch.bool)  # True on completion tokens
-        for row, (g, seq) in enumerate(zip(chunk, seqs)):
-            ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
-            response_mask[row, len(g.prompt_ids):len(seq)] = True
-        with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()  # (b, t-1, v)
-        targets = ids[:, 1:].to(device)  # (b, t-1): token t is predicted at position t-1
-        logprobs = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (b, t-1)
-        out[start:start + len(chunk)] = (logprobs * response_mask[:, 1:].to(device)).sum(-1).cpu()
-    return out
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Batched generation from chat prompts, shared by `rlhf sample`, `rlhf eval` and PPO rollouts.
+"""Batched generation from chat prompts, shared by `rlhf sample`, `rlhf eval` and PPO rollouts, and
+the log-probability of a generated answer (`sequence_logprobs`: eval's KL, DPO's gold view).
 
 Prompts are message lists rendered with the model's chat template (`add_generation_prompt=True`),
 LEFT-padded with the tokenizer's pad token (`<|endoftext|>` for SmolLM2, never its EOS
@@ -122,3 +123,31 @@ def generate(
 def generate_completions(model, tokenizer, prompts: list[list[dict]], **kwargs) -> list[list[str]]:
     """Like `generate`, but only the texts: `num_return_sequences` strings per prompt."""
     return [[g.text for g in gens] for gens in generate(model, tokenizer, prompts, **kwargs)]
+
+
+def sequence_logprobs(model, gens, pad_id: int, batch_size: int = 8):
+    """Sum of log p(completion token | prefix) per generation, by one forward pass per batch (the
+    sequence log-probability that eval's KL and DPO's gold view take). `gens` are `Generation`s
+    (prompt_ids + token_ids), right-padded with `pad_id`.  -> (n,) float32 on CPU; leaves the model
+    in eval mode."""
+    import torch
+
+    out = torch.zeros(len(gens))
+    device = next(model.parameters()).device
+    model.eval()
+    for start in range(0, len(gens), batch_size):
+        chunk = gens[start:start + batch_size]
+        seqs = [g.prompt_ids + g.token_ids for g in chunk]
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        response_mask = torch.zeros_like(ids, dtype=torch.bool)  # True on completion tokens
+        for row, (g, seq) in enumerate(zip(chunk, seqs)):
+            ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
+            response_mask[row, len(g.prompt_ids):len(seq)] = True
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()  # (b, t-1, v)
+        targets = ids[:, 1:].to(device)  # (b, t-1): token t is predicted at position t-1
+        logprobs = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (b, t-1)
+        out[start:start + len(chunk)] = (logprobs * response_mask[:, 1:].to(device)).sum(-1).cpu()
+    return out

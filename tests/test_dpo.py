@@ -170,7 +170,7 @@ def test_gold_view_scores_answers_with_the_rule_against_the_sft_policy(tmp_path,
     (the DPO LoRA off) scores the labelled pairs exactly as the SFT policy loaded on its own does; the
     model is left in the mode it was in."""
     from rlhf.dpo import gold_view
-    from rlhf.eval import sequence_logprobs
+    from rlhf.generation import sequence_logprobs
 
     config = _config(tmp_path, sft_lora_dir, max_steps=3, gold_preference="concise", gold_prompts=2,
                      gold_max_new_tokens=5)
