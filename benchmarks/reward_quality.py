@@ -124,8 +124,7 @@ def lm_scores(model, tokenizer, pairs: list[dict], max_length: int):
     not penalised for its length alone."""
     import torch
 
-    from rlhf.generation import sequence_logprobs
-    from rlhf.generation import Generation, encode_prompt
+    from rlhf.generation import Generation, encode_prompt, sequence_logprobs
 
     def sequence(prompt: str, answer: str) -> Generation:
         head = encode_prompt(tokenizer, [{"role": "user", "content": prompt}])

@@ -202,10 +202,10 @@ def build_trainer(config: DPOStageConfig):
     trainer = _dpo_trainer(config, model, kind, tokenizer, train_ds, eval_ds, device)
     trainer.add_callback(finite_gradients_callback("rlhf dpo", config.output_dir))  # stop before a NaN step
     trainer.rlhf_info = {**counts, "sft_kind": kind, "device": device}
-    gold = gold_view(config, kind, tokenizer, eval_ds if eval_ds is not None else train_ds,
-                     "held-out" if eval_ds is not None else "training", trainer.args.world_size)
-    if gold is not None:
-        trainer.add_callback(gold.as_callback())
+    trainer.rlhf_gold = gold_view(config, kind, tokenizer, eval_ds if eval_ds is not None else train_ds,
+                                  "held-out" if eval_ds is not None else "training", trainer.args.world_size)
+    if trainer.rlhf_gold is not None:
+        trainer.add_callback(trainer.rlhf_gold.as_callback())
     return trainer
 
 
@@ -315,7 +315,7 @@ def gold_view(config: DPOStageConfig, kind: str, tokenizer, dataset, split: str,
         why = "a prompt/prefix-tuning SFT output" if kind == "prompt-learning" else f"{world_size} processes"
         print(f"[rlhf dpo] gold view off: not available with {why} (single-process LoRA runs only)")
         return None
-    prompts, keys, pairs, answers = [], {}, [], {}
+    prompts, keys, pairs, sequences, index = [], {}, [], [], {}
     for row in dataset:
         key = json.dumps(row["prompt"], sort_keys=True)
         if key not in keys and len(prompts) < config.gold_prompts:
@@ -325,12 +325,12 @@ def gold_view(config: DPOStageConfig, kind: str, tokenizer, dataset, split: str,
             pair = []
             for side in ("chosen", "rejected"):
                 answer = (key, json.dumps(row[side], sort_keys=True))
-                if answer not in answers:  # K answers of a prompt make up to K(K-1)/2 pairs: score each once
+                if answer not in index:  # K answers of a prompt make up to K(K-1)/2 pairs: score each once
                     ids, n = encode_prompt_completion(tokenizer, row["prompt"], row[side])
-                    answers[answer] = (len(answers), Generation("", True, ids[n:], ids[:n]))
-                pair.append(answers[answer][0])
+                    index[answer] = len(sequences)
+                    sequences.append(Generation("", True, ids[n:], ids[:n]))
+                pair.append(index[answer])
             pairs.append(tuple(pair))
-    sequences = [g for _, g in sorted(answers.values(), key=lambda x: x[0])]
     return GoldView(get_preference(config.gold_preference), prompts, (sequences, pairs), tokenizer, config.beta,
                     Path(config.output_dir),
                     every=config.gold_steps, max_new_tokens=config.gold_max_new_tokens, seed=config.seed,
@@ -408,10 +408,9 @@ class GoldView:
         index = torch.tensor(self.pairs, dtype=torch.long).view(-1, 2)  # (pairs, [chosen, rejected])
         margin = implicit[index[:, 0]] - implicit[index[:, 1]]  # (pairs,)
         gold = [float(self.gold_fn(p, g.text)) for p, g in zip(self.prompts, gens)]
-        nan = float("nan")
-        return {"step": step, "reward/gold": sum(gold) / len(gold),
-                "reward/margin": float(margin.mean()) if len(margin) else nan,
-                "reward/accuracy": float((margin > 0).float().mean()) if len(margin) else nan,
+        # Every chosen prompt brought at least the pair it was found in: `margin` is never empty.
+        return {"step": step, "reward/gold": sum(gold) / len(gold), "reward/margin": float(margin.mean()),
+                "reward/accuracy": float((margin > 0).float().mean()),
                 "kl/mean": float(log_ratio.mean()), "length/tokens": sum(len(g.token_ids) for g in gens) / len(gens),
                 "length/finished": sum(g.finished for g in gens) / len(gens)}
 
@@ -426,14 +425,12 @@ class GoldView:
 
     def as_callback(self):
         """A transformers TrainerCallback that measures at train begin, every `every` steps and at
-        train end; the view is its `gold_view`."""
+        train end."""
         from transformers import TrainerCallback
 
         view = self
 
         class GoldCallback(TrainerCallback):
-            gold_view = view
-
             def on_train_begin(self, args, state, control, model=None, **kwargs):
                 (view.output_dir / "gold.jsonl").unlink(missing_ok=True)
                 view.rows.clear()
@@ -511,7 +508,7 @@ def run_dpo(config: DPOStageConfig) -> Path:
     # 3. Train.
     started = time.time()
     result = trainer.train()
-    gold = next((c.gold_view for c in trainer.callback_handler.callbacks if hasattr(c, "gold_view")), None)
+    gold = trainer.rlhf_gold
     seconds = time.time() - started - (gold.seconds if gold is not None else 0.0)  # gold's time: metrics gold.seconds
 
     # 4. Evaluate.
@@ -565,7 +562,7 @@ def _metrics(trainer, result, eval_metrics: dict, seconds: float) -> dict[str, A
     if "eval_loss" in eval_metrics:
         metrics["eval_loss"] = eval_metrics["eval_loss"]
     metrics.update({f"eval_{k}": eval_metrics[f"eval_{v}"] for k, v in TRL_METRICS.items() if f"eval_{v}" in eval_metrics})
-    gold = next((c.gold_view for c in trainer.callback_handler.callbacks if hasattr(c, "gold_view")), None)
+    gold = trainer.rlhf_gold
     if gold is not None and gold.rows:
         metrics["gold"] = gold.summary()
     metrics["log_history"] = history
