@@ -21,7 +21,8 @@ so a neighbour's load falls on both alike.
 Writes benchmarks/results/critic_free_speed.json and critic_free_speed.md when the run covers every
 configuration (measured or `--reuse`d); a run of some of them (`--only`) writes
 critic_free_speed_NAME.{json,md}, NAME from `--name` or else the configurations joined by "+", so
-one configuration measured alone never writes over the merged table.
+measuring one configuration again does not replace the merged table (a run whose every configuration
+is `--reuse`d is a merge, and writes the default file).
 """
 
 from __future__ import annotations
