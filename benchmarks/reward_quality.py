@@ -18,6 +18,7 @@ scored on the test pairs by the same code; the length-bias figures come from `rl
     python benchmarks/reward_quality.py --trainers ours --ours batch_size=2 --name ours-batch2
     python benchmarks/reward_quality.py --trainers lm --name lm     # no training: the base model's likelihood
     python benchmarks/reward_quality.py --merge a.json:trl b.json:ours c.json   # seeds run apart, one summary
+    python benchmarks/reward_quality.py --resummarise benchmarks/results/reward_quality*.json  # statistics only
 
 Prints per-seed rows and a summary (mean and spread over seeds; accuracy with a bootstrap 95% CI over
 test pairs of all seeds; the paired difference ours - TRL with its CI) and writes
@@ -31,7 +32,6 @@ import dataclasses
 import json
 import os
 import platform
-import random
 import statistics
 import tempfile
 import time
@@ -71,6 +71,9 @@ def parse_args(argv=None):
                    help="train nothing: combine the per-seed runs of earlier result files (e.g. runs made one seed "
                         "at a time) into one summary; ':ours', ':trl' or ':ours,trl' picks which trainers' runs a "
                         "file gives. Data settings must agree.")
+    p.add_argument("--resummarise", nargs="+", default=None, metavar="FILE.json",
+                   help="train nothing: recompute the summary of earlier result files from the per-pair outcomes "
+                        "they store (after a change to the statistics) and rewrite each file and its .md")
     return p.parse_args(argv)
 
 
@@ -187,14 +190,12 @@ def run_trl(model_name, pairs: list[dict], tmp: Path, args, seed: int) -> dict:
 # --- statistics -------------------------------------------------------------------------------
 
 
-def bootstrap_ci(values: list[float], resamples: int, seed: int = 0) -> list[float]:
-    """95% percentile bootstrap CI of the mean of `values` (resampling items)."""
-    if not values:
-        return [None, None]
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return [means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]]
+def _ci95(values: list[float], resamples: int, seed: int = 0) -> list[float | None]:
+    """95% percentile bootstrap CI of the mean of `values` (rlhf.eval.bootstrap_ci, resampling items);
+    [None, None] for no values."""
+    from rlhf.eval import bootstrap_ci
+
+    return list(bootstrap_ci(values, resamples, seed)) if values else [None, None]
 
 
 def _spread(values: list[float]) -> dict:
@@ -218,10 +219,10 @@ def summarise(runs: dict, resamples: int) -> dict:
         correct = [c for r in per_seed for c in r["correct"]]
         out[name] = {key: _spread([r.get(key) for r in per_seed]) for key in SUMMARY_KEYS}
         out[name]["pooled_accuracy"] = sum(correct) / len(correct)
-        out[name]["pooled_accuracy_ci95"] = bootstrap_ci(correct, resamples)
+        out[name]["pooled_accuracy_ci95"] = _ci95(correct, resamples)
     if "ours" in runs and "trl" in runs:
         diff = [a - b for ro, rt in zip(runs["ours"], runs["trl"]) for a, b in zip(ro["correct"], rt["correct"])]
-        out["ours_minus_trl"] = {"accuracy": sum(diff) / len(diff), "ci95": bootstrap_ci(diff, resamples, seed=1)}
+        out["ours_minus_trl"] = {"accuracy": sum(diff) / len(diff), "ci95": _ci95(diff, resamples, seed=1)}
         out["speedup_per_epoch"] = out["trl"]["seconds_per_epoch"]["mean"] / out["ours"]["seconds_per_epoch"]["mean"]
         out["cpu_speedup_per_epoch"] = (out["trl"]["cpu_seconds_per_epoch"]["mean"]
                                         / out["ours"]["cpu_seconds_per_epoch"]["mean"])
@@ -308,6 +309,11 @@ def main(argv=None):
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
     if args.merge:
         return _write(merge_reports(args.merge, args.bootstrap), out)
+    if args.resummarise:
+        for path in args.resummarise:
+            report = json.loads(Path(path).read_text())
+            _write({**report, "summary": summarise(report["runs"], args.bootstrap)}, Path(path))
+        return None
     import torch
 
     if args.threads:

@@ -160,6 +160,29 @@ def test_reward_quality_merge_writes_where_name_says(tmp_path, monkeypatch):
     assert written[0][0] == {"specs": ["a.json:ours", "b.json:trl"]}
 
 
+def test_reward_quality_resummarise_recomputes_the_summary_from_stored_outcomes(tmp_path, monkeypatch):
+    """`--resummarise F`: the summary is rebuilt from the per-pair outcomes F stores (pooled accuracy,
+    the paired difference ours - TRL and rlhf.eval's bootstrap CIs); the runs themselves are untouched."""
+    from rlhf.eval import bootstrap_ci
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    quality = _load("reward_quality")
+    run = {"seed": 0, "accuracy": 0.75, "seconds_per_epoch": 2.0, "cpu_seconds_per_epoch": 2.0, "steps": 3}
+    runs = {"ours": [{**run, "correct": [1, 1, 1, 0]}], "trl": [{**run, "correct": [1, 0, 0, 0]}]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"runs": runs, "summary": {"stale": True}, "model": "m", "train_pairs": 1,
+                                "test_pairs": 4, "longer_chosen": 0.5, "seeds": [0], "lr": 1e-3, "batch": 8,
+                                "epochs": 1, "device": "cpu", "load_average": [0, 0, 0],
+                                "ours_overrides": [], "trl_overrides": []}))
+    quality.main(["--resummarise", str(path), "--bootstrap", "500"])
+    report = json.loads(path.read_text())
+    assert report["runs"] == runs and "stale" not in report["summary"]
+    assert report["summary"]["ours"]["pooled_accuracy"] == 0.75
+    assert report["summary"]["ours"]["pooled_accuracy_ci95"] == list(bootstrap_ci([1, 1, 1, 0], 500, 0))
+    assert report["summary"]["ours_minus_trl"] == {"accuracy": 0.5, "ci95": list(bootstrap_ci([0, 1, 1, 0], 500, 1))}
+    assert "| ours | 0.750" in path.with_suffix(".md").read_text()
+
+
 def test_critic_free_reward_gap_uses_the_last_10_steps_of_shared_seeds(monkeypatch):
     """ours - peer over the last 10 steps of the seeds both ran, CI = diff +- 1.96 x the pooled standard error."""
     import math
