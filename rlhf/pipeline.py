@@ -188,6 +188,8 @@ class Pipeline:
         from rlhf.ppo import PPOConfig, run_ppo
 
         defaults = {"policy": str(self.run / "sft"), "reward_model": str(self.run / "reward"), "output_dir": str(out), **self.common()}
+        if self.section("ppo").get("reward_preference"):
+            del defaults["reward_model"]  # a rule is the reward (e.g. the suite's oracle), not the run's model
         if self.config.get("label_mode", "simulated") == "simulated":
             # The labels' own rule scores every rollout beside the reward model (reward/gold).
             defaults["gold_preference"] = self.section("label").get("preference", "concise")

@@ -224,6 +224,21 @@ def test_ppo_and_dpo_get_the_simulated_preference_as_gold_only_when_labels_are_s
     assert all(getattr(seen["config"], k) == v for k, v in section.items())
 
 
+def test_a_rule_reward_replaces_the_runs_reward_model_in_ppo(tmp_path, monkeypatch):
+    """ppo.reward_preference set: the PPO stage gets no reward_model default (the rule is the reward;
+    the trainer refuses both); without it the run's reward model is the reward."""
+    import rlhf.ppo
+    from rlhf.pipeline import Pipeline
+
+    seen = []
+    monkeypatch.setattr(rlhf.ppo, "run_ppo", seen.append)
+    for section in ({"reward_preference": "short_sentences"}, {}):
+        pipe = Pipeline({"run_dir": str(tmp_path / "run"), "ppo": {"steps": 1, **section}})
+        pipe.stage_ppo(tmp_path / "run" / "ppo")
+    assert [(c.reward_preference, c.reward_model) for c in seen] == [
+        ("short_sentences", None), (None, str(tmp_path / "run" / "reward"))]
+
+
 def _finished_run(tmp_path, config, done):
     """A run folder whose stages all hold DONE.json as `done(pipe, stage)` writes it, and the
     config's pipeline.yaml; no stage is run."""

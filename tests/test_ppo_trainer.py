@@ -411,6 +411,33 @@ def test_gold_score_and_length_report_are_logged_beside_the_reward(tiny_model_di
     assert set(summary["length_report"]) >= {"length/policy_tokens", "length/reference_tokens"}
 
 
+def test_reward_preference_makes_a_rule_the_reward(tiny_model_dir, tmp_path):
+    """reward_preference: the rule scores each completion with its conversation (reward/score is what
+    the gold view, the same rule, logs); it excludes a reward model or a reward_fn; a bad name fails
+    before any model loads."""
+    from rlhf.data.conversation import wants_conversations
+    from rlhf.labelers import detailed
+    from rlhf.ppo.trainer import preference_reward_fn
+    from rlhf.stages import ConfigError
+
+    config = tiny_config(tmp_path, tiny_model_dir, steps=2, reward_preference="detailed", gold_preference="detailed",
+                         length_report_steps=0)
+    PPOTrainer(config, prompts=PROMPTS).train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["reward/score"] == pytest.approx(r["reward/gold"], abs=1e-6) for r in rows)
+    calls = []
+    fn = preference_reward_fn(lambda prompt, completion: calls.append((prompt, completion)) or len(completion.split()))
+    assert fn([[{"role": "user", "content": "Hi?"}]], ["Hello there"]) == [2.0] and wants_conversations(fn)
+    assert calls == [([{"role": "user", "content": "Hi?"}], "Hello there")]
+    assert preference_reward_fn("rlhf.labelers:detailed")(["Q?"], ["One two three."]) == [detailed("Q?", "One two three.")]
+    with pytest.raises(ConfigError, match="not two of them"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir, reward_preference="detailed"), reward_fn=length_reward)
+    with pytest.raises(ConfigError, match="not two of them"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir, reward_preference="detailed", reward_model="somewhere"))
+    with pytest.raises(ConfigError, match="unknown preference 'nope'"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir, reward_preference="nope"))
+
+
 def test_no_gold_metric_without_a_gold_preference(tiny_model_dir, tmp_path):
     config = tiny_config(tmp_path, tiny_model_dir, steps=1, length_report_steps=0)
     PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS).train()

@@ -38,6 +38,14 @@ class PPOConfig:
         metadata={"help": "A reward model folder written by `rlhf reward` (its stored bias and std normalise the "
                   "scores). Research code can pass reward_fn=... to PPOTrainer instead."},
     )
+    reward_preference: Optional[str] = field(
+        default=None,
+        metadata={"help": "A rule as the reward instead of a reward model: a preference of rlhf.labelers by name "
+                  "(concise, detailed, ...) or `package.module:function`, called as fn(prompt, completion) -> float "
+                  "for each completion (the prompt is the conversation), like verl's custom_reward_function: a "
+                  "verifiable reward, or the oracle of the preference suite (PPO against the very rule the labels "
+                  "came from). Scores are normalised as reward_fn's are. Not with reward_model."},
+    )
     prompts: Optional[str] = field(
         default=None,
         metadata={"help": "Prompts file (JSONL/Parquet/datasets folder, rows with `prompt` or `messages`). "

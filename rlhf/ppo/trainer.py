@@ -68,8 +68,14 @@ class PPOTrainer:
     def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
                  reward_model=None, prompts=None, gold_fn=None):
 
+        if config.reward_preference:
+            if reward_fn is not None or reward_model is not None or config.reward_model is not None:
+                raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: set it, a "
+                                  "reward_model or a reward_fn, not two of them")
+            reward_fn = preference_reward_fn(config.reward_preference)
         if reward_fn is None and reward_model is None and config.reward_model is None:
-            raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or pass reward_fn")
+            raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or reward_preference "
+                              "(a rule), or pass reward_fn")
         self.config = config
         device = pick_device(config.device)
         self.accelerator = Accelerator(cpu=not str(device).startswith("cuda"))
@@ -620,6 +626,22 @@ def _gold_fn(gold_fn, gold_preference: str | None):
     if gold_fn is not None or not gold_preference:
         return gold_fn
     return get_preference(gold_preference)
+
+
+def preference_reward_fn(preference) -> RewardFn:
+    """A preference (`fn(prompt, completion) -> float`, rlhf.labelers: a registered name,
+    `package.module:function` or the callable) as a batched reward_fn: one score per completion, the prompt given as
+    its conversation. ConfigError (from rlhf.labelers.get_preference) when it does not load or
+    cannot be called so."""
+    from rlhf.data.conversation import takes_conversations
+
+    rule = get_preference(preference)
+
+    @takes_conversations
+    def reward_fn(prompts, completions):
+        return [float(rule(p, c)) for p, c in zip(prompts, completions)]
+
+    return reward_fn
 
 
 def _adopt_model(model):
