@@ -307,13 +307,16 @@ def main(argv=None):
         args.lr = DEFAULT_LEARNING_RATES["lora"]
     name = "reward_quality" + ("_tiny" if args.tiny else "") + (f"_{args.name}" if args.name else "")
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
-    if args.merge:
-        return _write(merge_reports(args.merge, args.bootstrap), out)
     if args.resummarise:
+        if args.merge:
+            raise SystemExit("--resummarise and --merge: one at a time")
         for path in args.resummarise:
             report = json.loads(Path(path).read_text())
-            _write({**report, "summary": summarise(report["runs"], args.bootstrap)}, Path(path))
+            resamples = report.get("bootstrap", args.bootstrap)  # files before it was recorded: 2000, the default
+            _write({**report, "summary": summarise(report["runs"], resamples), "bootstrap": resamples}, Path(path))
         return None
+    if args.merge:
+        return _write({**merge_reports(args.merge, args.bootstrap), "bootstrap": args.bootstrap}, out)
     import torch
 
     if args.threads:
@@ -355,7 +358,7 @@ def main(argv=None):
         "train_pairs": args.train_pairs, "test_pairs": args.test_pairs, "longer_chosen": args.longer_chosen,
         "seeds": args.seeds, "lr": args.lr, "batch": args.batch, "epochs": args.epochs, "max_length": args.max_length,
         "ours_overrides": args.ours, "trl_overrides": args.trl,
-        "runs": runs, "summary": summarise(runs, args.bootstrap), "wall_seconds": time.perf_counter() - started,
+        "runs": runs, "summary": summarise(runs, args.bootstrap), "bootstrap": args.bootstrap, "wall_seconds": time.perf_counter() - started,
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
         "load_average": load_average(),
         "torch": torch.__version__, "python": platform.python_version(),

@@ -58,8 +58,8 @@ def _headline(run: Path) -> list[str]:
                      f"{final.get('kl/mean', float('nan')):.2f} nats per completion)")
     if ppo.get("gold_first_tenth") is not None:
         lines.append(f"- PPO gold score (the labels' own rule on the same rollouts): {ppo['gold_first_tenth']:.3f} → "
-                     f"{ppo['gold_last_tenth']:.3f}: when the reward model's score rises and this does not, the "
-                     "policy is exploiting the reward model (plots `gold_vs_proxy_*.png`)")
+                     f"{ppo['gold_last_tenth']:.3f}: when the score PPO trains on rises and this does not, the "
+                     "policy is exploiting its reward (plots `gold_vs_proxy_*.png`)")
     return (["## Headline", "", *lines, ""]) if lines else []
 
 

@@ -157,7 +157,7 @@ def test_reward_quality_merge_writes_where_name_says(tmp_path, monkeypatch):
     quality.main(["--merge", "a.json:ours", "b.json:trl", "--name", "lr1e-3"])
     quality.main(["--merge", "a.json:ours", "--out", str(tmp_path / "own.json")])
     assert [out for _, out in written] == [quality.RESULTS / "reward_quality_lr1e-3.json", tmp_path / "own.json"]
-    assert written[0][0] == {"specs": ["a.json:ours", "b.json:trl"]}
+    assert written[0][0] == {"specs": ["a.json:ours", "b.json:trl"], "bootstrap": 2000}
 
 
 def test_reward_quality_resummarise_recomputes_the_summary_from_stored_outcomes(tmp_path, monkeypatch):
@@ -180,7 +180,9 @@ def test_reward_quality_resummarise_recomputes_the_summary_from_stored_outcomes(
     assert report["summary"]["ours"]["pooled_accuracy"] == 0.75
     assert report["summary"]["ours"]["pooled_accuracy_ci95"] == list(bootstrap_ci([1, 1, 1, 0], 500, 0))
     assert report["summary"]["ours_minus_trl"] == {"accuracy": 0.5, "ci95": list(bootstrap_ci([0, 1, 1, 0], 500, 1))}
-    assert "| ours | 0.750" in path.with_suffix(".md").read_text()
+    assert "| ours | 0.750" in path.with_suffix(".md").read_text() and report["bootstrap"] == 500
+    quality.main(["--resummarise", str(path)])  # the file's own count now wins over the default 2000
+    assert json.loads(path.read_text())["summary"] == report["summary"]
 
 
 def test_critic_free_reward_gap_uses_the_last_10_steps_of_shared_seeds(monkeypatch):

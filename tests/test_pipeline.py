@@ -228,7 +228,7 @@ def test_a_rule_reward_replaces_the_runs_reward_model_in_ppo(tmp_path, monkeypat
     """ppo.reward_preference set: the PPO stage gets no reward_model default (the rule is the reward;
     the trainer refuses both); without it the run's reward model is the reward."""
     import rlhf.ppo
-    from rlhf.pipeline import Pipeline
+    from rlhf.pipeline import Pipeline, PipelineError
 
     seen = []
     monkeypatch.setattr(rlhf.ppo, "run_ppo", seen.append)
@@ -237,6 +237,11 @@ def test_a_rule_reward_replaces_the_runs_reward_model_in_ppo(tmp_path, monkeypat
         pipe.stage_ppo(tmp_path / "run" / "ppo")
     assert [(c.reward_preference, c.reward_model) for c in seen] == [
         ("short_sentences", None), (None, str(tmp_path / "run" / "reward"))]
+    for bad in ({"critic": "reward"}, {"reward_model": "elsewhere"}):  # refused before SFT, not at the PPO stage
+        pipe = Pipeline({"run_dir": str(tmp_path / "run2"), "ppo": {"reward_preference": "concise", **bad}})
+        with pytest.raises(PipelineError, match="stage 'ppo': .*reward_preference"):
+            pipe.validate()
+    assert not (tmp_path / "run2" / "sft").exists()
 
 
 def _finished_run(tmp_path, config, done):

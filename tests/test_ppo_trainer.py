@@ -412,11 +412,14 @@ def test_gold_score_and_length_report_are_logged_beside_the_reward(tiny_model_di
 
 
 def test_reward_preference_makes_a_rule_the_reward(tiny_model_dir, tmp_path):
-    """reward_preference: the rule scores each completion with its conversation (reward/score is what
-    the gold view, the same rule, logs); it excludes a reward model or a reward_fn; a bad name fails
-    before any model loads."""
-    from rlhf.data.conversation import wants_conversations
+    """reward_preference: the rule scores each completion (reward/score is what the gold view, the same
+    rule, logs); it gets the prompt as the labelers give it (text, or the conversation to a rule that
+    takes conversations) and the prompt's id when it names prompt_id; a non-number names the
+    completion; a reward model, a reward_fn or critic='reward' beside it and a bad name fail before
+    any model loads."""
+    from rlhf.data.conversation import takes_conversations
     from rlhf.labelers import detailed
+    from rlhf.ppo.rollout import score
     from rlhf.ppo.trainer import preference_reward_fn
     from rlhf.stages import ConfigError
 
@@ -426,15 +429,27 @@ def test_reward_preference_makes_a_rule_the_reward(tiny_model_dir, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["reward/score"] == pytest.approx(r["reward/gold"], abs=1e-6) for r in rows)
     calls = []
-    fn = preference_reward_fn(lambda prompt, completion: calls.append((prompt, completion)) or len(completion.split()))
-    assert fn([[{"role": "user", "content": "Hi?"}]], ["Hello there"]) == [2.0] and wants_conversations(fn)
-    assert calls == [([{"role": "user", "content": "Hi?"}], "Hello there")]
+    as_text = preference_reward_fn(lambda prompt, completion: calls.append(prompt) or len(completion.split()))
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    assert score([chat], ["Hello there"], as_text, prompt_ids=["p7"]).tolist() == [2.0] and calls == ["Hi?"]
+
+    @takes_conversations
+    def by_id(prompt, completion, prompt_id=None):
+        calls.append((prompt, prompt_id))
+        return 1
+
+    assert score([chat], ["x"], preference_reward_fn(by_id), prompt_ids=["p7"]).tolist() == [1.0]
+    assert calls[-1] == (chat, "p7")
     assert preference_reward_fn("rlhf.labelers:detailed")(["Q?"], ["One two three."]) == [detailed("Q?", "One two three.")]
-    with pytest.raises(ConfigError, match="not two of them"):
+    with pytest.raises(TypeError, match="returned None for completion 1"):
+        score(["q", "q"], ["a", "b"], preference_reward_fn(lambda p, c: None if c == "b" else 1))
+    with pytest.raises(ConfigError, match="pass no reward_fn or reward_model"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir, reward_preference="detailed"), reward_fn=length_reward)
-    with pytest.raises(ConfigError, match="not two of them"):
-        PPOTrainer(tiny_config(tmp_path, tiny_model_dir, reward_preference="detailed", reward_model="somewhere"))
-    with pytest.raises(ConfigError, match="unknown preference 'nope'"):
+    with pytest.raises(ValueError, match="both set: one reward"):
+        tiny_config(tmp_path, tiny_model_dir, reward_preference="detailed", reward_model="somewhere")
+    with pytest.raises(ValueError, match="critic='reward' starts the critic from a reward model"):
+        tiny_config(tmp_path, tiny_model_dir, reward_preference="detailed", critic="reward")
+    with pytest.raises(ConfigError, match="reward_preference: unknown preference 'nope'"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir, reward_preference="nope"))
 
 

@@ -42,9 +42,11 @@ class PPOConfig:
         default=None,
         metadata={"help": "A rule as the reward instead of a reward model: a preference of rlhf.labelers by name "
                   "(concise, detailed, ...) or `package.module:function`, called as fn(prompt, completion) -> float "
-                  "for each completion (the prompt is the conversation), like verl's custom_reward_function: a "
-                  "verifiable reward, or the oracle of the preference suite (PPO against the very rule the labels "
-                  "came from). Scores are normalised as reward_fn's are. Not with reward_model."},
+                  "for each completion (prompt: the last user message's text, or the conversation for a rule that "
+                  "takes conversations; a rule naming prompt_id also gets the prompt's id), like TRL's "
+                  "reward_funcs: a verifiable reward, or the oracle of the preference suite (PPO against the very "
+                  "rule the labels came from). normalize_reward is then on by default. Not with reward_model or "
+                  "critic=reward."},
     )
     prompts: Optional[str] = field(
         default=None,
@@ -236,6 +238,12 @@ class PPOConfig:
             problems.append(f"adam_eps must be > 0 (got {self.adam_eps})")
         if self.adaptive_kl and self.target_kl <= 0:
             problems.append("target_kl must be > 0")
+        if self.reward_preference and self.reward_model:
+            problems.append(f"reward_preference={self.reward_preference!r} and reward_model={self.reward_model!r} "
+                            "are both set: one reward, pick one")
+        if self.reward_preference and self.critic == "reward":
+            problems.append("critic='reward' starts the critic from a reward model, and reward_preference has none: "
+                            "use critic auto or value-head")
         problems += self._estimator_problems()
         problems += self._never_updates()
         if problems:

@@ -69,9 +69,9 @@ class PPOTrainer:
                  reward_model=None, prompts=None, gold_fn=None):
 
         if config.reward_preference:
-            if reward_fn is not None or reward_model is not None or config.reward_model is not None:
-                raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: set it, a "
-                                  "reward_model or a reward_fn, not two of them")
+            if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
+                raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
+                                  "reward_fn or reward_model beside it")
             reward_fn = preference_reward_fn(config.reward_preference)
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or reward_preference "
@@ -279,8 +279,9 @@ class PPOTrainer:
         with critic.disable_adapter() if hasattr(critic, "disable_adapter") else nullcontext():
             scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size,
                            prompt_index=r.prompt_index.tolist(), prompt_ids=r.prompt_ids)
-        self._check_finite("reward", scores, "reward_fn must return one finite number per completion" if
-                           self.reward_fn is not None else "")
+        self._check_finite("reward", scores, "" if self.reward_fn is None else
+                           f"reward_preference {cfg.reward_preference!r} must give a finite number per completion"
+                           if cfg.reward_preference else "reward_fn must return one finite number per completion")
         trained = scores
         if self.normalize_reward:  # statistics over every process's scores, so all normalise alike
             self.reward_moments.update(self.accelerator.gather(scores.to(self.accelerator.device)))
@@ -630,18 +631,44 @@ def _gold_fn(gold_fn, gold_preference: str | None):
 
 def preference_reward_fn(preference) -> RewardFn:
     """A preference (`fn(prompt, completion) -> float`, rlhf.labelers: a registered name,
-    `package.module:function` or the callable) as a batched reward_fn: one score per completion, the prompt given as
-    its conversation. ConfigError (from rlhf.labelers.get_preference) when it does not load or
-    cannot be called so."""
-    from rlhf.data.conversation import takes_conversations
+    `package.module:function` or the callable) as a batched reward_fn: one score per completion.
+    The prompt comes as the labelers give it: the conversation to a rule that takes conversations
+    (`takes_conversations`, or a message-typed first parameter; the suite's rules), else the last
+    user message's text. A rule that names `prompt_id` (or takes **kwargs) also gets the prompt's
+    id, to look up a reference answer. ConfigError when it does not load or cannot be called so;
+    TypeError naming the completion when it returns something other than a number."""
+    from rlhf.data.conversation import takes_conversations, wants_conversations
 
-    rule = get_preference(preference)
+    try:
+        rule = get_preference(preference)
+    except ConfigError as err:
+        raise ConfigError(f"reward_preference: {err}") from None
+    wants_id = _names_keyword(rule, "prompt_id")
 
-    @takes_conversations
-    def reward_fn(prompts, completions):
-        return [float(rule(p, c)) for p, c in zip(prompts, completions)]
+    def reward_fn(prompts, completions, prompt_ids=None):
+        scores = []
+        for i, (prompt, completion) in enumerate(zip(prompts, completions)):
+            extra = {"prompt_id": prompt_ids[i]} if wants_id and prompt_ids is not None else {}
+            value = rule(prompt, completion, **extra)
+            try:
+                scores.append(float(value))
+            except (TypeError, ValueError):
+                raise TypeError(f"reward_preference {preference!r} returned {value!r} for completion {i} of the "
+                                "batch: it must return one number per (prompt, completion)") from None
+        return scores
 
-    return reward_fn
+    return takes_conversations(reward_fn) if wants_conversations(rule) else reward_fn
+
+
+def _names_keyword(fn, name: str) -> bool:
+    """Whether fn(..., name=...) is accepted: a parameter of that name, or **kwargs."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _adopt_model(model):
