@@ -236,17 +236,21 @@ def _short(value, limit: int = 80) -> str:
 def call_reward_fn(reward_fn: RewardFn, prompts: list, completions: list[str], **info):
     """reward_fn(prompts, completions, **the keywords of `info` its signature names), or all of
     `info` when it takes **kwargs: a two-argument function keeps working unchanged."""
+    return reward_fn(prompts, completions, **accepted_keywords(reward_fn, info))
+
+
+def accepted_keywords(fn, info: dict) -> dict:
+    """The entries of `info` that `fn`'s signature names, or all of them when it takes **kwargs;
+    none when it has no signature (some builtins and C callables)."""
     import inspect
 
     try:
-        params = inspect.signature(reward_fn).parameters
-    except (TypeError, ValueError):  # some builtins and C callables have no signature
-        params = {}
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        extra = info
-    else:
-        extra = {k: v for k, v in info.items() if k in params}
-    return reward_fn(prompts, completions, **extra)
+        return dict(info)
+    return {k: v for k, v in info.items() if k in params}
 
 
 def shape_scores(scores: torch.Tensor, finished: torch.Tensor, missing_eos_penalty: float | None,

@@ -46,8 +46,8 @@ from rlhf.ppo.metrics import MetricsLog, plot_metrics
 from rlhf.ppo.policy import (ActorCritic, build_policy_pair, build_reward_critic, build_value_head, load_sft,
                              merged_lora, response_forward, save_policy)
 from rlhf.ppo.reward_norm import RunningMoments, normalize_scores
-from rlhf.ppo.rollout import (Rollout, RewardFn, encode_queries, generation_config, rollout, rollout_tensors, score,
-                              select, shape_scores)
+from rlhf.ppo.rollout import (Rollout, RewardFn, accepted_keywords, encode_queries, generation_config, rollout,
+                              rollout_tensors, score, select, shape_scores)
 from rlhf.reward.model import REWARD_UNIT, RewardModel
 from rlhf.stages import ConfigError, save_resolved_config
 
@@ -643,7 +643,7 @@ def preference_reward_fn(preference) -> RewardFn:
         rule = get_preference(preference)
     except ConfigError as err:
         raise ConfigError(f"reward_preference: {err}") from None
-    wants_id = _names_keyword(rule, "prompt_id")
+    wants_id = "prompt_id" in accepted_keywords(rule, {"prompt_id": None})
 
     def reward_fn(prompts, completions, prompt_ids=None):
         scores = []
@@ -658,17 +658,6 @@ def preference_reward_fn(preference) -> RewardFn:
         return scores
 
     return takes_conversations(reward_fn) if wants_conversations(rule) else reward_fn
-
-
-def _names_keyword(fn, name: str) -> bool:
-    """Whether fn(..., name=...) is accepted: a parameter of that name, or **kwargs."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _adopt_model(model):
