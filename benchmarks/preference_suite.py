@@ -30,10 +30,15 @@ Preferences can run side by side in separate invocations (each with its own `--p
 table from every cell on disk without training anything.
 
 Tuning runs stay out of the default cells: `--variant NAME --set KEY=VALUE ...` trains METHOD@NAME
-cells (their own folders and column) with those changes to the method's stage section, e.g.
+cells (their own folders and column) with those changes to the method's stage section; a key
+`reward.KEY` changes the reward stage instead: the variant trains its own reward model
+(PREF/reward@NAME, its held-out accuracy in the cells' JSON and under the table) and its PPO,
+critic-free and best-of-N cells use it, e.g.
 
     python benchmarks/preference_suite.py --scale small --preferences detailed --methods ppo \
         --variant eos --set missing_eos_penalty=-1.0
+    python benchmarks/preference_suite.py --scale small --preferences plain --methods ppo,best_of_n \
+        --variant rmlr3e-3 --set reward.learning_rate=3e-3
     python benchmarks/preference_suite.py --scale small --table_only --methods ppo,ppo@eos,dpo
 
 Writes benchmarks/results/preference_suite_SCALE.json and .md (and preference_learnability_SCALE.*
@@ -49,6 +54,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -91,7 +97,8 @@ def parse_args(argv=None):
                         "trained with the --set changes; the default cells are untouched")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --variant: a field of the method's own stage section (ppo for ppo/grpo/rloo, dpo for "
-                        "dpo), value read as YAML, e.g. --set missing_eos_penalty=-1.0; repeatable")
+                        "dpo), value read as YAML, e.g. --set missing_eos_penalty=-1.0; reward.KEY=VALUE changes "
+                        "the reward stage (the variant trains its own reward model); repeatable")
     p.add_argument("--table_only", action="store_true",
                    help="train nothing: the table from the cells already on disk (missing ones show as –), e.g. "
                         "after several invocations ran preferences side by side")
@@ -111,17 +118,28 @@ def parse_args(argv=None):
     return args
 
 
-def parse_sets(sets: list[str]) -> dict:
-    """`KEY=VALUE` strings -> {KEY: VALUE read as YAML}; SystemExit naming a malformed one."""
+REWARD_PREFIX = "reward."
+
+
+def parse_sets(sets: list[str]) -> tuple[dict, dict]:
+    """`KEY=VALUE` strings -> (changes to the method's own stage section, changes to the reward stage
+    from `reward.KEY=VALUE`), each {KEY: VALUE read as YAML}; SystemExit naming a malformed one."""
     import yaml
 
-    out = {}
+    own, reward = {}, {}
     for item in sets:
         key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise SystemExit(f"preference_suite: --set {item!r} is not KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+        key = key.strip()
+        if not eq or not key or key == REWARD_PREFIX.rstrip(".") or key == REWARD_PREFIX:
+            raise SystemExit(f"preference_suite: --set {item!r} is not KEY=VALUE (or reward.KEY=VALUE)")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
+            parsed = float(parsed)  # YAML 1.1 reads 3e-3 (no dot) as a string; a learning rate is meant
+        if key.startswith(REWARD_PREFIX):
+            reward[key[len(REWARD_PREFIX):]] = parsed
+        else:
+            own[key] = parsed
+    return own, reward
 
 
 def split_cell(name: str) -> tuple[str, str | None]:
@@ -207,17 +225,33 @@ def preference_pipeline(config: dict, root: Path, preference: str):
     return Pipeline(cfg)
 
 
-def train_method(pipe, cell: str, overrides: dict | None = None) -> tuple[str, float]:
+def reward_folder(pipe, variant: str | None, reward_overrides: dict) -> Path:
+    """The reward model a cell uses: run/reward, or run/reward@VARIANT trained here (resuming from its
+    DONE.json like any stage) when the variant changes the reward stage."""
+    from rlhf.pipeline import Pipeline
+
+    if not reward_overrides:
+        return pipe.run / "reward"
+    folder = pipe.run / f"reward@{variant}"
+    Pipeline(merge(pipe.config, {"reward": reward_overrides})).run_stage("reward", folder)
+    return folder
+
+
+def train_method(pipe, cell: str, overrides: dict | None = None, reward: Path | None = None) -> tuple[str, float]:
     """Train the cell's method ("ppo", or "ppo@VARIANT" with `overrides` to its stage section) from the
-    preference's labels; returns (policy folder, seconds; 0 if done before)."""
+    preference's labels, PPO and the critic-free ones against `reward` (default run/reward); returns
+    (policy folder, seconds; 0 if done before)."""
     from rlhf.pipeline import Pipeline
 
     method, variant = split_cell(cell)
-    run, overrides = pipe.run, overrides or {}
+    run, overrides = pipe.run, dict(overrides or {})
     if method == "best_of_n":
-        if variant:
-            raise SystemExit("preference_suite: best_of_n trains nothing, so it has no variant")
+        if overrides:
+            raise SystemExit("preference_suite: best_of_n trains nothing: its variants change only the reward stage "
+                             "(--set reward.KEY=VALUE)")
         return str(run / "sft"), 0.0
+    if reward is not None and reward != run / "reward" and method != "dpo":
+        overrides["reward_model"] = str(reward)
     settings = {}
     if method in CRITIC_FREE:
         # Same section as PPO, same prompts per step in completions: G = 4 completions per prompt (the
@@ -230,14 +264,15 @@ def train_method(pipe, cell: str, overrides: dict | None = None) -> tuple[str, f
     return str(folder / "policy" if stage == "ppo" else folder), seconds
 
 
-def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
-    """The method's policy against SFT on the held-out prompts, judged by the preference's rule."""
+def evaluate_cell(pipe, method: str, policy: str, out: Path, reward: Path | None = None) -> dict:
+    """The method's policy against SFT on the held-out prompts, judged by the preference's rule; the
+    reward model `reward` (default run/reward) scores the answers and picks best-of-N's."""
     from rlhf.eval import EvalConfig, run_eval
     from rlhf.pipeline import build_config
 
     run = pipe.run
     section = {k: v for k, v in pipe.section("eval").items() if k not in ("extra_policies", "best_of_n")}
-    defaults = {"policy_a": policy, "policy_b": str(run / "sft"), "reward_model": str(run / "reward"),
+    defaults = {"policy_a": policy, "policy_b": str(run / "sft"), "reward_model": str(reward or run / "reward"),
                 "reference": str(run / "sft"), "output": str(out), "judge": "simulated",
                 "preference": pipe.section("label")["preference"], "seed": pipe.config.get("seed", 0)}
     if method == "best_of_n":
@@ -254,20 +289,30 @@ def evaluate_cell(pipe, method: str, policy: str, out: Path) -> dict:
             "policy": results["policies"]["a"], "sft": results["policies"]["b"]}
 
 
-def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None) -> dict:
+def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
+             reward_overrides: dict | None = None) -> dict:
     """Train and judge one (preference, method) cell; `method` may be METHOD@VARIANT, trained with
-    `overrides`. Its JSON is written last, so it marks done."""
+    `overrides` to its own stage section and `reward_overrides` to the reward stage (its own reward
+    model). Its JSON is written last, so it marks done."""
     preference = pipe.section("label")["preference"]
     path = cells / f"{preference}__{method}.json"
     if path.exists():
         print(f"[preference_suite] {preference} / {method}: done in an earlier run, skipped", flush=True)
         return json.loads(path.read_text())
+    name, variant = split_cell(method)
+    if reward_overrides and name == "dpo":
+        raise SystemExit("preference_suite: dpo learns from the labels, not the reward model: a reward.KEY variant "
+                         "would repeat its default cell")
     load_before, t0 = os.getloadavg(), time.time()
-    policy, train_seconds = train_method(pipe, method, overrides)
+    reward = reward_folder(pipe, variant, reward_overrides or {})
+    policy, train_seconds = train_method(pipe, method, overrides, reward)
     t1 = time.time()
-    cell = evaluate_cell(pipe, split_cell(method)[0], policy, pipe.run / f"eval_{method}")
+    cell = evaluate_cell(pipe, name, policy, pipe.run / f"eval_{method}", reward)
     if overrides:
         cell["overrides"] = overrides
+    if reward_overrides:
+        cell["reward_overrides"] = reward_overrides
+        cell["reward_model"] = {"folder": reward.name, "accuracy": reward_accuracy(reward)}
     cell.update({"preference": preference, "method": method, "train_seconds": round(train_seconds, 1),
                  "eval_seconds": round(time.time() - t1, 1), "cell_seconds": round(time.time() - t0, 1),
                  "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg())})
@@ -295,12 +340,13 @@ def learnability_table(candidates_path: Path, preferences: list[str]) -> dict:
     return {name: learnability(rows, name) for name in preferences}
 
 
-def reward_accuracy(run: Path) -> float | None:
-    """The reward model's held-out pair accuracy; None when the held-out rankings had no strict pair."""
+def reward_accuracy(folder: Path) -> float | None:
+    """The held-out pair accuracy of the reward model in `folder`; None when the held-out rankings had
+    no strict pair (or it is not trained)."""
     import math
 
     try:
-        accuracy = float(json.loads((run / "reward" / "metrics.json").read_text())["eval"]["accuracy"])
+        accuracy = float(json.loads((folder / "metrics.json").read_text())["eval"]["accuracy"])
     except (OSError, KeyError, TypeError, ValueError):
         return None
     return accuracy if math.isfinite(accuracy) else None
@@ -319,7 +365,7 @@ def assembled_report(args, config: dict, root: Path, preferences: list[str], met
             continue
         cells = {m: json.loads((root / "cells" / f"{preference}__{m}.json").read_text()) for m in methods
                  if (root / "cells" / f"{preference}__{m}.json").exists()}
-        table[preference] = {"reward_accuracy": reward_accuracy(root / preference), "cells": cells}
+        table[preference] = {"reward_accuracy": reward_accuracy(root / preference / "reward"), "cells": cells}
     return {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
             "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
             "config": config, "load_avg_start": None, "load_avg_end": None, "wall_seconds": None, "assembled": True,
@@ -345,6 +391,11 @@ def markdown(report: dict) -> str:
             cells.append(f"{c['win_rate']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if c else "–")
         lines.append(f"| `{pref}` | {usable:.2f} | " if usable is not None else f"| `{pref}` | – | ")
         lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + " | " + " | ".join(cells) + " |"
+    variant_rms = [f"`{pref}` {c['reward_model']['folder']} {_one(c['reward_model']['accuracy'])}"
+                   for pref, row in report["table"].items() for c in row["cells"].values() if c.get("reward_model")]
+    if variant_rms:
+        lines += ["", "Variants with their own reward model (`--set reward.KEY=VALUE`), its held-out pair accuracy: "
+                  + "; ".join(dict.fromkeys(variant_rms)) + "."]
     lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
               "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
               "token limit) and the KL to the SFT policy (nats per answer).", "",
@@ -419,7 +470,7 @@ def main(argv=None) -> dict:
     if missing:
         raise SystemExit(f"preference_suite: {missing} need PPOConfig.advantage_estimator, which this checkout lacks")
     methods = pick(args.methods, available_methods(), "method(s)")
-    overrides = parse_sets(args.set)
+    overrides, reward_overrides = parse_sets(args.set)
     if args.variant:
         if any("@" in m for m in methods):
             raise SystemExit("preference_suite: with --variant, name the plain methods (--methods ppo), not METHOD@VARIANT")
@@ -450,9 +501,9 @@ def main(argv=None) -> dict:
         pipe = preference_pipeline(config, root, preference)
         for stage in ("label", "reward"):
             pipe.run_stage(stage)
-        row = {"reward_accuracy": reward_accuracy(pipe.run), "cells": {}}
+        row = {"reward_accuracy": reward_accuracy(pipe.run / "reward"), "cells": {}}
         for method in methods:
-            row["cells"][method] = run_cell(pipe, method, root / "cells", overrides)
+            row["cells"][method] = run_cell(pipe, method, root / "cells", overrides, reward_overrides)
         table[preference] = row
     report = {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
               "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,

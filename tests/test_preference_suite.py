@@ -20,10 +20,13 @@ def test_variant_arguments_are_checked_before_anything_runs():
                         (["--table_only", "--learnability"], "pick one")):
         with pytest.raises(SystemExit):
             suite.parse_args(argv)
-    assert suite.parse_sets(["missing_eos_penalty=-1.0", "steps=3", "kl_coef = 0.1"]) == {
-        "missing_eos_penalty": -1.0, "steps": 3, "kl_coef": 0.1}
-    with pytest.raises(SystemExit, match="not KEY=VALUE"):
-        suite.parse_sets(["oops"])
+    assert suite.parse_sets(["missing_eos_penalty=-1.0", "steps=3", "kl_coef = 0.1"]) == (
+        {"missing_eos_penalty": -1.0, "steps": 3, "kl_coef": 0.1}, {})
+    assert suite.parse_sets(["reward.learning_rate=3e-3", "reward.epochs=2", "steps=3"]) == (
+        {"steps": 3}, {"learning_rate": 3e-3, "epochs": 2})
+    for bad in ("oops", "reward.=1", "=1"):
+        with pytest.raises(SystemExit, match="not KEY=VALUE"):
+            suite.parse_sets([bad])
     assert suite.split_cell("ppo@eos") == ("ppo", "eos") and suite.split_cell("dpo") == ("dpo", None)
     assert suite.pick("ppo,ppo@eos", ["ppo", "dpo"], "method(s)") == ["ppo", "ppo@eos"]
 
@@ -97,3 +100,27 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
     both = suite.main(args[:-4] + ["--methods", "ppo,ppo@eos", "--preferences", "plain", "--table_only",
                                    "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "variant")])
     assert list(both["table"]["plain"]["cells"]) == ["ppo", "ppo@eos"]
+
+    # A reward-stage variant: its own reward model (reward@VARIANT, trained with the change) that its
+    # PPO and best-of-N cells use; the default reward model is untouched and DPO is refused.
+    rm_before = (tmp_path / "run" / "plain" / "reward" / "model.safetensors").stat().st_mtime
+    rm = suite.main(args[:-4] + ["--methods", "ppo,best_of_n", "--preferences", "plain", "--variant", "rm", "--set",
+                                 "reward.learning_rate=0.02", "--run_dir", str(tmp_path / "run"),
+                                 "--results", str(tmp_path / "rm")])
+    folder = tmp_path / "run" / "plain" / "reward@rm"
+    assert json.loads((folder / "rlhf_config.json").read_text())["learning_rate"] == 0.02
+    assert (tmp_path / "run" / "plain" / "reward" / "model.safetensors").stat().st_mtime == rm_before
+    for method in ("ppo@rm", "best_of_n@rm"):
+        cell = rm["table"]["plain"]["cells"][method]
+        assert cell["reward_overrides"] == {"learning_rate": 0.02}
+        assert cell["reward_model"]["folder"] == "reward@rm"
+        assert cell["reward_model"]["accuracy"] == suite.reward_accuracy(folder)
+    ppo_config = json.loads((tmp_path / "run" / "plain" / "ppo@rm" / "rlhf_config.json").read_text())
+    assert Path(ppo_config["reward_model"]) == folder
+    assert Path(json.loads((tmp_path / "run" / "plain" / "eval_best_of_n@rm" / "rlhf_config.json").read_text())
+                ["reward_model"]) == folder
+    assert "reward@rm" in (tmp_path / "rm" / "preference_suite_tiny.md").read_text()
+    with pytest.raises(SystemExit, match="dpo learns from the labels"):
+        suite.main(args[:-4] + ["--methods", "dpo", "--preferences", "plain", "--variant", "rm", "--set",
+                                "reward.learning_rate=0.02", "--run_dir", str(tmp_path / "run"),
+                                "--results", str(tmp_path / "rm")])
