@@ -15,8 +15,10 @@ trained from those same labels:
 Each method's policy answers the held-out prompts once and that preference's own rule judges it
 against the SFT policy's answer (`rlhf eval --judge simulated`, noise 0): one cell = a win rate
 against SFT with its 95% bootstrap CI. The table has a row per preference, a column per method,
-plus the reward model's held-out pair accuracy and the preference's learnability on the shared
-candidates (share of K=4 sets with at least one strict preference).
+plus the reward model's pair accuracy (on its split's few held-out rankings, and on K=4 candidates
+for 96 training prompts no label saw, ranked by the rule itself: `rlhf reward-eval` with its 95% CI)
+and the preference's learnability on the shared candidates (share of K=4 sets with at least one
+strict preference).
 
     python benchmarks/preference_suite.py --learnability            # SFT + sampling + learnability only
     python benchmarks/preference_suite.py --scale small --preferences concise,detailed --methods ppo,dpo
@@ -63,6 +65,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# Reward models are also scored on K candidates for this many training prompts the labels never
+# saw (the rows after sample.limit), ranked by the rule itself: the split's few held-out rankings
+# (6 here) are too coarse to tell two reward models apart.
+RM_EVAL_PROMPTS = {"quickstart": 96, "small": 96, "tiny": 4}
 CRITIC_FREE = ("grpo", "rloo")
 CRITIC_FREE_GENERATIONS = 4
 METHODS = ("ppo", *CRITIC_FREE, "dpo", "best_of_n")
@@ -237,6 +243,76 @@ def reward_folder(pipe, variant: str | None, reward_overrides: dict) -> Path:
     return folder
 
 
+def unseen_candidates(config: dict, root: Path, prompts: int) -> Path:
+    """K candidates of the shared SFT policy for `prompts` training prompts the labels never saw (the
+    rows after sample.limit), sampled as the labels' candidates were but with seed + 1, in
+    root/shared/rm_eval (resumes from its DONE.json). SystemExit when the prompts file has too few rows."""
+    from rlhf.data import load_prompts, write_jsonl
+    from rlhf.pipeline import Pipeline
+    from rlhf.sample import resolve_prompts
+
+    folder = root / "shared" / "rm_eval"
+    sample = dict(config.get("sample") or {})
+    source, skip = resolve_prompts(sample.get("prompts"), "prompts_train"), int(sample.get("limit") or 0)
+    if not skip:
+        raise SystemExit("preference_suite: sample.limit is unset, so every training prompt was labelled and none "
+                         "is left for the reward models' unseen-prompt accuracy")
+    rows = load_prompts(source, limit=skip + prompts)[skip:]
+    if len(rows) < prompts:
+        raise SystemExit(f"preference_suite: {source} has {len(rows)} prompts after the {skip} labelled ones; the "
+                         f"reward models' unseen-prompt accuracy wants {prompts}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "prompts.jsonl"
+    if not path.exists():
+        write_jsonl(path, [{"id": r.id, "messages": r.messages} for r in rows])
+    seed = int(config.get("seed", 0)) + 1
+    shared = Pipeline(merge({**config, "run_dir": str(root / "shared")},
+                            {"sample": {"prompts": str(path), "limit": None, "seed": seed}}))
+    shared.run_stage("sample", folder)
+    return folder / "candidates.jsonl"
+
+
+def unseen_accuracy(pipe, candidates: Path, reward: Path) -> dict:
+    """The reward model in `reward` on the unseen candidates ranked by the preference's rule (noise 0,
+    ties kept): `rlhf reward-eval`'s accuracy, ci95, pairs and mean_margin, cached in
+    run/rm_eval/REWARD_FOLDER_NAME."""
+    from rlhf.labelers import SimulateConfig, run_simulate
+    from rlhf.reward_eval import RewardEvalConfig, run_reward_eval
+
+    folder = pipe.run / "rm_eval"
+    rankings = folder / "rankings.jsonl"
+    if not rankings.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        run_simulate(SimulateConfig(candidates=str(candidates), output=str(rankings), num_labelers=1, noise=0.0,
+                                    preference=pipe.section("label")["preference"], seed=pipe.config.get("seed", 0)))
+    out = folder / reward.name
+    if (out / "reward_eval.json").exists():
+        results = json.loads((out / "reward_eval.json").read_text())
+    else:
+        results = run_reward_eval(RewardEvalConfig(model=str(reward), data=str(rankings), output=str(out),
+                                                   bootstrap=1000, seed=pipe.config.get("seed", 0),
+                                                   device=pipe.config.get("device")))
+    return {k: results.get(k) for k in ("accuracy", "ci95", "pairs", "mean_margin")}
+
+
+def cached_unseen_accuracy(run: Path, reward_name: str) -> dict | None:
+    """What `unseen_accuracy` stored for run/REWARD_NAME, or None (for --table_only, which computes nothing)."""
+    path = run / "rm_eval" / reward_name / "reward_eval.json"
+    if not path.exists():
+        return None
+    results = json.loads(path.read_text())
+    return {k: results.get(k) for k in ("accuracy", "ci95", "pairs", "mean_margin")}
+
+
+def with_unseen(cell: dict, run: Path) -> dict:
+    """A variant cell whose own reward model's unseen accuracy was measured after the cell was written
+    (by a later invocation) gets it from the cache."""
+    rm = cell.get("reward_model")
+    if rm and not rm.get("unseen"):
+        rm["unseen"] = cached_unseen_accuracy(run, rm["folder"])
+    return cell
+
+
 def train_method(pipe, cell: str, overrides: dict | None = None, reward: Path | None = None) -> tuple[str, float]:
     """Train the cell's method ("ppo", or "ppo@VARIANT" with `overrides` to its stage section) from the
     preference's labels, PPO and the critic-free ones against `reward` (default run/reward); returns
@@ -290,10 +366,10 @@ def evaluate_cell(pipe, method: str, policy: str, out: Path, reward: Path | None
 
 
 def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
-             reward_overrides: dict | None = None) -> dict:
+             reward_overrides: dict | None = None, unseen: Path | None = None) -> dict:
     """Train and judge one (preference, method) cell; `method` may be METHOD@VARIANT, trained with
     `overrides` to its own stage section and `reward_overrides` to the reward stage (its own reward
-    model). Its JSON is written last, so it marks done."""
+    model, also scored on the `unseen` candidates). Its JSON is written last, so it marks done."""
     preference = pipe.section("label")["preference"]
     path = cells / f"{preference}__{method}.json"
     if path.exists():
@@ -312,7 +388,8 @@ def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
         cell["overrides"] = overrides
     if reward_overrides:
         cell["reward_overrides"] = reward_overrides
-        cell["reward_model"] = {"folder": reward.name, "accuracy": reward_accuracy(reward)}
+        cell["reward_model"] = {"folder": reward.name, "accuracy": reward_accuracy(reward),
+                                "unseen": unseen_accuracy(pipe, unseen, reward) if unseen else None}
     cell.update({"preference": preference, "method": method, "train_seconds": round(train_seconds, 1),
                  "eval_seconds": round(time.time() - t1, 1), "cell_seconds": round(time.time() - t0, 1),
                  "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg())})
@@ -363,9 +440,10 @@ def assembled_report(args, config: dict, root: Path, preferences: list[str], met
         if not (root / preference / "reward" / "DONE.json").exists():
             print(f"[preference_suite] {preference}: no reward model yet, left out of the table", flush=True)
             continue
-        cells = {m: json.loads((root / "cells" / f"{preference}__{m}.json").read_text()) for m in methods
-                 if (root / "cells" / f"{preference}__{m}.json").exists()}
-        table[preference] = {"reward_accuracy": reward_accuracy(root / preference / "reward"), "cells": cells}
+        cells = {m: with_unseen(json.loads((root / "cells" / f"{preference}__{m}.json").read_text()), root / preference)
+                 for m in methods if (root / "cells" / f"{preference}__{m}.json").exists()}
+        table[preference] = {"reward_accuracy": reward_accuracy(root / preference / "reward"),
+                             "reward_unseen": cached_unseen_accuracy(root / preference, "reward"), "cells": cells}
     return {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
             "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
             "config": config, "load_avg_start": None, "load_avg_end": None, "wall_seconds": None, "assembled": True,
@@ -378,10 +456,12 @@ def markdown(report: dict) -> str:
     lines += [f"# Preference suite ({report['scale']})", "",
               f"Win rate against the SFT policy on {report['eval_prompts']} held-out prompts, judged by each "
               "preference's own rule (ties count half), 95% bootstrap CI in brackets. RM acc = the reward "
-              "model's held-out pair accuracy; usable = share of the shared K=4 candidate sets with at least one "
+              "model's pair accuracy on its split's held-out rankings (a few, with the labels' noise); RM acc "
+              "unseen = on K=4 candidates for training prompts no label saw, ranked by the rule itself, with "
+              "its 95% CI and pair count; usable = share of the shared K=4 candidate sets with at least one "
               "strict preference under the rule.", "",
-              "| preference | usable | RM acc | " + " | ".join(methods) + " |",
-              "|---|---|---|" + "---|" * len(methods)]
+              "| preference | usable | RM acc | RM acc unseen | " + " | ".join(methods) + " |",
+              "|---|---|---|---|" + "---|" * len(methods)]
     for pref, row in report["table"].items():
         usable = report["learnability"].get(pref, {}).get("usable_rate")
         acc = row.get("reward_accuracy")
@@ -390,11 +470,13 @@ def markdown(report: dict) -> str:
             c = row["cells"].get(m)
             cells.append(f"{c['win_rate']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if c else "–")
         lines.append(f"| `{pref}` | {usable:.2f} | " if usable is not None else f"| `{pref}` | – | ")
-        lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + " | " + " | ".join(cells) + " |"
-    variant_rms = [f"`{pref}` {c['reward_model']['folder']} {_one(c['reward_model']['accuracy'])}"
+        lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + f" | {_unseen(row.get('reward_unseen'))} | "
+        lines[-1] += " | ".join(cells) + " |"
+    variant_rms = [f"`{pref}` {c['reward_model']['folder']} {_one(c['reward_model']['accuracy'])}, unseen "
+                   f"{_unseen(c['reward_model'].get('unseen'))}"
                    for pref, row in report["table"].items() for c in row["cells"].values() if c.get("reward_model")]
     if variant_rms:
-        lines += ["", "Variants with their own reward model (`--set reward.KEY=VALUE`), its held-out pair accuracy: "
+        lines += ["", "Variants with their own reward model (`--set reward.KEY=VALUE`), its RM acc and RM acc unseen: "
                   + "; ".join(dict.fromkeys(variant_rms)) + "."]
     lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
               "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
@@ -421,6 +503,12 @@ def markdown(report: dict) -> str:
               f"{report['load_avg_start']}, at end {report['load_avg_end']}; wall time {report['wall_seconds'] / 60:.1f} min "
               "(cells run in earlier invocations keep their own times in the JSON).", ""]
     return "\n".join(lines)
+
+
+def _unseen(u: dict | None) -> str:
+    if not u or u.get("accuracy") is None:
+        return "–"
+    return f"{u['accuracy']:.2f} [{u['ci95'][0]:.2f}, {u['ci95'][1]:.2f}] ({u['pairs']} pairs)"
 
 
 def _one(x, fmt: str = ".2f") -> str:
@@ -496,14 +584,19 @@ def main(argv=None) -> dict:
         write(Path(args.results), f"preference_learnability_{args.scale}", report, learnability_markdown(report))
         return report
 
+    unseen = unseen_candidates(config, root, RM_EVAL_PROMPTS[args.scale])
     table = {}
     for preference in preferences:
         pipe = preference_pipeline(config, root, preference)
         for stage in ("label", "reward"):
             pipe.run_stage(stage)
-        row = {"reward_accuracy": reward_accuracy(pipe.run / "reward"), "cells": {}}
+        row = {"reward_accuracy": reward_accuracy(pipe.run / "reward"),
+               "reward_unseen": unseen_accuracy(pipe, unseen, pipe.run / "reward"), "cells": {}}
+        if reward_overrides:  # the variant's reward model, also for cells written before it was scored
+            unseen_accuracy(pipe, unseen, reward_folder(pipe, args.variant, reward_overrides))
         for method in methods:
-            row["cells"][method] = run_cell(pipe, method, root / "cells", overrides, reward_overrides)
+            cell = run_cell(pipe, method, root / "cells", overrides, reward_overrides, unseen)
+            row["cells"][method] = with_unseen(cell, pipe.run)
         table[preference] = row
     report = {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
               "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,

@@ -62,10 +62,20 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
         assert json.loads((tmp_path / "run" / pref / "ppo" / "rlhf_config.json").read_text())["gold_preference"] == pref
         assert row["cells"]["ppo"]["train"]["gold_first_tenth"] is not None
         assert pref in report["learnability"] and 0 <= report["learnability"][pref]["usable_rate"] <= 1
+    # Every reward model is also scored on candidates for training prompts no label saw, ranked by the rule.
+    labelled = {json.loads(x)["id"] for x in (tmp_path / "run" / "shared" / "sample" / "candidates.jsonl").read_text().splitlines()}
+    unseen = [json.loads(x) for x in (tmp_path / "run" / "shared" / "rm_eval" / "candidates.jsonl").read_text().splitlines()]
+    assert len(unseen) == suite.RM_EVAL_PROMPTS["tiny"] and not labelled & {r["id"] for r in unseen}
+    for pref, row in report["table"].items():
+        u = row["reward_unseen"]
+        stored = json.loads((tmp_path / "run" / pref / "rm_eval" / "reward" / "reward_eval.json").read_text())
+        assert u["pairs"] == stored["pairs"] > 0 and u["accuracy"] == stored["accuracy"]
+        assert u["ci95"][0] <= u["accuracy"] <= u["ci95"][1]
     # SFT and sampling ran once, shared by both preferences.
     assert (tmp_path / "run" / "plain" / "sft").resolve() == (tmp_path / "run" / "shared" / "sft").resolve()
     md = (tmp_path / "results" / "preference_suite_tiny.md").read_text()
-    assert "| `detailed` |" in md and "| `plain` |" in md and "ppo | best_of_n" in md
+    assert "| `detailed` |" in md and "| `plain` |" in md and "ppo | best_of_n" in md and "RM acc unseen" in md
+    assert f"({report['table']['plain']['reward_unseen']['pairs']} pairs)" in md
     assert json.loads((tmp_path / "results" / "preference_suite_tiny.json").read_text())["methods"] == ["ppo", "best_of_n"]
 
     # Again: every cell is found done; nothing retrains.
@@ -83,6 +93,7 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
                                     "--run_dir", str(tmp_path / "run"), "--preferences", "detailed,plain,concise"])
     assert list(table["table"]) == ["detailed", "plain"]  # concise has no reward model: left out
     assert table["table"]["plain"]["cells"] == {"ppo": report["table"]["plain"]["cells"]["ppo"]}
+    assert table["table"]["plain"]["reward_unseen"] == report["table"]["plain"]["reward_unseen"]  # read, not rerun
     assert not (tmp_path / "run" / "detailed" / "dpo").exists()
     md = (tmp_path / "assembled" / "preference_suite_tiny.md").read_text()
     assert "nothing trained" in md and "| `plain` |" in md and "| – |" in md
@@ -115,6 +126,8 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
         assert cell["reward_overrides"] == {"learning_rate": 0.02}
         assert cell["reward_model"]["folder"] == "reward@rm"
         assert cell["reward_model"]["accuracy"] == suite.reward_accuracy(folder)
+        assert cell["reward_model"]["unseen"]["pairs"] == report["table"]["plain"]["reward_unseen"]["pairs"]
+    assert (tmp_path / "run" / "plain" / "rm_eval" / "reward@rm" / "reward_eval.json").exists()
     ppo_config = json.loads((tmp_path / "run" / "plain" / "ppo@rm" / "rlhf_config.json").read_text())
     assert Path(ppo_config["reward_model"]) == folder
     assert Path(json.loads((tmp_path / "run" / "plain" / "eval_best_of_n@rm" / "rlhf_config.json").read_text())
