@@ -266,8 +266,8 @@ def unseen_candidates(config: dict, root: Path, prompts: int) -> Path:
     if not path.exists():
         write_jsonl(path, [{"id": r.id, "messages": r.messages} for r in rows])
     seed = int(config.get("seed", 0)) + 1
-    shared = Pipeline(merge({**config, "run_dir": str(root / "shared")},
-                            {"sample": {"prompts": str(path), "limit": None, "seed": seed}}))
+    shared = Pipeline(merge({**config, "seed": seed, "run_dir": str(root / "shared")},
+                            {"sample": {"prompts": str(path), "limit": None}}))
     shared.run_stage("sample", folder)
     return folder / "candidates.jsonl"
 
