@@ -274,8 +274,7 @@ def unseen_candidates(config: dict, root: Path, prompts: int) -> Path:
 
 def unseen_accuracy(pipe, candidates: Path, reward: Path) -> dict:
     """The reward model in `reward` on the unseen candidates ranked by the preference's rule (noise 0,
-    ties kept): `rlhf reward-eval`'s accuracy, ci95, pairs and mean_margin, cached in
-    run/rm_eval/REWARD_FOLDER_NAME."""
+    ties kept): `unseen_summary` of `rlhf reward-eval`'s results, cached in run/rm_eval/REWARD_FOLDER_NAME."""
     from rlhf.labelers import SimulateConfig, run_simulate
     from rlhf.reward_eval import RewardEvalConfig, run_reward_eval
 
@@ -292,7 +291,16 @@ def unseen_accuracy(pipe, candidates: Path, reward: Path) -> dict:
         results = run_reward_eval(RewardEvalConfig(model=str(reward), data=str(rankings), output=str(out),
                                                    bootstrap=1000, seed=pipe.config.get("seed", 0),
                                                    device=pipe.config.get("device")))
-    return {k: results.get(k) for k in ("accuracy", "ci95", "pairs", "mean_margin")}
+    return unseen_summary(results)
+
+
+def unseen_summary(results: dict) -> dict:
+    """accuracy, ci95, pairs, mean_margin of a reward_eval result, and from its length bias the
+    accuracy on length-matched pairs and how often the model / the rule prefers the longer answer."""
+    bias = results.get("length_bias") or {}
+    return {**{k: results.get(k) for k in ("accuracy", "ci95", "pairs", "mean_margin")},
+            **{k: bias.get(k) for k in ("length_matched_accuracy", "length_matched_pairs", "model_prefers_longer",
+                                        "labels_prefer_longer")}}
 
 
 def cached_unseen_accuracy(run: Path, reward_name: str) -> dict | None:
@@ -300,8 +308,7 @@ def cached_unseen_accuracy(run: Path, reward_name: str) -> dict | None:
     path = run / "rm_eval" / reward_name / "reward_eval.json"
     if not path.exists():
         return None
-    results = json.loads(path.read_text())
-    return {k: results.get(k) for k in ("accuracy", "ci95", "pairs", "mean_margin")}
+    return unseen_summary(json.loads(path.read_text()))
 
 
 def with_unseen(cell: dict, run: Path) -> dict:

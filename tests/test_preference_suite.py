@@ -71,6 +71,7 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
         stored = json.loads((tmp_path / "run" / pref / "rm_eval" / "reward" / "reward_eval.json").read_text())
         assert u["pairs"] == stored["pairs"] > 0 and u["accuracy"] == stored["accuracy"]
         assert u["ci95"][0] <= u["accuracy"] <= u["ci95"][1]
+        assert u["model_prefers_longer"] == stored["length_bias"]["model_prefers_longer"]
     # SFT and sampling ran once, shared by both preferences.
     assert (tmp_path / "run" / "plain" / "sft").resolve() == (tmp_path / "run" / "shared" / "sft").resolve()
     md = (tmp_path / "results" / "preference_suite_tiny.md").read_text()
