@@ -320,6 +320,25 @@ def with_unseen(cell: dict, run: Path) -> dict:
     return cell
 
 
+def scored_reward_models(run: Path) -> dict:
+    """Every reward model of the preference scored on the unseen candidates (the default and each
+    reward-stage variant's, variants or not run as cells): {folder name: unseen summary, plus the
+    reward settings the variant changed}."""
+    out = {}
+    for path in sorted((run / "rm_eval").glob("*/reward_eval.json")):
+        name = path.parent.name
+        summary = unseen_summary(json.loads(path.read_text()))
+        try:
+            done = json.loads((run / name / "DONE.json").read_text())
+            base = json.loads((run / "reward" / "DONE.json").read_text())
+            changed = {k: os.path.relpath(v, run) if isinstance(v, str) and v.startswith(str(run)) else v
+                       for k, v in (done.get("settings") or {}).items() if (base.get("settings") or {}).get(k) != v}
+        except (OSError, ValueError):
+            changed = None
+        out[name] = {**summary, "changed": changed}
+    return out
+
+
 def train_method(pipe, cell: str, overrides: dict | None = None, reward: Path | None = None) -> tuple[str, float]:
     """Train the cell's method ("ppo", or "ppo@VARIANT" with `overrides` to its stage section) from the
     preference's labels, PPO and the critic-free ones against `reward` (default run/reward); returns
@@ -450,7 +469,8 @@ def assembled_report(args, config: dict, root: Path, preferences: list[str], met
         cells = {m: with_unseen(json.loads((root / "cells" / f"{preference}__{m}.json").read_text()), root / preference)
                  for m in methods if (root / "cells" / f"{preference}__{m}.json").exists()}
         table[preference] = {"reward_accuracy": reward_accuracy(root / preference / "reward"),
-                             "reward_unseen": cached_unseen_accuracy(root / preference, "reward"), "cells": cells}
+                             "reward_unseen": cached_unseen_accuracy(root / preference, "reward"), "cells": cells,
+                             "reward_models": scored_reward_models(root / preference)}
     return {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
             "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
             "config": config, "load_avg_start": None, "load_avg_end": None, "wall_seconds": None, "assembled": True,
@@ -485,6 +505,17 @@ def markdown(report: dict) -> str:
     if variant_rms:
         lines += ["", "Variants with their own reward model (`--set reward.KEY=VALUE`), its RM acc and RM acc unseen: "
                   + "; ".join(dict.fromkeys(variant_rms)) + "."]
+    scored = [(pref, name, u) for pref, row in report["table"].items()
+              for name, u in (row.get("reward_models") or {}).items()]
+    if any(name != "reward" for _, name, _ in scored):
+        lines += ["", "Every reward model scored on the unseen candidates (the default `reward` and each reward-stage "
+                  "variant's, tuning runs included):", "",
+                  "| preference | reward model | settings changed | RM acc unseen | length-matched acc. | prefers longer (rule) |",
+                  "|---|---|---|---|---|---|"]
+        for pref, name, u in scored:
+            changed = ", ".join(f"{k}={v}" for k, v in (u.get("changed") or {}).items()) or "–"
+            lines.append(f"| `{pref}` | {name} | {changed} | {_unseen(u)} | {_one(u.get('length_matched_accuracy'))} | "
+                         f"{_one(u.get('model_prefers_longer'))} ({_one(u.get('labels_prefer_longer'))}) |")
     lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
               "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
               "token limit) and the KL to the SFT policy (nats per answer).", "",

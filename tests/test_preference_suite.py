@@ -134,6 +134,13 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
     assert Path(json.loads((tmp_path / "run" / "plain" / "eval_best_of_n@rm" / "rlhf_config.json").read_text())
                 ["reward_model"]) == folder
     assert "reward@rm" in (tmp_path / "rm" / "preference_suite_tiny.md").read_text()
+    # --table_only lists every reward model scored on the unseen candidates, with what its variant changed.
+    listed = suite.main(args[:-4] + ["--methods", "ppo", "--preferences", "plain", "--table_only",
+                                     "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "rm")])
+    models = listed["table"]["plain"]["reward_models"]
+    assert models["reward"]["changed"] == {} and models["reward@rm"]["changed"] == {"learning_rate": 0.02}
+    assert models["reward@rm"]["pairs"] == models["reward"]["pairs"] > 0
+    assert "| `plain` | reward@rm | learning_rate=0.02 |" in (tmp_path / "rm" / "preference_suite_tiny.md").read_text()
     with pytest.raises(SystemExit, match="dpo learns from the labels"):
         suite.main(args[:-4] + ["--methods", "dpo", "--preferences", "plain", "--variant", "rm", "--set",
                                 "reward.learning_rate=0.02", "--run_dir", str(tmp_path / "run"),
