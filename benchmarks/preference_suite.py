@@ -274,7 +274,8 @@ def unseen_candidates(config: dict, root: Path, prompts: int) -> Path:
 
 def unseen_accuracy(pipe, candidates: Path, reward: Path) -> dict:
     """The reward model in `reward` on the unseen candidates ranked by the preference's rule (noise 0,
-    ties kept): `unseen_summary` of `rlhf reward-eval`'s results, cached in run/rm_eval/REWARD_FOLDER_NAME."""
+    ties kept): `unseen_summary` of `rlhf reward-eval`'s results, cached in run/rm_eval/REWARD_FOLDER_NAME
+    (scored again when the model was retrained since)."""
     from rlhf.labelers import SimulateConfig, run_simulate
     from rlhf.reward_eval import RewardEvalConfig, run_reward_eval
 
@@ -284,9 +285,10 @@ def unseen_accuracy(pipe, candidates: Path, reward: Path) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         run_simulate(SimulateConfig(candidates=str(candidates), output=str(rankings), num_labelers=1, noise=0.0,
                                     preference=pipe.section("label")["preference"], seed=pipe.config.get("seed", 0)))
-    out = folder / reward.name
-    if (out / "reward_eval.json").exists():
-        results = json.loads((out / "reward_eval.json").read_text())
+    out, done = folder / reward.name, reward / "DONE.json"
+    cached = out / "reward_eval.json"
+    if cached.exists() and not (done.exists() and done.stat().st_mtime > cached.stat().st_mtime):
+        results = json.loads(cached.read_text())  # scored after the model was (re)trained
     else:
         results = run_reward_eval(RewardEvalConfig(model=str(reward), data=str(rankings), output=str(out),
                                                    bootstrap=1000, seed=pipe.config.get("seed", 0),

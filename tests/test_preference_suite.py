@@ -145,3 +145,35 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
         suite.main(args[:-4] + ["--methods", "dpo", "--preferences", "plain", "--variant", "rm", "--set",
                                 "reward.learning_rate=0.02", "--run_dir", str(tmp_path / "run"),
                                 "--results", str(tmp_path / "rm")])
+
+
+def test_unseen_accuracy_is_cached_until_the_reward_model_is_retrained(tmp_path, monkeypatch):
+    import os
+    from types import SimpleNamespace
+
+    import rlhf.reward_eval
+
+    def fake_reward_eval(config):  # writes what `rlhf reward-eval` writes, counts the calls
+        calls.append(config.model)
+        Path(config.output).mkdir(parents=True, exist_ok=True)
+        results = {"accuracy": 0.75, "ci95": [0.6, 0.9], "pairs": 8, "mean_margin": 0.3,
+                   "length_bias": {"length_matched_accuracy": 0.5, "model_prefers_longer": 0.25}}
+        (Path(config.output) / "reward_eval.json").write_text(json.dumps(results))
+        return results
+
+    calls = []
+    monkeypatch.setattr(rlhf.reward_eval, "run_reward_eval", fake_reward_eval)
+    pipe = SimpleNamespace(run=tmp_path, config={"seed": 0}, section=lambda name: {"preference": "concise"})
+    (tmp_path / "rm_eval").mkdir()
+    (tmp_path / "rm_eval" / "rankings.jsonl").write_text("")  # labelled already
+    reward = tmp_path / "reward@x"
+    reward.mkdir()
+    (reward / "DONE.json").write_text("{}")
+    first = suite.unseen_accuracy(pipe, tmp_path / "candidates.jsonl", reward)
+    assert first["accuracy"] == 0.75 and first["model_prefers_longer"] == 0.25 and first["labels_prefer_longer"] is None
+    assert suite.unseen_accuracy(pipe, tmp_path / "candidates.jsonl", reward) == first and len(calls) == 1
+    assert suite.cached_unseen_accuracy(tmp_path, "reward@x") == first
+    later = (tmp_path / "rm_eval" / "reward@x" / "reward_eval.json").stat().st_mtime + 10
+    os.utime(reward / "DONE.json", (later, later))  # retrained after it was scored
+    suite.unseen_accuracy(pipe, tmp_path / "candidates.jsonl", reward)
+    assert calls == [str(reward), str(reward)]
