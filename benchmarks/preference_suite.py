@@ -349,10 +349,7 @@ def train_method(pipe, cell: str, overrides: dict | None = None, reward: Path | 
 
     method, variant = split_cell(cell)
     run, overrides = pipe.run, dict(overrides or {})
-    if method == "best_of_n":
-        if overrides:
-            raise SystemExit("preference_suite: best_of_n trains nothing: its variants change only the reward stage "
-                             "(--set reward.KEY=VALUE)")
+    if method == "best_of_n":  # main refuses a best_of_n variant with `overrides`: it trains nothing
         return str(run / "sft"), 0.0
     if reward is not None and reward != run / "reward" and method != "dpo":
         overrides["reward_model"] = str(reward)
@@ -404,9 +401,6 @@ def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
         print(f"[preference_suite] {preference} / {method}: done in an earlier run, skipped", flush=True)
         return json.loads(path.read_text())
     name, variant = split_cell(method)
-    if reward_overrides and name == "dpo":
-        raise SystemExit("preference_suite: dpo learns from the labels, not the reward model: a reward.KEY variant "
-                         "would repeat its default cell")
     load_before, t0 = os.getloadavg(), time.time()
     reward = reward_folder(pipe, variant, reward_overrides or {})
     policy, train_seconds = train_method(pipe, method, overrides, reward)
@@ -589,7 +583,6 @@ def main(argv=None) -> dict:
 
     args.run_dir = args.run_dir or str(ROOT / "runs" / "preference_suite" / args.scale)
     root = Path(args.run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     # Any registered preference may be named; the default is the suite (every built-in rule for
     # the learnability table, so the rules left out of the suite show why).
     preferences = pick(args.preferences or ",".join(PREFERENCES if args.learnability else SUITE),
@@ -602,10 +595,17 @@ def main(argv=None) -> dict:
     if args.variant:
         if any("@" in m for m in methods):
             raise SystemExit("preference_suite: with --variant, name the plain methods (--methods ppo), not METHOD@VARIANT")
+        if reward_overrides and "dpo" in methods:
+            raise SystemExit("preference_suite: dpo learns from the labels, not the reward model: a reward.KEY variant "
+                             "would repeat its default cell")
+        if overrides and "best_of_n" in methods:
+            raise SystemExit("preference_suite: best_of_n trains nothing: its variants change only the reward stage "
+                             "(--set reward.KEY=VALUE)")
         methods = [f"{m}@{args.variant}" for m in methods]
     elif not args.table_only and any("@" in m for m in methods):
         raise SystemExit("preference_suite: a METHOD@VARIANT cell is trained with --variant and --set; "
                          "--table_only shows it")
+    root.mkdir(parents=True, exist_ok=True)  # after every check of the arguments
     config, started, load_start = base_config(args), time.time(), os.getloadavg()
     command = "python benchmarks/preference_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = f"{os.cpu_count()} cores, {platform.machine()}, torch threads {args.threads or 'default'}"

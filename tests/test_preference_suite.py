@@ -14,12 +14,18 @@ suite = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(suite)
 
 
-def test_variant_arguments_are_checked_before_anything_runs():
+def test_variant_arguments_are_checked_before_anything_runs(tmp_path):
     for argv, match in ((["--variant", "eos"], "go together"), (["--set", "a=1"], "go together"),
                         (["--variant", "a/b", "--set", "a=1"], "names files"),
                         (["--table_only", "--learnability"], "pick one")):
         with pytest.raises(SystemExit):
             suite.parse_args(argv)
+    # A variant a method cannot take is refused before SFT or anything else runs.
+    for methods, change, match in (("dpo", "reward.epochs=2", "dpo learns from the labels"),
+                                   ("ppo,best_of_n", "steps=3", "best_of_n trains nothing")):
+        with pytest.raises(SystemExit, match=match):
+            suite.main(["--methods", methods, "--variant", "x", "--set", change, "--run_dir", str(tmp_path / "suite")])
+        assert not (tmp_path / "suite").exists()
     assert suite.parse_sets(["missing_eos_penalty=-1.0", "steps=3", "kl_coef = 0.1"]) == (
         {"missing_eos_penalty": -1.0, "steps": 3, "kl_coef": 0.1}, {})
     assert suite.parse_sets(["reward.learning_rate=3e-3", "reward.epochs=2", "steps=3"]) == (
