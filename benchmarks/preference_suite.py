@@ -337,7 +337,7 @@ def scored_reward_models(run: Path) -> dict:
                        for k, v in (done.get("settings") or {}).items() if (base.get("settings") or {}).get(k) != v}
         except (OSError, ValueError):
             changed = None
-        out[name] = {**summary, "changed": changed}
+        out[name] = {**summary, "changed": changed, "accuracy_split": reward_accuracy(run / name)}
     return out
 
 
@@ -391,27 +391,27 @@ def evaluate_cell(pipe, method: str, policy: str, out: Path, reward: Path | None
 
 
 def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
-             reward_overrides: dict | None = None, unseen: Path | None = None) -> dict:
+             reward_overrides: dict | None = None, reward: tuple[Path, dict | None] | None = None) -> dict:
     """Train and judge one (preference, method) cell; `method` may be METHOD@VARIANT, trained with
-    `overrides` to its own stage section and `reward_overrides` to the reward stage (its own reward
-    model, also scored on the `unseen` candidates). Its JSON is written last, so it marks done."""
+    `overrides` to its own stage section and `reward_overrides` to the reward stage; `reward` is then
+    the variant's own reward model as main resolved it: (folder, its unseen-prompt summary). Its JSON
+    is written last, so it marks done."""
     preference = pipe.section("label")["preference"]
     path = cells / f"{preference}__{method}.json"
     if path.exists():
         print(f"[preference_suite] {preference} / {method}: done in an earlier run, skipped", flush=True)
         return json.loads(path.read_text())
-    name, variant = split_cell(method)
+    name = split_cell(method)[0]
     load_before, t0 = os.getloadavg(), time.time()
-    reward = reward_folder(pipe, variant, reward_overrides or {})
-    policy, train_seconds = train_method(pipe, method, overrides, reward)
+    folder, unseen = reward if reward_overrides and reward else (pipe.run / "reward", None)
+    policy, train_seconds = train_method(pipe, method, overrides, folder)
     t1 = time.time()
-    cell = evaluate_cell(pipe, name, policy, pipe.run / f"eval_{method}", reward)
+    cell = evaluate_cell(pipe, name, policy, pipe.run / f"eval_{method}", folder)
     if overrides:
         cell["overrides"] = overrides
     if reward_overrides:
         cell["reward_overrides"] = reward_overrides
-        cell["reward_model"] = {"folder": reward.name, "accuracy": reward_accuracy(reward),
-                                "unseen": unseen_accuracy(pipe, unseen, reward) if unseen else None}
+        cell["reward_model"] = {"folder": folder.name, "accuracy": reward_accuracy(folder), "unseen": unseen}
     cell.update({"preference": preference, "method": method, "train_seconds": round(train_seconds, 1),
                  "eval_seconds": round(time.time() - t1, 1), "cell_seconds": round(time.time() - t0, 1),
                  "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg())})
@@ -495,22 +495,17 @@ def markdown(report: dict) -> str:
         lines.append(f"| `{pref}` | {usable:.2f} | " if usable is not None else f"| `{pref}` | – | ")
         lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + f" | {_unseen(row.get('reward_unseen'))} | "
         lines[-1] += " | ".join(cells) + " |"
-    variant_rms = [f"`{pref}` {c['reward_model']['folder']} {_one(c['reward_model']['accuracy'])}, unseen "
-                   f"{_unseen(c['reward_model'].get('unseen'))}"
-                   for pref, row in report["table"].items() for c in row["cells"].values() if c.get("reward_model")]
-    if variant_rms:
-        lines += ["", "Variants with their own reward model (`--set reward.KEY=VALUE`), its RM acc and RM acc unseen: "
-                  + "; ".join(dict.fromkeys(variant_rms)) + "."]
     scored = [(pref, name, u) for pref, row in report["table"].items()
               for name, u in (row.get("reward_models") or {}).items()]
     if any(name != "reward" for _, name, _ in scored):
         lines += ["", "Every reward model scored on the unseen candidates (the default `reward` and each reward-stage "
                   "variant's, tuning runs included):", "",
-                  "| preference | reward model | settings changed | RM acc unseen | length-matched acc. | prefers longer (rule) |",
-                  "|---|---|---|---|---|---|"]
+                  "| preference | reward model | settings changed | RM acc | RM acc unseen | length-matched acc. | "
+                  "prefers longer (rule) |", "|---|---|---|---|---|---|---|"]
         for pref, name, u in scored:
             changed = ", ".join(f"{k}={v}" for k, v in (u.get("changed") or {}).items()) or "–"
-            lines.append(f"| `{pref}` | {name} | {changed} | {_unseen(u)} | {_one(u.get('length_matched_accuracy'))} | "
+            lines.append(f"| `{pref}` | {name} | {changed} | {_one(u.get('accuracy_split'))} | {_unseen(u)} | "
+                         f"{_one(u.get('length_matched_accuracy'))} | "
                          f"{_one(u.get('model_prefers_longer'))} ({_one(u.get('labels_prefer_longer'))}) |")
     lines += ["", "Per cell, the proxy beside the judge: the reward model's mean score of the method's answers "
               "against the SFT answers', answer length, the share that ended by themselves (not cut off at the "
@@ -632,11 +627,14 @@ def main(argv=None) -> dict:
             pipe.run_stage(stage)
         row = {"reward_accuracy": reward_accuracy(pipe.run / "reward"),
                "reward_unseen": unseen_accuracy(pipe, unseen, pipe.run / "reward"), "cells": {}}
-        if reward_overrides:  # the variant's reward model, also for cells written before it was scored
-            unseen_accuracy(pipe, unseen, reward_folder(pipe, args.variant, reward_overrides))
+        variant_reward = None
+        if reward_overrides:  # trained and scored once here, also for cells written before it was scored
+            folder = reward_folder(pipe, args.variant, reward_overrides)
+            variant_reward = (folder, unseen_accuracy(pipe, unseen, folder))
         for method in methods:
-            cell = run_cell(pipe, method, root / "cells", overrides, reward_overrides, unseen)
+            cell = run_cell(pipe, method, root / "cells", overrides, reward_overrides, variant_reward)
             row["cells"][method] = with_unseen(cell, pipe.run)
+        row["reward_models"] = scored_reward_models(pipe.run)
         table[preference] = row
     report = {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
               "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,

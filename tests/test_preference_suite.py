@@ -139,7 +139,10 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
     assert Path(ppo_config["reward_model"]) == folder
     assert Path(json.loads((tmp_path / "run" / "plain" / "eval_best_of_n@rm" / "rlhf_config.json").read_text())
                 ["reward_model"]) == folder
-    assert "reward@rm" in (tmp_path / "rm" / "preference_suite_tiny.md").read_text()
+    # The training run's report lists the variant's reward model once, in the reward-model table.
+    assert rm["table"]["plain"]["reward_models"]["reward@rm"]["accuracy_split"] == suite.reward_accuracy(folder)
+    md = (tmp_path / "rm" / "preference_suite_tiny.md").read_text()
+    assert md.count("reward@rm") == 1 and "| `plain` | reward@rm | learning_rate=0.02 |" in md
     # --table_only lists every reward model scored on the unseen candidates, with what its variant changed.
     listed = suite.main(args[:-4] + ["--methods", "ppo", "--preferences", "plain", "--table_only",
                                      "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "rm")])
