@@ -50,7 +50,7 @@ def parse_args():
     p.add_argument("--ours-batch-rankings", type=int, default=1,
                    help="rankings per step for ours (1 ranking of K=4 = 6 pairs, about TRL's 8 pairs per step)")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate of both (default: RewardConfig's for the mode, 3e-4 lora; 3e-3 with --tiny)")
+                   help="learning rate of both (default: RewardConfig's for the mode, 3e-3 lora, 3e-5 partial; 3e-3 with --tiny)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="seeds (data, head, LoRA start, data order); figures are the mean and spread over them")
     p.add_argument("--out", default=None,
