@@ -33,8 +33,14 @@ def parse_config(config_cls, argv: list[str], prog: str, description: str):
     """Parse `argv` into one config dataclass with transformers' HfArgumentParser."""
     from transformers import HfArgumentParser
 
+    import argparse
+
     parser = HfArgumentParser(config_cls, prog=prog, description=description)
     for action in parser._actions:
+        # HfArgumentParser adds --no_X for a bool field that defaults to True and copies X's help onto
+        # it, ending "(default: False)": "--no_progress  Show a progress bar. (default: False)".
+        if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
+            action.help, action.default = f"Turn --{action.dest} off (it is on by default).", argparse.SUPPRESS
         # argparse %-formats every help text: a field documented as "95% interval" would crash --help
         if action.help and "%(" not in action.help:
             action.help = action.help.replace("%", "%%")
