@@ -98,8 +98,7 @@ class Pipeline:
 
     def __init__(self, config: dict[str, Any], config_path: Path | None = None):
         self.config = config
-        self.run = Path(config.get("run_dir") or "runs/pipeline")
-        self.run.mkdir(parents=True, exist_ok=True)
+        self.run = Path(config.get("run_dir") or "runs/pipeline")  # made by the first stage or log line
         self.config_path = config_path  # copied into the run folder by run_all, after check_done passed
         self.log_path = self.run / "pipeline.log"
 
@@ -117,6 +116,7 @@ class Pipeline:
     def log(self, message: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {message}"
         print(f"[rlhf pipeline] {line}", flush=True)
+        self.run.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as fh:
             fh.write(line + "\n")
 
@@ -308,6 +308,7 @@ class Pipeline:
         stages = [stage for stage in STAGES if self.enabled(stage)]
         for stage in stages:  # in order: the earliest changed stage is the one named
             self.check_done(stage)
+        self.run.mkdir(parents=True, exist_ok=True)  # after the checks: a refused config leaves no empty run folder
         if self.config_path is not None and Path(self.config_path).resolve() != (self.run / "pipeline.yaml").resolve():
             shutil.copy(self.config_path, self.run / "pipeline.yaml")
         for stage in stages:

@@ -62,6 +62,7 @@ def test_unknown_stage_field_is_named(tmp_path, tiny_model_dir):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(PipelineError, match=r"stage 'sft': unknown field\(s\) \['adaptor'\]"):
         run_pipeline(path)
+    assert not (tmp_path / "run").exists()  # refused before anything is made
 
 
 def test_unknown_top_level_key_and_bad_yaml_are_named(tmp_path):
