@@ -394,8 +394,8 @@ def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
              reward_overrides: dict | None = None, reward: tuple[Path, dict | None] | None = None) -> dict:
     """Train and judge one (preference, method) cell; `method` may be METHOD@VARIANT, trained with
     `overrides` to its own stage section and `reward_overrides` to the reward stage; `reward` is then
-    the variant's own reward model as main resolved it: (folder, its unseen-prompt summary). Its JSON
-    is written last, so it marks done."""
+    the variant's own reward model as main resolved it, (folder, its unseen-prompt summary), else the
+    preference's default PREF/reward is used. Its JSON is written last, so it marks done."""
     preference = pipe.section("label")["preference"]
     path = cells / f"{preference}__{method}.json"
     if path.exists():
@@ -403,7 +403,7 @@ def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
         return json.loads(path.read_text())
     name = split_cell(method)[0]
     load_before, t0 = os.getloadavg(), time.time()
-    folder, unseen = reward if reward_overrides and reward else (pipe.run / "reward", None)
+    folder, unseen = reward or (pipe.run / "reward", None)
     policy, train_seconds = train_method(pipe, method, overrides, folder)
     t1 = time.time()
     cell = evaluate_cell(pipe, name, policy, pipe.run / f"eval_{method}", folder)

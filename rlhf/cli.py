@@ -7,6 +7,7 @@ so `rlhf --help` is instant.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -32,8 +33,6 @@ def _usage() -> str:
 def parse_config(config_cls, argv: list[str], prog: str, description: str):
     """Parse `argv` into one config dataclass with transformers' HfArgumentParser."""
     from transformers import HfArgumentParser
-
-    import argparse
 
     parser = HfArgumentParser(config_cls, prog=prog, description=description)
     for action in parser._actions:
