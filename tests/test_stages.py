@@ -74,9 +74,9 @@ def test_every_command_prints_its_help(command, capsys):
     out = capsys.readouterr().out
     assert all(f"--{f.name}" in out for f in dataclasses.fields(config_class(command)))
     # a bool field on by default gets a --no_X that says it turns X off, not X's own help
+    flat = " ".join(out.split())
     for f in dataclasses.fields(config_class(command)):
         if f.default is True:
-            flat = " ".join(out.split())
             assert f"--no-{f.name.replace('_', '-')} Turn --{f.name} off (it is on by default). " in flat, f.name
             assert f"Turn --{f.name} off (it is on by default). (default" not in flat, f.name
 
