@@ -268,8 +268,29 @@ def no_markdown(prompt, completion: str) -> float:
 SUITE = ("concise", "detailed", "on_topic", "numeric", "plain", "short_sentences", "line_breaks")
 
 
+def import_from_working_folder(module: str):
+    """`importlib.import_module(module)`, also finding a module or package in the working folder.
+
+    A console script (`rlhf simulate ...`) runs with its own bin folder, not the working folder, on
+    sys.path, so a user's `my_rules.py` next to their data would not import, while `python -m` and
+    `python script.py` find it. Like gunicorn's and uvicorn's `module:app`, the working folder is
+    then searched, appended last so it never shadows an installed package. ImportError otherwise."""
+    import os
+    import sys
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        cwd = os.getcwd()
+        if err.name != module.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)
+        return importlib.import_module(module)
+
+
 def get_preference(preference: Union[str, Preference]) -> Preference:
-    """A preference by registered name, by `package.module:function`, or the callable itself.
+    """A preference by registered name, by `package.module:function` (importable, or a module in the
+    working folder), or the callable itself.
 
     Checked when it is loaded, not at the first item: a module that does not import, a missing
     function or one that cannot be called as `fn(prompt, completion)` raises ValueError."""
@@ -280,7 +301,7 @@ def get_preference(preference: Union[str, Preference]) -> Preference:
     if ":" in preference:
         module, _, attr = preference.partition(":")
         try:
-            fn = getattr(importlib.import_module(module), attr)
+            fn = getattr(import_from_working_folder(module), attr)
         except ImportError as err:
             raise ConfigError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
         except AttributeError:

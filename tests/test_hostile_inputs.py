@@ -271,6 +271,26 @@ def test_a_good_preference_loads_and_a_nan_score_is_refused(pref_module, tmp_pat
         SimulatedLabeler("my_prefs:nan").rank("q", ["a", "b"])
 
 
+def test_a_preference_module_in_the_working_folder_loads_from_the_console_script(tmp_path, monkeypatch, capsys):
+    # `rlhf simulate` runs as a console script: sys.path holds its bin folder, not the working folder
+    # where a user keeps my_rules.py. It must load there as under `python -m`, and only be appended.
+    (tmp_path / "cwd_rules_xyz.py").write_text("def exclaims(prompt, completion):\n    return completion.count('!')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_rules_xyz", raising=False)
+    candidates = tmp_path / "c.jsonl"
+    candidates.write_text(json.dumps({"prompt": "Hi", "completions": ["a!", "b", "c!!"]}) + "\n")
+    out = tmp_path / "r.jsonl"
+    assert main(["simulate", "--candidates", str(candidates), "--preference", "cwd_rules_xyz:exclaims",
+                 "--noise", "0", "--output", str(out)]) == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["ranking"] == [[2], [0], [1]]
+    assert sys.path[-1] == str(tmp_path)
+    sys.modules.pop("cwd_rules_xyz", None)
+    # A module that is nowhere is still refused by name.
+    refused(capsys, ["simulate", "--candidates", str(candidates), "--preference", "nowhere_xyz:fn"],
+            "cannot import 'nowhere_xyz'")
+
+
 @pytest.mark.parametrize("spec, returned", [("my_prefs:nan", "returned nan for a completion: scores must be finite"),
                                             ("my_prefs:text", "returned '0.5' for completion 0, not a number")])
 def test_a_preference_returning_nan_or_text_is_one_line_exit_2_naming_the_candidate(pref_module, spec, returned,
