@@ -22,6 +22,7 @@ strict preference).
 
     python benchmarks/preference_suite.py --learnability            # SFT + sampling + learnability only
     python benchmarks/preference_suite.py --scale small --preferences concise,detailed --methods ppo,dpo
+    python benchmarks/preference_suite.py --scale small --preferences my_rules:tidy   # a rule of your own
     python benchmarks/preference_suite.py --scale quickstart        # the full suite, ~25 min per preference
                                                                    # on a quiet 2-core machine
 
@@ -95,7 +96,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--scale", choices=sorted(SCALES), default="small")
-    p.add_argument("--preferences", default=None, help="comma-separated names (default: the whole suite)")
+    p.add_argument("--preferences", default=None,
+                   help="comma-separated: built-in names, or your own rule as package.module:function (a module in "
+                        "the working folder too; its folder is package.module.function) (default: the whole suite)")
     p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)} (default: all available)")
     p.add_argument("--learnability", action="store_true", help="only SFT, sampling and the learnability table")
     p.add_argument("--variant", default=None,
@@ -185,6 +188,32 @@ def pick(names: str | None, known: list[str], what: str) -> list[str]:
     return chosen
 
 
+def pick_preferences(names: str) -> list[str]:
+    """The comma-separated preferences: built-in or registered names, or a user's own rule as
+    `package.module:function` (a module in the working folder too), loaded here so a bad one stops
+    the run before anything trains. SystemExit naming an unknown or broken one."""
+    from rlhf.labelers import PREFERENCES, get_preference
+    from rlhf.stages import ConfigError
+
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if ":" not in n and n not in PREFERENCES]
+    if unknown:
+        raise SystemExit(f"preference_suite: unknown preference(s) {unknown}; known: {', '.join(PREFERENCES)}, "
+                         "or a rule of your own as package.module:function")
+    for name in chosen:
+        try:
+            get_preference(name)
+        except ConfigError as err:
+            raise SystemExit(f"preference_suite: {err}") from None
+    return chosen
+
+
+def folder_name(preference: str) -> str:
+    """A preference's folder (and cell file prefix): its name, with a user rule's
+    `package.module:function` written package.module.function."""
+    return preference.replace(":", ".")
+
+
 def base_config(args) -> dict:
     from rlhf.pipeline import load_pipeline_config
 
@@ -220,7 +249,7 @@ def preference_pipeline(config: dict, root: Path, preference: str):
     """A pipeline in root/PREF whose sft and sample folders are the shared ones (linked)."""
     from rlhf.pipeline import Pipeline
 
-    run = root / preference
+    run = root / folder_name(preference)
     run.mkdir(parents=True, exist_ok=True)
     for stage in ("sft", "sample"):
         link = run / stage
@@ -397,7 +426,7 @@ def run_cell(pipe, method: str, cells: Path, overrides: dict | None = None,
     the variant's own reward model as main resolved it, (folder, its unseen-prompt summary), else the
     preference's default PREF/reward is used. Its JSON is written last, so it marks done."""
     preference = pipe.section("label")["preference"]
-    path = cells / f"{preference}__{method}.json"
+    path = cells / f"{folder_name(preference)}__{method}.json"
     if path.exists():
         print(f"[preference_suite] {preference} / {method}: done in an earlier run, skipped", flush=True)
         return json.loads(path.read_text())
@@ -459,14 +488,15 @@ def assembled_report(args, config: dict, root: Path, preferences: list[str], met
     learn = learnability_table(candidates, preferences) if candidates.exists() else {}
     table = {}
     for preference in preferences:
-        if not (root / preference / "reward" / "DONE.json").exists():
+        run, stem = root / folder_name(preference), root / "cells" / folder_name(preference)
+        if not (run / "reward" / "DONE.json").exists():
             print(f"[preference_suite] {preference}: no reward model yet, left out of the table", flush=True)
             continue
-        cells = {m: with_unseen(json.loads((root / "cells" / f"{preference}__{m}.json").read_text()), root / preference)
-                 for m in methods if (root / "cells" / f"{preference}__{m}.json").exists()}
-        table[preference] = {"reward_accuracy": reward_accuracy(root / preference / "reward"),
-                             "reward_unseen": cached_unseen_accuracy(root / preference, "reward"), "cells": cells,
-                             "reward_models": scored_reward_models(root / preference)}
+        cells = {m: with_unseen(json.loads(Path(f"{stem}__{m}.json").read_text()), run)
+                 for m in methods if Path(f"{stem}__{m}.json").exists()}
+        table[preference] = {"reward_accuracy": reward_accuracy(run / "reward"),
+                             "reward_unseen": cached_unseen_accuracy(run, "reward"), "cells": cells,
+                             "reward_models": scored_reward_models(run)}
     return {"scale": args.scale, "command": command, "machine": machine, "methods": methods,
             "eval_prompts": (config.get("eval") or {}).get("limit"), "learnability": learn, "table": table,
             "config": config, "load_avg_start": None, "load_avg_end": None, "wall_seconds": None, "assembled": True,
@@ -578,10 +608,10 @@ def main(argv=None) -> dict:
 
     args.run_dir = args.run_dir or str(ROOT / "runs" / "preference_suite" / args.scale)
     root = Path(args.run_dir)
-    # Any registered preference may be named; the default is the suite (every built-in rule for
-    # the learnability table, so the rules left out of the suite show why).
-    preferences = pick(args.preferences or ",".join(PREFERENCES if args.learnability else SUITE),
-                       list(PREFERENCES), "preference(s)")
+    # Any registered preference or a user's own rule (package.module:function) may be named; the
+    # default is the suite (every built-in rule for the learnability table, so the rules left out
+    # of the suite show why).
+    preferences = pick_preferences(args.preferences or ",".join(PREFERENCES if args.learnability else SUITE))
     missing = [m for m in (args.methods or "").split(",") if m in CRITIC_FREE and m not in available_methods()]
     if missing:
         raise SystemExit(f"preference_suite: {missing} need PPOConfig.advantage_estimator, which this checkout lacks")

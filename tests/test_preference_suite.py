@@ -47,10 +47,17 @@ def test_unknown_names_and_method_availability():
     critic_free = "advantage_estimator" in {f.name for f in dataclasses.fields(PPOConfig)}
     assert ("grpo" in suite.available_methods()) == critic_free
     assert {"ppo", "dpo", "best_of_n"} <= set(suite.available_methods())
+    # Preferences: built-in names, or a user's own rule as package.module:function, loaded up front.
+    assert suite.pick_preferences("concise, rlhf.labelers:plain") == ["concise", "rlhf.labelers:plain"]
+    with pytest.raises(SystemExit, match="unknown preference.*'nope'"):
+        suite.pick_preferences("concise,nope")
+    with pytest.raises(SystemExit, match="cannot import 'nosuch_xyz'"):
+        suite.pick_preferences("concise,nosuch_xyz:fn")
+    assert suite.folder_name("my.rules:tidy") == "my.rules.tidy" and suite.folder_name("plain") == "plain"
 
 
 @pytest.mark.slow
-def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_model_dir, capsys):
+def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_model_dir, capsys, monkeypatch):
     args = ["--scale", "tiny", "--model", str(tiny_model_dir), "--preferences", "detailed,plain",
             "--methods", "ppo,best_of_n", "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "results")]
     report = suite.main(args)
@@ -154,6 +161,24 @@ def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_mo
         suite.main(args[:-4] + ["--methods", "dpo", "--preferences", "plain", "--variant", "rm", "--set",
                                 "reward.learning_rate=0.02", "--run_dir", str(tmp_path / "run"),
                                 "--results", str(tmp_path / "rm")])
+
+    # A preference of the user's own, in a module in the working folder (not on sys.path): labelled,
+    # judged and tabled under its package.module:function name, in its own folder and cell files.
+    import sys
+
+    (tmp_path / "user_rules_xyz.py").write_text("def fewest_e(prompt, completion):\n    return -completion.count('e')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    mine = suite.main(args[:-4] + ["--methods", "best_of_n", "--preferences", "user_rules_xyz:fewest_e",
+                                   "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "mine")])
+    cell = mine["table"]["user_rules_xyz:fewest_e"]["cells"]["best_of_n"]
+    assert 0 <= cell["win_rate"] <= 1 and cell["preference"] == "user_rules_xyz:fewest_e"
+    assert (tmp_path / "run" / "cells" / "user_rules_xyz.fewest_e__best_of_n.json").exists()
+    label = json.loads((tmp_path / "run" / "user_rules_xyz.fewest_e" / "label" / "rlhf_config.json").read_text())
+    assert label["rankings.jsonl"]["preference"] == "user_rules_xyz:fewest_e"
+    again = suite.main(args[:-4] + ["--methods", "best_of_n", "--preferences", "user_rules_xyz:fewest_e", "--table_only",
+                                    "--run_dir", str(tmp_path / "run"), "--results", str(tmp_path / "mine")])
+    assert again["table"]["user_rules_xyz:fewest_e"]["cells"]["best_of_n"] == cell
 
 
 def test_unseen_accuracy_is_cached_until_the_reward_model_is_retrained(tmp_path, monkeypatch):
