@@ -15,6 +15,7 @@ at the first stop token.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -48,6 +49,35 @@ def stop_token_ids(model, tokenizer) -> list[int]:
         ids.update(configured)
     ids.discard(None)
     return sorted(ids)
+
+
+# The token ids a model's saved generation config holds that generate() needs; nothing else is kept.
+_TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+
+@contextmanager
+def own_distribution(model):
+    """Inside this block `model.generate` samples the model's own distribution, shaped only by what
+    the call passes (temperature, top-p, top-k), not by the sampling settings the checkpoint saved.
+
+    transformers fills every setting a call leaves unset from the model's generation_config.json,
+    and checkpoints ship some: Qwen2.5-Instruct's repetition_penalty 1.05, top_k 20. A repetition
+    penalty runs before any logits processor of ours, so PPO would sample one distribution, record
+    its log-probs as the old policy's, and train and take the KL on another. Here the saved config
+    is swapped, for the call only, for one holding just its token ids."""
+    from transformers import GenerationConfig
+
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: the model generate() runs
+    saved = getattr(target, "generation_config", None)
+    if saved is None:
+        yield model
+        return
+    target.generation_config = GenerationConfig(**{k: getattr(saved, k) for k in _TOKEN_ID_FIELDS
+                                                   if getattr(saved, k, None) is not None})
+    try:
+        yield model
+    finally:
+        target.generation_config = saved
 
 
 def split_at_stop(new_ids: list[int], stop_ids: list[int]) -> tuple[list[int], bool]:
@@ -102,7 +132,7 @@ def generate(
         for start in range(0, len(flat), batch_size):
             chunk = flat[start : start + batch_size]
             input_ids, attention_mask = pad([ids for _, ids in chunk], pad_id, side="left")
-            with torch.no_grad():
+            with torch.no_grad(), own_distribution(model):
                 sequences = model.generate(
                     input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                     max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=pad_id,

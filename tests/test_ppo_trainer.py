@@ -366,6 +366,36 @@ def test_step_by_step_logprobs_equal_transformers_output_logits(tiny_model_dir):
     assert torch.allclose(logprobs, expected, atol=1e-6)
 
 
+def test_rollout_samples_the_model_distribution_whatever_its_saved_generation_config(tiny_model_dir):
+    """A checkpoint's generation_config.json may carry sampling settings (Qwen2.5-Instruct:
+    repetition_penalty 1.05, top_k 20) that transformers applies to any setting a call leaves unset,
+    and before our log-prob processor. Rollouts must ignore them: the recorded log-probs are those of
+    a plain forward pass, and the samples are not confined to what the saved settings allow."""
+    from transformers import GenerationConfig
+
+    from rlhf.adapters import load_causal_lm
+    from rlhf.models import load_tokenizer
+    from rlhf.ppo.core import logprobs_from_logits
+    from rlhf.ppo.policy import response_forward
+    from rlhf.ppo.rollout import encode_queries, generate, generation_config
+
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    model = load_causal_lm(str(tiny_model_dir), device="cpu").eval()
+    allowed = [11, 12, 13]  # the saved config suppresses every other token
+    vocab = model.get_output_embeddings().weight.shape[0]
+    model.generation_config = GenerationConfig(**{**model.generation_config.to_dict(), "repetition_penalty": 3.0,
+                                                  "suppress_tokens": [t for t in range(vocab) if t not in allowed]})
+    ids, mask, _ = encode_queries(tok, [[{"role": "user", "content": p}] for p in PROMPTS[:3]], "cpu")
+    torch.manual_seed(0)
+    response_ids, logprobs, _ = generate(model, ids, mask, generation_config(8, 0.7, 1.0, tok.pad_token_id,
+                                                                             [tok.eos_token_id]), 0.7)
+    assert not set(response_ids.flatten().tolist()) <= set(allowed)
+    full, full_mask = torch.cat([ids, response_ids], 1), torch.cat([mask, torch.ones_like(response_ids)], 1)
+    logits, _ = response_forward(model, full, full_mask, response_ids.shape[1])
+    assert (logprobs_from_logits(logits, response_ids, 0.7) - logprobs).abs().max() < 1e-4
+    assert model.generation_config.repetition_penalty == 3.0  # the model's own config is put back
+
+
 def test_reward_scores_match_the_reward_model(tiny_reward_dir):
     from rlhf.reward import RewardModel
     from rlhf.ppo.rollout import score

@@ -72,6 +72,25 @@ def test_left_padding_gives_the_same_greedy_output_alone_or_batched(model, token
     assert len(set(alone.token_ids)) > 1  # not a degenerate constant output
 
 
+def test_sampling_settings_saved_with_the_model_do_not_apply(model, tokenizer):
+    """transformers fills what a generate() call leaves unset from the checkpoint's
+    generation_config.json (Qwen2.5-Instruct ships repetition_penalty and top_k): greedy output must
+    be the model's own argmax, whatever the checkpoint saved, and the saved config stays as it was."""
+    from transformers import GenerationConfig
+
+    plain = generate(model, tokenizer, [SHORT], do_sample=False, max_new_tokens=6, progress=False)[0][0]
+    saved = model.generation_config
+    # a saved setting that forbids the token greedy decoding picks first
+    model.generation_config = GenerationConfig(**{**saved.to_dict(), "suppress_tokens": [plain.token_ids[0]],
+                                                  "repetition_penalty": 5.0})
+    try:
+        again = generate(model, tokenizer, [SHORT], do_sample=False, max_new_tokens=6, progress=False)[0][0]
+        assert model.generation_config.suppress_tokens == [plain.token_ids[0]]  # put back after the call
+    finally:
+        model.generation_config = saved
+    assert again.token_ids == plain.token_ids
+
+
 def test_pad_token_is_not_eos_and_padding_is_on_the_left(tokenizer):
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     ids, mask = pad([[5, 6, 7], [8]], pad_id=0, side="left")

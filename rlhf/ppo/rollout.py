@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from rlhf.generation import encode_prompt
+from rlhf.generation import encode_prompt, own_distribution
 from rlhf.ppo.core import masked_fill_padding
 from rlhf.sequences import cat_padded, group_prompt_cache, pad_with_shared_prefix, prefix_cache
 
@@ -102,7 +102,8 @@ def truncate_after_stop(response_ids: torch.Tensor, stop_ids: Sequence[int], pad
 
 def generation_config(max_new_tokens: int, temperature: float, top_p: float, pad_id: int, stop_ids: list[int]):
     """Sampling from the model's own distribution at `temperature`: no top-k (transformers'
-    default cuts to 50), no repetition penalty, whatever the model's saved generation config says."""
+    default cuts to 50), and, with `generate` running under `rlhf.generation.own_distribution`, no
+    repetition penalty or other setting from the model's saved generation config."""
     return GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
         pad_token_id=pad_id, eos_token_id=list(stop_ids),
@@ -156,8 +157,9 @@ def generate(model, query_ids, query_mask, gen_config, temperature: float, value
         hook = head.register_forward_hook(lambda mod, args, out: hidden_steps.append(args[0][:, -1]))
     sampled = SampledLogprobs(temperature)
     try:
-        sequences = model.generate(input_ids=query_ids, attention_mask=query_mask, generation_config=gen_config,
-                                   logits_processor=LogitsProcessorList([sampled]), **extra)
+        with own_distribution(model):
+            sequences = model.generate(input_ids=query_ids, attention_mask=query_mask, generation_config=gen_config,
+                                       logits_processor=LogitsProcessorList([sampled]), **extra)
     finally:
         if hook is not None:
             hook.remove()
