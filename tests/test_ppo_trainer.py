@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ppo_tiny import CHOSEN, PROMPTS, learning_curve, length_reward, token_reward  # noqa: E402
 
 from rlhf.ppo import NonFiniteError, PPOConfig, PPOTrainer, ReferenceMismatchError  # noqa: E402
+from rlhf.ppo import core  # noqa: E402
 
 
 def tiny_config(tmp_path, policy, **overrides):
@@ -54,6 +55,43 @@ def test_equal_scores_skip_the_policy_update(tiny_model_dir, tmp_path):
     after = trainable(trainer)
     assert all(torch.equal(policy_before[n], after[n]) for n in policy_before)
     assert not torch.equal(after["value_head.linear.bias"], torch.zeros(1))  # the critic still learns
+
+
+@pytest.mark.parametrize("extra", [{}, {"use_kl_loss": True, "adaptive_kl": False}])
+def test_token_mean_update_does_not_depend_on_the_micro_batch_cut(tiny_model_dir, tmp_path, extra):
+    """token-mean weighs every real token of the optimizer step alike: the same rollout, with one
+    completion much shorter than the others, gives the same gradients in one micro-batch as in two
+    (gradient accumulation), for the policy loss, the value loss and the KL loss."""
+    def gradients(grad_accum, rollout=None):
+        config = tiny_config(tmp_path / str(grad_accum), tiny_model_dir, batch_size=4, num_minibatches=1,
+                             ppo_epochs=1, grad_accum=grad_accum, max_grad_norm=1e9, loss_agg_mode="token-mean",
+                             **extra)
+        trainer = PPOTrainer(config, reward_fn=length_reward, prompts=PROMPTS)
+        if rollout is None:
+            rollout = trainer._rollout(trainer._next_prompts())
+            # the first completion keeps one token: its micro-batch holds far fewer tokens than the other
+            keep = torch.zeros_like(rollout.response_mask)
+            keep[0, 0] = True
+            keep[1:] = True
+            rollout.response_mask &= keep
+            rollout.response_ids = torch.where(rollout.response_mask, rollout.response_ids, trainer.tokenizer.pad_token_id)
+            trainer._forward_passes(rollout)
+            rollout.raw_scores, rollout.scores = trainer._score(rollout)
+        kl = core.kl_per_token(rollout.logprobs, rollout.ref_logprobs)
+        _, advantages, returns = core.compute_advantages(
+            "gae", rollout.scores, kl, rollout.response_mask, trainer.reward_kl_coef, values=rollout.values)
+        grads = []
+        step = trainer.optimizer.step
+        trainer.optimizer.step = lambda *a, **k: (grads.append(
+            {n: p.grad.clone() for n, p in trainer.actor_critic.named_parameters() if p.grad is not None}), step(*a, **k))
+        trainer._ppo_epochs(rollout, advantages, returns, policy_on=True)
+        return grads[0], rollout
+
+    one, rollout = gradients(1)
+    two, _ = gradients(2, rollout)
+    assert one.keys() == two.keys() and any("value_head" in n for n in one)
+    for name in one:
+        assert torch.allclose(one[name], two[name], rtol=1e-4, atol=1e-7), name
 
 
 # --- resume, NaN --------------------------------------------------------------------------------

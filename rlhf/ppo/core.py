@@ -305,7 +305,7 @@ LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"
 
 
 def aggregate_loss(loss_mat: torch.Tensor, response_mask: torch.Tensor, mode: str = "token-mean",
-                   norm_length: float | None = None) -> torch.Tensor:
+                   norm_length: float | None = None, token_count: float | torch.Tensor | None = None) -> torch.Tensor:
     """Per-token losses -> one number, under verl's names for the three common choices:
 
       token-mean               every real token of the batch weighs the same (N+, verl, DAPO);
@@ -315,8 +315,12 @@ def aggregate_loss(loss_mat: torch.Tensor, response_mask: torch.Tensor, mode: st
                                (the generation budget), then the mean over completions (Dr. GRPO:
                                no per-completion length normalisation, so no length bias).
 
+    `token_count`: what token-mean divides the token sum by, when these rows are one micro-batch of
+    a larger optimizer step (see `micro_batch_token_count`); default the rows' own real tokens.
     loss_mat, response_mask (b, t) -> ()"""
     if mode == "token-mean":
+        if token_count is not None:
+            return masked_sum(loss_mat, response_mask) / token_count
         return masked_mean(loss_mat, response_mask)
     if mode == "seq-mean-token-mean":
         return masked_mean(loss_mat, response_mask, dim=1).mean()
@@ -324,6 +328,16 @@ def aggregate_loss(loss_mat: torch.Tensor, response_mask: torch.Tensor, mode: st
         norm = float(norm_length) if norm_length is not None else float(response_mask.shape[1])
         return (masked_sum(loss_mat, response_mask, dim=1) / norm).mean()
     raise ValueError(f"unknown loss_agg_mode {mode!r} (use one of {', '.join(LOSS_AGG_MODES)})")
+
+
+def micro_batch_token_count(step_tokens: float, micro_batches: int) -> float:
+    """The `token_count` each of `micro_batches` micro-batches passes to a token-mean when the
+    optimizer step's loss is the mean of theirs (each divided by `micro_batches` before backward):
+    then the step's loss is sum(all its token losses) / step_tokens, every token of the step
+    weighing the same. Each micro-batch's own mean would weigh the tokens of a micro-batch of short
+    completions more than those of one of long completions, and the update would change with how
+    the step is cut into micro-batches (the gradient-accumulation normalisation bug)."""
+    return max(float(step_tokens), 1.0) / micro_batches
 
 
 def policy_loss(
@@ -334,12 +348,13 @@ def policy_loss(
     cliprange: float = 0.2,
     loss_agg_mode: str = "token-mean",
     norm_length: float | None = None,
+    token_count: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, as a loss to minimise (Schulman et al. 2017):
 
         loss = agg(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
 
-    `agg` is `aggregate_loss` (token-mean by default, as before). Padding of every input is
+    `agg` is `aggregate_loss` (token-mean by default, over `token_count` tokens when given). Padding of every input is
     replaced by 0 first, so a NaN there reaches neither the loss nor its gradient.
     Returns the loss and detached statistics: clipfrac (share of tokens where the clip was
     active), approx_kl (0.5 * mean(log ratio^2), as in N+), ratio (mean).
@@ -350,7 +365,7 @@ def policy_loss(
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = aggregate_loss(torch.maximum(unclipped, clipped), response_mask, loss_agg_mode, norm_length)
+    loss = aggregate_loss(torch.maximum(unclipped, clipped), response_mask, loss_agg_mode, norm_length, token_count)
     with torch.no_grad():
         stats = {
             "clipfrac": masked_mean((clipped > unclipped).float(), response_mask),
@@ -362,13 +377,14 @@ def policy_loss(
 
 def kl_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, response_mask: torch.Tensor,
             loss_agg_mode: str = "token-mean", norm_length: float | None = None,
-            estimator: str = "k3") -> torch.Tensor:
+            estimator: str = "k3", token_count: float | torch.Tensor | None = None) -> torch.Tensor:
     """KL(policy || reference) as a loss term instead of a reward penalty (GRPO, DeepSeekMath
     eq. 3-4: the k3 estimator, unbiased and never negative), aggregated like the policy loss.
     Its gradient reaches the policy directly rather than through the advantages.
     (b, t) each -> ()"""
     logprobs, ref_logprobs = masked_fill_padding(logprobs, response_mask), masked_fill_padding(ref_logprobs, response_mask)
-    return aggregate_loss(kl_per_token(logprobs, ref_logprobs, estimator), response_mask, loss_agg_mode, norm_length)
+    return aggregate_loss(kl_per_token(logprobs, ref_logprobs, estimator), response_mask, loss_agg_mode, norm_length,
+                          token_count)
 
 
 def value_loss(
@@ -377,17 +393,20 @@ def value_loss(
     returns: torch.Tensor,
     response_mask: torch.Tensor,
     cliprange_value: float = 0.2,
+    token_count: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped value loss (N+; OpenAI lm-human-preferences):
 
         loss = 0.5 * mean(max((V - R)^2, (clip(V, V_old - eps, V_old + eps) - R)^2))
 
+    A token mean, over `token_count` tokens when given (see `micro_batch_token_count`).
     (b, t) each -> (), {"clipfrac"}"""
     values, old_values, returns = (masked_fill_padding(x, response_mask) for x in (values, old_values, returns))
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     unclipped_loss = (values - returns) ** 2
     clipped_loss = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(unclipped_loss, clipped_loss), response_mask)
+    loss = 0.5 * aggregate_loss(torch.maximum(unclipped_loss, clipped_loss), response_mask, "token-mean",
+                                token_count=token_count)
     with torch.no_grad():
         stats = {"clipfrac": masked_mean((clipped_loss > unclipped_loss).float(), response_mask)}
     return loss, stats

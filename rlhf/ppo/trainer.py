@@ -345,10 +345,12 @@ class PPOTrainer:
             perm = (torch.randperm(b // g, generator=order)[:, None] * g + torch.arange(g)).reshape(-1)
             for start in range(0, b, mb):
                 micro_batches = perm[start:start + mb].split(micro)
+                token_count = self._token_count(data["response_mask"], perm[start:start + mb], len(micro_batches))
                 for k, idx in enumerate(micro_batches):
                     last = k == len(micro_batches) - 1
                     with nullcontext() if last else self.accelerator.no_sync(self.prepared_actor_critic):
-                        loss, stats = self._loss(select(data, idx.to(advantages.device)), prefix_len, policy_on)
+                        loss, stats = self._loss(select(data, idx.to(advantages.device)), prefix_len, policy_on,
+                                                 token_count)
                         self.accelerator.backward(loss / grad_accum)
                     for key, value in stats.items():
                         sums[key] = sums.get(key, 0.0) + value
@@ -360,6 +362,16 @@ class PPOTrainer:
         update = _update_norm(self.policy_params, before)
         return {**{key: value / n for key, value in sums.items()}, "policy_updated": float(policy_on),
                 "policy_update_norm": update}
+
+    def _token_count(self, response_mask: torch.Tensor, rows: torch.Tensor, micro_batches: int) -> float:
+        """What each micro-batch's token-mean losses divide by so that the optimizer step weighs
+        every real token of the minibatch alike, on every process together: DDP and FSDP average
+        the processes' gradients, so each process divides by the mean token count of a process's
+        minibatch (`core.micro_batch_token_count`)."""
+        tokens = response_mask[rows.to(response_mask.device)].sum().float()
+        if self.accelerator.num_processes > 1:
+            tokens = self.accelerator.reduce(tokens.to(self.accelerator.device), reduction="mean")
+        return core.micro_batch_token_count(float(tokens), micro_batches)
 
     def _clip_gradients(self) -> dict[str, float]:
         """Clip the policy's and the critic's gradients to max_grad_norm, each on its own; their
@@ -376,16 +388,18 @@ class PPOTrainer:
                 norms[key] = float(norm)
         return norms
 
-    def _loss(self, mb: dict[str, torch.Tensor], prefix_len: int, policy_on: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(self, mb: dict[str, torch.Tensor], prefix_len: int, policy_on: bool,
+              token_count: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of one micro-batch: clipped policy loss (+ vf_coef * value loss with a critic,
-        + kl_loss_coef * KL when the KL is a loss term)."""
+        + kl_loss_coef * KL when the KL is a loss term); token-means divide by `token_count`
+        (`_token_count`: the minibatch's tokens shared over its micro-batches), default their own."""
         cfg = self.config
         t = mb["response_ids"].shape[1]
         logits, values = self.prepared_actor_critic(mb["input_ids"], mb["attention_mask"], t, prefix_len)
         mask = mb["response_mask"]
         logprobs, entropy = core.logprobs_and_entropy(logits, mb["response_ids"], cfg.temperature)
         pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange,
-                                             self.loss_agg_mode, cfg.max_new_tokens)
+                                             self.loss_agg_mode, cfg.max_new_tokens, token_count)
         self._check_finite("policy_loss", pg_loss)
         # During value warm-up the policy term stays in the graph with weight 0, so every process
         # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
@@ -395,12 +409,14 @@ class PPOTrainer:
                  "approx_kl": pg_stats["approx_kl"].item(), "clipfrac": pg_stats["clipfrac"].item(),
                  "ratio": pg_stats["ratio"].item()}
         if values is not None:
-            vf_loss, vf_stats = core.value_loss(values.float(), mb["values"], mb["returns"], mask, cfg.cliprange_value)
+            vf_loss, vf_stats = core.value_loss(values.float(), mb["values"], mb["returns"], mask, cfg.cliprange_value,
+                                                token_count)
             self._check_finite("value_loss", vf_loss)
             loss = loss + cfg.vf_coef * vf_loss
             stats.update(value_loss=vf_loss.item(), value_clipfrac=vf_stats["clipfrac"].item())
         if self.use_kl_loss:
-            kl_term = core.kl_loss(logprobs, mb["ref_logprobs"], mask, self.loss_agg_mode, cfg.max_new_tokens)
+            kl_term = core.kl_loss(logprobs, mb["ref_logprobs"], mask, self.loss_agg_mode, cfg.max_new_tokens,
+                                   token_count=token_count)
             self._check_finite("kl_loss", kl_term)
             loss = loss + policy_weight * cfg.kl_loss_coef * kl_term
             stats["kl_loss"] = kl_term.item()
