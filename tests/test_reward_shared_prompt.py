@@ -9,7 +9,8 @@ import torch
 from rlhf.data import Ranking
 from rlhf.reward.loss import ranking_loss
 from rlhf.reward.model import build_reward_model, prepare_for_training
-from rlhf.reward.trainer import batch_scores, encode_rankings, make_batch
+from rlhf.reward.config import RewardConfig
+from rlhf.reward.trainer import batch_scores, encode_rankings, make_batch, train_step
 from rlhf.sequences import MIN_SHARED_PREFIX, pad_shared_prompts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -129,3 +130,21 @@ def test_scoring_by_ranking_equals_scoring_each_sequence(base, tokenizer):
         assert torch.allclose(grouped, alone, atol=1e-5, rtol=0), (batch_size, (grouped - alone).abs().max())
     with pytest.raises(ValueError, match="add up to"):
         score_ids(model, flat, tokenizer.pad_token_id, group_sizes=sizes[:-1])
+
+
+def test_a_steps_gradient_is_its_rankings_mean_however_they_are_cut_into_passes(base, tokenizer):
+    """train_step accumulates gradients over passes of batch_size rankings: a step of 3 rankings in
+    passes of 2 + 1 must give the gradient of the mean loss over the 3 (one pass of 3), not weigh
+    the ranking alone in its pass as much as the other two together."""
+    examples, _ = encode_rankings(tokenizer, RANKINGS[:3], 512)
+    model = _trainable(base, "full")
+    grads = []
+    for batch_size, grad_accum in ((3, 1), (2, 2)):
+        model.zero_grad(set_to_none=True)
+        config = RewardConfig(batch_size=batch_size, grad_accum=grad_accum, share_prompt=False)
+        train_step(model, examples, config, tokenizer.pad_token_id, "cpu")
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    whole, cut = grads
+    assert whole.keys() == cut.keys() and whole
+    for name in whole:
+        assert torch.allclose(cut[name], whole[name], rtol=1e-4, atol=1e-7), name

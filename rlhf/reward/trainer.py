@@ -371,8 +371,9 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
     Gradients accumulate in the parameters; returns the step's loss, accuracy and margin (accuracy
     and margin None when every ranking of the step is a single tie: no pair to measure).
 
-    With `world` processes, process `rank` takes the rank-th `batch_size x grad_accum` rankings
-    and weighs each pass by its share of the group; FSDP2 averages the gradients over processes,
+    Each pass is weighed by its share of the group's rankings, so the step's gradient is that of
+    the mean loss over them however they are cut into passes. With `world` processes, process
+    `rank` takes the rank-th `batch_size x grad_accum` rankings; FSDP2 averages the gradients over processes,
     so a full group gives one process's gradient with grad_accum x world passes. Every process
     runs as many passes as process 0 (a short last group gets weight-0 passes), since each
     sharded forward and backward is a collective."""
@@ -385,7 +386,10 @@ def train_step(model, group: list[dict], config: RewardConfig, pad_id: int, devi
     losses, correct, margins = [], [], []
     for k in range(passes):
         chunk = chunks[k] if k < len(chunks) else group[:config.batch_size]
-        weight = (len(chunk) * world / len(group) if world > 1 else 1 / len(chunks)) if k < len(chunks) else 0.0
+        # Each pass's loss is a mean over its rankings; weighted by its share of the step's rankings,
+        # the step's gradient is that of the mean over all of them. 1 / passes would give the
+        # rankings of a short last pass (a step of 5 in passes of 4 + 1) more weight than the rest.
+        weight = len(chunk) * world / len(group) if k < len(chunks) else 0.0
         # one forward per pass on every process under FSDP (each is a collective): no prompt pass there
         batch = make_batch(chunk, pad_id, share_prompt=config.share_prompt and not config.fsdp)
         scores = batch_scores(model, batch, device)  # (n,)
