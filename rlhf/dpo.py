@@ -101,6 +101,14 @@ def ranking_to_pairs(rankings) -> list[dict[str, list[dict[str, str]]]]:
     return rows
 
 
+def ranks_a_text_against_itself(ranking) -> bool:
+    """Whether two completions in different tiers of `ranking` are the same text. Its pairs would
+    include chosen == rejected (a DPO loss of log 2 whatever the weights, counted as a wrong answer
+    in the reward accuracy) and contradict each other (A > B and B' > A with B' = B); the reward
+    stage leaves such rankings out too (`rlhf.reward.trainer.encode_rankings`)."""
+    return any(ranking.completions[b] == ranking.completions[w] for b, w, _ in ranking.pairs())
+
+
 def load_pairs(config: DPOStageConfig):
     """(train Dataset, eval Dataset or None, counts) from `config.data`; DataError on bad rows."""
     import datasets
@@ -112,11 +120,17 @@ def load_pairs(config: DPOStageConfig):
         raise DataError("--data", None, None, "no rankings given: pass --data rankings.jsonl (the labeling app's export) or TRL pairs")
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows)
     print_skipped_rows("rlhf dpo", config.data, bad, "metrics.json bad_rows")
+    contradictory = sum(map(ranks_a_text_against_itself, rankings))
+    if contradictory:
+        print(f"[rlhf dpo] left out {contradictory} of {len(rankings)} rankings that rank a completion text against "
+              "itself (two identical answers in different tiers); metrics.json rankings_dropped_identical")
+    rankings = [r for r in rankings if not ranks_a_text_against_itself(r)]
     train, held_out = split_by_prompt(rankings, config.eval_fraction, config.seed)
     train_rows, eval_rows = ranking_to_pairs(train), ranking_to_pairs(held_out)
     if not train_rows:
         raise DataError(config.data, None, "ranking", "no strictly ordered pair to train on: every ranking is a single tie")
-    counts = {"rankings": len(rankings), "bad_rows": len(bad), "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
+    counts = {"rankings": len(rankings) + contradictory, "bad_rows": len(bad), "rankings_dropped_identical": contradictory,
+              "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
               "train_prompts": len({r.key for r in train}), "eval_prompts": len({r.key for r in held_out})}
     eval_ds = datasets.Dataset.from_list(eval_rows) if eval_rows else None
     return datasets.Dataset.from_list(train_rows), eval_ds, counts

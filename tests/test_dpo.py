@@ -11,6 +11,7 @@ from rlhf.data import DataError
 from rlhf.dpo import (
     DPOStageConfig,
     build_trainer,
+    load_pairs,
     ranking_to_pairs,
     run_dpo,
     save_policy,
@@ -79,6 +80,19 @@ def test_pairs_are_every_strict_order_in_chat_format(tmp_path):
                        "chosen": [{"role": "assistant", "content": "Gladly: it is 1."}],
                        "rejected": [{"role": "assistant", "content": "No."}]}
     assert rows[1]["rejected"][0]["content"] == "Go away."
+
+
+def test_rankings_that_rank_a_text_against_itself_are_left_out_and_counted(tmp_path):
+    """Two identical answers in different tiers would give a pair with chosen == rejected (loss log 2
+    whatever the weights) and contradictory pairs: DPO leaves the ranking out, counted, as the reward
+    stage does."""
+    path = tmp_path / "r.jsonl"
+    rows = [{"prompt": "Say hi", "completions": ["Hi!", "Hi!", "Hello."], "ranking": [[0], [2], [1]]},
+            {"prompt": "Say bye", "completions": ["Bye.", "Go."], "ranking": [[0], [1]]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train, eval_ds, counts = load_pairs(DPOStageConfig(data=str(path), eval_fraction=0.0))
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in train] == [("Bye.", "Go.")]
+    assert eval_ds is None and counts["rankings"] == 2 and counts["rankings_dropped_identical"] == 1
 
 
 def test_lora_sft_is_the_reference_and_dpo_learns_the_preference(tmp_path, sft_lora_dir, tiny_model_dir):
