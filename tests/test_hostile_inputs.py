@@ -174,6 +174,34 @@ def test_a_nan_in_parquet_and_a_skipped_nan_row_is_counted(tmp_path):
     assert len(kept) == 1 and [e.field for e in bad] == ["margin"]
 
 
+# --- 3b. a row that is not a JSON object ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, tail", [("pairs.jsonl", b'{"prompt": "Say bye.", "chos'),  # cut short by a crash
+                                        ("pairs.jsonl", b'["Say bye.", "Bye!", "No."]\n'),
+                                        ("pairs.json", None)])
+def test_skip_bad_rows_counts_a_row_that_is_not_a_json_object(name, tail, tmp_path):
+    """--skip_bad_rows skips and counts a truncated last line or a row that is a JSON list like any
+    other bad row; without it the file is refused naming the row."""
+    path = tmp_path / name
+    if tail is None:
+        path.write_text(json.dumps([row("dpo", 1), ["Say bye.", "Bye!", "No."]]))
+    else:
+        path.write_bytes(b"".join(lines_of("dpo", 1)) + tail)
+    with pytest.raises(DataError, match=r"row 2: "):
+        load_preferences(path)
+    kept, bad = load_preferences(path, skip_bad=True)
+    assert len(kept) == 1 and [(e.row, str(path) in str(e)) for e in bad] == [(2, True)]
+
+
+def test_when_skip_bad_rows_leaves_nothing_the_error_says_how_many_and_why(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"prompt": "Say hi.", "chosen": "Hi!", "rejected": "No.", "margin": "big"}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"holds no usable rankings or pairs \(all 2 rows are bad; first: .*row 1, "
+                                        r"field 'margin'"):
+        load_preferences(path, skip_bad=True)
+
+
 # --- 4. duplicate item ids -------------------------------------------------------------------------
 
 

@@ -163,18 +163,30 @@ def json_line(source, lineno: int, text: str) -> dict:
 # --- reading rows ----------------------------------------------------------------------------
 
 
-def iter_rows(source: str | Path, check_finite: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_rows(source: str | Path, check_finite: bool = True,
+              bad: list[DataError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield `(row_number, row)` from JSONL, a JSON array, Parquet, CSV, a `datasets` folder or a hub id.
 
     JSONL rows are numbered by their line in the file (blank lines skipped), others from 1. Every
     row is checked for non-finite numbers (`check_finite_row`) unless `check_finite=False` (for a
-    caller that checks each row itself, to count bad rows instead of stopping)."""
+    caller that checks each row itself, to count bad rows instead of stopping). With a `bad` list,
+    a row that is not a JSON object (a line cut short by a crash, a stray `[...]`) is appended to it
+    as its DataError and skipped instead of ending the file: `--skip_bad_rows` counts it like any
+    other bad row."""
     path = Path(source)
     finite = check_finite_row if check_finite else (lambda _source, _n, row: row)
     if path.is_file() and path.suffix in (".jsonl", ".json") and _is_jsonl(path):
         for lineno, line in decode_lines(path):
-            if line.strip():
-                yield lineno, finite(path, lineno, json_line(path, lineno, line))
+            if not line.strip():
+                continue
+            try:
+                row = json_line(path, lineno, line)
+            except DataError as err:
+                if bad is None:
+                    raise
+                bad.append(err)
+                continue
+            yield lineno, finite(path, lineno, row)
         return
     if path.is_file() and path.suffix == ".json":  # one JSON array of objects
         try:
@@ -185,7 +197,10 @@ def iter_rows(source: str | Path, check_finite: bool = True) -> Iterator[tuple[i
             raise DataError(path, None, None, "a .json file must hold one array of objects (or one object a line)")
         for i, row in enumerate(rows, start=1):
             if not isinstance(row, dict):
-                raise DataError(path, i, None, "each element of the array must be a JSON object")
+                if bad is None:
+                    raise DataError(path, i, None, "each element of the array must be a JSON object")
+                bad.append(DataError(path, i, None, "each element of the array must be a JSON object"))
+                continue
             yield i, finite(path, i, row)
         return
     dataset = _load_dataset(path if path.exists() else str(source))
@@ -469,7 +484,7 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
     `score_chosen - score_rejected` (UltraFeedback-binarized). With `skip_bad`, bad rows are counted
     and returned instead of raising."""
     out, bad = [], []
-    for n, row in iter_rows(source, check_finite=False):
+    for n, row in iter_rows(source, check_finite=False, bad=bad if skip_bad else None):
         try:
             check_finite_row(source, n, row)
             if "ranking" in row or "completions" in row:
@@ -484,7 +499,10 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
                 raise
             bad.append(err)
     if not out:
-        raise DataError(source, None, None, "holds no usable rankings or pairs")
+        # Every row skipped: the count and the first problem, else the user sees no reason at all.
+        rows = f"all {len(bad)} rows are bad" if len(bad) > 1 else "its one row is bad"
+        why = f" ({rows}; first: {bad[0]})" if bad else ""
+        raise DataError(source, None, None, f"holds no usable rankings or pairs{why}")
     return out, bad
 
 
