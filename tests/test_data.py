@@ -105,3 +105,32 @@ def test_prompts_accept_strings_and_messages(tmp_path):
     path = write(tmp_path / "p.jsonl", [{"id": "a", "prompt": "one"}, {"messages": [{"role": "user", "content": "two"}]}])
     prompts = data.load_prompts(path)
     assert [p.text for p in prompts] == ["one", "two"] and prompts[0].id == "a"
+
+
+SYSTEM = {"role": "system", "content": "Be brief."}
+USER = {"role": "user", "content": "Say hi."}
+ANSWER = {"role": "assistant", "content": "Hi!"}
+
+
+@pytest.mark.parametrize("bad_row, field, problem", [
+    ({"messages": [SYSTEM]}, "messages[0].role", "last message of a prompt must be the user's"),
+    ({"messages": [ANSWER]}, "messages", "non-empty list"),  # the trailing answer dropped leaves nothing
+    ({"messages": [USER, ANSWER, ANSWER]}, "messages[1].role", "last message of a prompt must be the user's"),
+    ({"messages": [{"role": "user", "content": "  "}]}, "messages[0].content", "last user message is empty"),
+    ({"prompt": [USER, ANSWER]}, "prompt[1].role", "last message of a prompt must be the user's"),
+    ({"messages": [{"role": "tool", "content": "x"}, USER]}, "messages[0].role", "unknown role 'tool'"),
+    ({"id": "p-1", "prompt": "Say bye."}, "id", "'p-1' repeats the id of row 1"),
+])
+def test_a_prompt_that_does_not_end_in_a_user_message_or_repeats_an_id_is_refused(tmp_path, bad_row, field, problem):
+    """A prompt is a conversation ending in a user message, as in every other record: a policy
+    sampled on a system message or after an assistant turn answers nothing anyone asked. Ids are
+    unique: `rlhf sample` makes one labeling item per prompt id."""
+    path = write(tmp_path / "p.jsonl", [{"id": "p-1", "prompt": "one"}, bad_row])
+    with pytest.raises(data.DataError) as err:
+        data.load_prompts(path)
+    assert (err.value.row, err.value.field) == (2, field) and problem in str(err.value) and str(path) in str(err.value)
+
+
+def test_prompts_keep_a_system_message_and_drop_a_trailing_answer(tmp_path):
+    path = write(tmp_path / "p.jsonl", [{"messages": [SYSTEM, USER]}, {"messages": [USER, ANSWER]}])
+    assert [p.messages for p in data.load_prompts(path)] == [[SYSTEM, USER], [USER]]

@@ -8,7 +8,7 @@ dropped, a byte that is not UTF-8 names its line, and a NaN or infinite number n
 | record | fields |
 |---|---|
 | demonstration | `messages` (chat rows) or `prompt` + `completion` (strings or message lists) |
-| prompt | `prompt` (string) or `messages` (the conversation so far); optional `id` |
+| prompt | `prompt` (string or messages) or `messages` (the conversation so far, ending in a user message); optional `id`, unique |
 | candidates | `id`, `prompt`, `completions` (K strings), optional `messages` (the conversation), `flags` |
 | ranking | `prompt` (a conversation), `completions`, `ranking` (tiers best first, indexes into completions), `labeler`, `flags`, `seconds` |
 | pair | `prompt`, `chosen`, `rejected`, optional `margin`: TRL's four layouts, HH-RLHF, UltraFeedback (rlhf/data/preferences.py) |
@@ -380,18 +380,24 @@ class Prompt:
 
 
 def load_prompts(source: str | Path, limit: int | None = None) -> list[Prompt]:
-    """Prompts as `Prompt(id, messages)`; a row has `prompt` (string) or `messages`."""
-    out = []
+    """Prompts as `Prompt(id, messages)`; a row has `prompt` (a string or messages) or `messages`
+    (a trailing assistant message dropped). The conversation must end in a non-empty user message,
+    as everywhere (`check_conversation`): a policy asked to continue a system message or an
+    assistant turn would answer nothing anyone asked.
+
+    An `id` must be unique in the file: `rlhf sample` turns each prompt into one labeling item of
+    that id, and a PPO reward function may look its prompt up by it."""
+    from rlhf.data.preferences import row_conversation, row_error
+
+    out, first_row = [], {}
     for n, row in iter_rows(source):
-        if "messages" in row and row["messages"] is not None:
-            messages = _messages(source, n, row["messages"], "messages")
-            if messages[-1]["role"] == "assistant":
-                messages = messages[:-1]
-        elif isinstance(row.get("prompt"), list):
-            messages = _messages(source, n, row["prompt"], "prompt")
-        else:
-            messages = [{"role": "user", "content": _text(source, n, row, "prompt")}]
-        out.append(Prompt(id=str(row.get("id", f"{Path(str(source)).stem}-{n}")), messages=messages))
+        conversation = row_conversation(row, row_error(source, n))
+        prompt_id = str(row["id"]) if row.get("id") is not None else f"{Path(str(source)).stem}-{n}"
+        if prompt_id in first_row:
+            raise DataError(source, n, "id", f"{prompt_id!r} repeats the id of row {first_row[prompt_id]}: "
+                                             "every prompt needs its own id")
+        first_row[prompt_id] = n
+        out.append(Prompt(id=prompt_id, messages=as_messages(conversation)))
         if limit and len(out) >= limit:
             break
     if not out:
