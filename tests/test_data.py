@@ -134,3 +134,21 @@ def test_a_prompt_that_does_not_end_in_a_user_message_or_repeats_an_id_is_refuse
 def test_prompts_keep_a_system_message_and_drop_a_trailing_answer(tmp_path):
     path = write(tmp_path / "p.jsonl", [{"messages": [SYSTEM, USER]}, {"messages": [USER, ANSWER]}])
     assert [p.messages for p in data.load_prompts(path)] == [[SYSTEM, USER], [USER]]
+
+
+@pytest.mark.parametrize("bad_row, field, problem", [
+    ({"prompt": [USER], "completion": [{"role": "user", "content": "Hi!"}]}, "completion[0].role",
+     "is 'user': a completion is the assistant's answer"),
+    ({"prompt": [USER, ANSWER], "completion": [ANSWER]}, "prompt", "the message before the assistant's answer is the assistant's"),
+    ({"prompt": [SYSTEM], "completion": "Hi!"}, "prompt", "needs a user message"),
+    ({"prompt": [USER, USER], "completion": "Hi!"}, "prompt", "two 'user' messages in a row"),
+    ({"prompt": [USER], "completion": [ANSWER, ANSWER]}, "completion", "two 'assistant' messages in a row"),
+    ({"messages": [USER, ANSWER, SYSTEM, ANSWER]}, "messages", "the message before the assistant's answer is the system's"),
+])
+def test_a_prompt_completion_demonstration_meets_the_checks_of_a_messages_one(tmp_path, bad_row, field, problem):
+    """The prompt/completion form was taken as given: a user's words as the completion (SFT learns
+    them as the assistant's) or a prompt ending in an assistant turn (it learns to answer itself)."""
+    path = write(tmp_path / "demos.jsonl", [GOOD_CHAT, bad_row])
+    with pytest.raises(data.DataError) as err:
+        data.load_demonstrations(path)
+    assert (err.value.row, err.value.field) == (2, field) and problem in str(err.value) and str(path) in str(err.value)

@@ -311,20 +311,19 @@ def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, list[di
     """Normalise one demonstration into TRL's conversational prompt/completion form.
 
     `prompt` is the conversation before the final assistant turn and `completion` that turn, so
-    SFTTrainer masks the prompt out of the loss: only the assistant's tokens are learned."""
+    SFTTrainer masks the prompt out of the loss: only the assistant's tokens are learned. Both forms
+    meet the same checks: the completion is the assistant's, the prompt holds a user message and
+    ends in one, and roles alternate across the two (else the model learns to answer a turn no one
+    took, or learns a user's words as its own)."""
     if "messages" in row and row["messages"] is not None:
         messages = _messages(source, row_no, row["messages"], "messages")
         if messages[-1]["role"] != "assistant":
             raise DataError(source, row_no, "messages", "the last message must be the assistant's answer")
         if not messages[-1]["content"].strip():
             raise DataError(source, row_no, f"messages[{len(messages) - 1}].content", "the assistant's answer is empty")
-        if not any(m["role"] == "user" for m in messages[:-1]):
-            raise DataError(source, row_no, "messages", "needs a user message before the assistant's answer")
-        for prev, cur in zip(messages, messages[1:]):
-            if prev["role"] == cur["role"]:
-                raise DataError(source, row_no, "messages", f"two '{cur['role']}' messages in a row: roles must alternate")
-        return {"prompt": messages[:-1], "completion": messages[-1:]}
-    if "prompt" in row or "completion" in row:
+        prompt_msgs, completion_msgs = messages[:-1], messages[-1:]
+        prompt_name = completion_name = "messages"
+    elif "prompt" in row or "completion" in row:
         prompt, completion = row.get("prompt"), row.get("completion")
         if isinstance(prompt, list):
             prompt_msgs = _messages(source, row_no, prompt, "prompt")
@@ -332,12 +331,28 @@ def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, list[di
             prompt_msgs = [{"role": "user", "content": _text(source, row_no, row, "prompt")}]
         if isinstance(completion, list):
             completion_msgs = _messages(source, row_no, completion, "completion")
+            for i, m in enumerate(completion_msgs):
+                if m["role"] != "assistant":
+                    raise DataError(source, row_no, f"completion[{i}].role",
+                                    f"is {m['role']!r}: a completion is the assistant's answer")
             if not "".join(m["content"] for m in completion_msgs).strip():
                 raise DataError(source, row_no, "completion", "is empty")
         else:
             completion_msgs = [{"role": "assistant", "content": _text(source, row_no, row, "completion")}]
-        return {"prompt": prompt_msgs, "completion": completion_msgs}
-    raise DataError(source, row_no, "messages", "missing: a demonstration needs 'messages' or 'prompt' and 'completion'")
+        prompt_name, completion_name = "prompt", "completion"
+    else:
+        raise DataError(source, row_no, "messages", "missing: a demonstration needs 'messages' or 'prompt' and 'completion'")
+    if not any(m["role"] == "user" for m in prompt_msgs):
+        raise DataError(source, row_no, prompt_name, "needs a user message before the assistant's answer")
+    if prompt_msgs[-1]["role"] != "user":
+        raise DataError(source, row_no, prompt_name, f"the message before the assistant's answer is the "
+                                                     f"{prompt_msgs[-1]['role']}'s: it must be the user's")
+    conversation = prompt_msgs + completion_msgs
+    for i, (prev, cur) in enumerate(zip(conversation, conversation[1:]), start=1):
+        if prev["role"] == cur["role"]:
+            name = prompt_name if i < len(prompt_msgs) else completion_name
+            raise DataError(source, row_no, name, f"two '{cur['role']}' messages in a row: roles must alternate")
+    return {"prompt": prompt_msgs, "completion": completion_msgs}
 
 
 def load_demonstrations(source: str | Path, tokenizer=None, max_length: int | None = None, truncate: bool = True):
