@@ -108,6 +108,33 @@ def test_hh_rows_without_a_shared_prompt_name_the_row(tmp_path):
         load_preferences(write_jsonl(tmp_path / "forked.jsonl", forked))
 
 
+@pytest.mark.parametrize("layout, row, field, problem", [
+    # HH-RLHF's transcripts can end in "\n\nAssistant:" with nothing after it.
+    ("hh", {"chosen": hh([("user", "Hi"), ("assistant", "Ahoy")]), "rejected": "\n\nHuman: Hi\n\nAssistant:"},
+     "rejected", "is empty"),
+    ("conversational implicit", {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy"}],
+                                 "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": " "}]},
+     "rejected", "is empty"),
+    ("standard explicit", {"prompt": "Hi", "chosen": "Ahoy", "rejected": "Ahoy"}, "rejected", "is identical to 'chosen'"),
+    ("conversational explicit", {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Ahoy"}],
+                                 "rejected": [{"role": "assistant", "content": "Ahoy"}]}, "rejected", "is identical to 'chosen'"),
+    ("ultrafeedback", {"prompt": "Hi", "chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy"}],
+                       "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy"}],
+                       "score_chosen": 5.0, "score_rejected": 5.0}, "rejected", "is identical to 'chosen'"),
+])
+def test_every_pair_layout_refuses_an_empty_answer_and_equal_answers(layout, row, field, problem, tmp_path):
+    """One rule for every layout (the explicit ones refused an empty answer, the implicit ones equal
+    answers): an empty answer was read from a split transcript as a completion, and an explicit pair
+    with chosen == rejected became a DPO pair with a constant loss."""
+    good = {"prompt": "Q", "chosen": "Yes.", "rejected": "No."}
+    path = write_jsonl(tmp_path / "pairs.jsonl", [good, row])
+    with pytest.raises(DataError) as err:
+        load_preferences(path)
+    assert (err.value.row, err.value.field) == (2, field) and problem in str(err.value), layout
+    kept, bad = load_preferences(path, skip_bad=True)
+    assert len(kept) == 1 and [e.row for e in bad] == [2]
+
+
 # --- exports: TRL's forms, read back as the same records, accepted by TRL -----------------------
 
 

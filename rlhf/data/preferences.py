@@ -247,6 +247,14 @@ def parse_pair_row(source, n, row, margin_from_scores: bool = False):
 
     err = row_error(source, n)
     prompt, chosen, rejected = _explicit(row, err) if row.get("prompt") is not None else _implicit(row, err)
+    # Every layout ends in the same two checks (an implicit layout's answers come out of a split, so
+    # an HH transcript ending in "\n\nAssistant:" gives an empty one): an empty answer is not a
+    # completion, and two equal answers are no preference (DPO would train on a constant log 2).
+    for name, text in (("chosen", chosen), ("rejected", rejected)):
+        if not text.strip():
+            raise err(name, "is empty")
+    if chosen == rejected:
+        raise err("rejected", "is identical to 'chosen': no preference to learn")
     margin = row.get("margin")
     margin = _number(margin, "margin", err) if margin is not None else None
     if margin_from_scores:
