@@ -202,6 +202,17 @@ def test_when_skip_bad_rows_leaves_nothing_the_error_says_how_many_and_why(tmp_p
         load_preferences(path, skip_bad=True)
 
 
+@pytest.mark.parametrize("reader, good", [(load_candidates, ROWS["label"]), (lambda p: load_preferences(p)[0], ROWS["reward"])])
+@pytest.mark.parametrize("flags, field", [("duplicate", "flags"), (["duplicate", 3], "flags[1]")])
+def test_flags_that_are_not_a_list_of_strings_are_refused(reader, good, flags, field, tmp_path):
+    """A string was read as a list of its letters: "duplicate" became nine one-letter flags."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({**good, "id": "a", "flags": ["empty"]}) + "\n" + json.dumps({**good, "id": "b", "flags": flags}) + "\n")
+    with pytest.raises(DataError) as err:
+        reader(path)
+    assert (err.value.row, err.value.field) == (2, field) and str(path) in str(err.value)
+
+
 # --- 4. duplicate item ids -------------------------------------------------------------------------
 
 

@@ -547,7 +547,7 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     store, and one of them would silently go unlabeled, so the second is an error naming both rows."""
     out, first_row = [], {}
     for n, row in iter_rows(source):
-        from rlhf.data.preferences import row_error, row_conversation
+        from rlhf.data.preferences import row_conversation, row_error, row_flags
 
         conversation = row_conversation(row, row_error(source, n))
         prompt = last_user_text(conversation)
@@ -563,7 +563,7 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
                                              "every item needs its own id")
         first_row[item_id] = n
         out.append({"id": item_id, "prompt": prompt, "completions": completions,
-                    "flags": list(row.get("flags") or []),
+                    "flags": row_flags(row, row_error(source, n)),
                     "messages": as_messages(conversation) if not isinstance(conversation, str) else None})
     if not out:
         raise DataError(source, None, None, "holds no candidates")

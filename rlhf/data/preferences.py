@@ -83,6 +83,20 @@ def row_conversation(row: dict, err) -> Conversation:
     return check_conversation(row[key], lambda f, p: err(f.replace("prompt", key, 1), p))
 
 
+def row_flags(row: dict, err) -> list[str]:
+    """A row's `flags` (none: []) as a list of strings. A plain string is refused rather than read
+    as a list: `list("duplicate")` would be nine one-letter flags."""
+    flags = row.get("flags")
+    if flags is None:
+        return []
+    if not isinstance(flags, list):
+        raise err("flags", f"must be a list of strings (e.g. [\"duplicate\"]), got {type(flags).__name__}")
+    for i, flag in enumerate(flags):
+        if not isinstance(flag, str):
+            raise err(f"flags[{i}]", f"must be a string, got {type(flag).__name__}")
+    return list(flags)
+
+
 def tiers_from_ratings(ratings: list[float]) -> list[list[int]]:
     """Ranking tiers, best first, from one rating per completion (higher is better); equal ratings
     share a tier: ratings [3, 5, 3, 1] give [[1], [0, 2], [3]]."""
@@ -144,7 +158,7 @@ def parse_ranking_row(source, n, row):
         if seconds < 0:
             raise err("seconds", f"is {seconds}: a labeling time cannot be negative")
     return Ranking(prompt=prompt, completions=list(texts), ranking=checked, labeler=str(row.get("labeler") or ""),
-                   flags=list(row.get("flags") or []), seconds=seconds, item_id=row.get("item_id"),
+                   flags=row_flags(row, err), seconds=seconds, item_id=row.get("item_id"),
                    guideline_version=row.get("guideline_version"), meta=_meta(row))
 
 
