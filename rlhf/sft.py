@@ -196,7 +196,7 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
     DataError names the longest prompt and the max_length that would fit it.
     Returns (rows kept, counts)."""
     from rlhf.data import DataError
-    from rlhf.data.conversation import drop_oldest_turn, render_ids
+    from rlhf.data.conversation import fewest_turns_to_fit, render_ids
     from rlhf.tokens import encode_chat
 
     if truncation_side not in ("left", "right"):
@@ -207,10 +207,10 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
         prompt, completion = row["prompt"], row["completion"]
         full = len(encode_chat(tokenizer, prompt + completion))
         if truncation_side == "left" and full > max_length:
-            while full > max_length and (shorter := drop_oldest_turn(prompt)) is not None:
-                prompt = shorter
-                full = len(encode_chat(tokenizer, prompt + completion))
-            counts["prompt_turns_dropped"] += prompt is not row["prompt"]
+            turns, prompt = fewest_turns_to_fit(
+                prompt, lambda shorter: len(encode_chat(tokenizer, shorter + completion)) <= max_length)
+            full = len(encode_chat(tokenizer, prompt + completion))
+            counts["prompt_turns_dropped"] += turns > 0
         prompt_len = len(render_ids(tokenizer, prompt))
         longest = max(longest, (prompt_len, i, full))
         if prompt_len >= max_length:
