@@ -213,6 +213,36 @@ def test_flags_that_are_not_a_list_of_strings_are_refused(reader, good, flags, f
     assert (err.value.row, err.value.field) == (2, field) and str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("name, text, expected", [
+    ("pairs.json", json.dumps(ROWS["dpo"], indent=2), "holds one JSON object written over several lines (keys: prompt, "),
+    ("pairs.jsonl", json.dumps({"data": [ROWS["dpo"]]}, indent=2), "holds one JSON object written over several lines (keys: data)"),
+    ("pairs.jsonl", (json.dumps(ROWS["dpo"], indent=1) + "\n") * 2, "row 1: not valid JSON (Expecting property name "
+                                                                       "enclosed in double quotes): a row must be one whole"),
+    ("pairs.jsonl", json.dumps(ROWS["dpo"]) + ",\n" + json.dumps(ROWS["dpo"]) + "\n",
+     "row 1: not valid JSON (Extra data): a JSONL line holds one object with no comma after it"),
+])
+def test_indented_json_and_a_comma_after_a_row_say_what_the_file_holds(name, text, expected, tmp_path):
+    """Line 1 of an indented object is `{`: "not valid JSON (Expecting property name)" named the
+    line but not the mistake."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        load_preferences(path)
+    assert str(path) in str(err.value) and expected in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("name", ["PAIRS.JSONL", "Pairs.Json", "pairs.PARQUET"])
+def test_an_upper_case_suffix_is_the_same_file_kind(name, tmp_path):
+    import datasets
+
+    path = tmp_path / name
+    if name.lower().endswith(".parquet"):
+        datasets.Dataset.from_list([ROWS["dpo"]]).to_parquet(str(path))
+    else:
+        path.write_text(json.dumps(ROWS["dpo"]) + "\n")
+    assert [r.completions for r in load_preferences(path)[0]] == [["Hi!", "No."]]
+
+
 # --- 4. duplicate item ids -------------------------------------------------------------------------
 
 

@@ -154,7 +154,11 @@ def json_line(source, lineno: int, text: str) -> dict:
     try:
         row = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(source, lineno, None, f"not valid JSON ({err.msg})") from None
+        # The two shapes of a JSON array or indented JSON saved as .jsonl: say which, not just where.
+        stripped = text.strip()
+        hint = (": a row must be one whole JSON object on one line" if stripped in ("{", "[", "},", "}", "]")
+                else ": a JSONL line holds one object with no comma after it" if stripped.endswith("},") else "")
+        raise DataError(source, lineno, None, f"not valid JSON ({err.msg}){hint}") from None
     if not isinstance(row, dict):
         raise DataError(source, lineno, None, "each line must be a JSON object")
     return row
@@ -175,20 +179,26 @@ def iter_rows(source: str | Path, check_finite: bool = True,
     other bad row."""
     path = Path(source)
     finite = check_finite_row if check_finite else (lambda _source, _n, row: row)
-    if path.is_file() and path.suffix in (".jsonl", ".json") and _is_jsonl(path):
+    suffix = path.suffix.lower()  # DATA.JSONL from a Windows tool is the same file
+    if path.is_file() and suffix in (".jsonl", ".json") and _is_jsonl(path):
+        first = True
         for lineno, line in decode_lines(path):
             if not line.strip():
                 continue
             try:
                 row = json_line(path, lineno, line)
             except DataError as err:
+                if first:
+                    _one_object_check(path)
+                first = False
                 if bad is None:
                     raise
                 bad.append(err)
                 continue
+            first = False
             yield lineno, finite(path, lineno, row)
         return
-    if path.is_file() and path.suffix == ".json":  # one JSON array of objects
+    if path.is_file() and suffix == ".json":  # one JSON array of objects
         try:
             rows = json.loads(read_text(path))
         except json.JSONDecodeError as err:
@@ -208,9 +218,23 @@ def iter_rows(source: str | Path, check_finite: bool = True,
         yield i, finite(source, i, dict(row))
 
 
+def _one_object_check(path: Path) -> None:
+    """A JSON or JSONL file whose first line is not JSON may be one object written over several
+    lines (an indented `{"data": [...]}`, `json.dump(row, indent=2)`): say so, rather than that
+    line 1 `{` is not valid JSON."""
+    try:
+        whole = json.loads(read_text(path))
+    except json.JSONDecodeError:
+        return
+    if isinstance(whole, dict):
+        keys = ", ".join(list(whole)[:5]) + (", ..." if len(whole) > 5 else "")
+        raise DataError(path, None, None, f"holds one JSON object written over several lines (keys: {keys}); the "
+                                          "file must hold one row object a line (JSONL), or (.json) one array of row objects")
+
+
 def _is_jsonl(path: Path) -> bool:
     """`.jsonl`, or a `.json` file whose first character (after a BOM and blanks) is not `[`."""
-    if path.suffix == ".jsonl":
+    if path.suffix.lower() == ".jsonl":
         return True
     with path.open("rb") as fh:
         head = fh.read(4096)
@@ -224,7 +248,7 @@ def _load_dataset(source):
     if isinstance(source, Path):
         if source.is_dir():
             return _load_from_disk(source)
-        kind = {".parquet": "parquet", ".csv": "csv"}.get(source.suffix)
+        kind = {".parquet": "parquet", ".csv": "csv"}.get(source.suffix.lower())
         if kind is None:
             raise DataError(source, None, None, f"unknown file type: use {ACCEPTED_FORMS}")
         if kind == "csv":
