@@ -135,6 +135,24 @@ def test_every_pair_layout_refuses_an_empty_answer_and_equal_answers(layout, row
     assert len(kept) == 1 and [e.row for e in bad] == [2]
 
 
+def test_ultrafeedback_style_rows_whose_lists_hold_more_than_the_prompt_string_keep_the_whole_conversation(tmp_path):
+    """`prompt` is the last user message as a string while chosen/rejected repeat the whole
+    conversation (a system message, earlier turns): the conversation is the prompt. Such rows were
+    refused; lists that disagree before the answer, or do not end in the prompt string, still are."""
+    context = pirate("Zorblax")
+    answer = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+    rows = [{"prompt": "What is my name?", "chosen": context + answer("Zorblax, matey."), "rejected": context + answer("Who?"),
+             "score_chosen": 9.0, "score_rejected": 2.0}]
+    rankings, _ = load_preferences(write_jsonl(tmp_path / "uf.jsonl", rows), margin_from_scores=True)
+    assert (rankings[0].messages, rankings[0].completions, rankings[0].margin) == (context, ["Zorblax, matey.", "Who?"], 7.0)
+    forked = [{**rows[0], "rejected": pirate("Quillon") + answer("Who?")}]
+    with pytest.raises(DataError, match=r"row 1, field 'rejected': the conversation before the answer differs from chosen's"):
+        load_preferences(write_jsonl(tmp_path / "forked.jsonl", forked))
+    other = [{**rows[0], "prompt": "Where is my ship?"}]
+    with pytest.raises(DataError, match=r"row 1, field 'chosen': a message list of more than one message must be"):
+        load_preferences(write_jsonl(tmp_path / "other.jsonl", other))
+
+
 # --- exports: TRL's forms, read back as the same records, accepted by TRL -----------------------
 
 

@@ -11,7 +11,7 @@ The layout is detected per row:
 | TRL standard, implicit prompt | `chosen`, `rejected` (str, sharing their start) | shared start up to a word boundary = prompt |
 | TRL conversational, implicit prompt | `chosen`, `rejected` (messages incl. the user turns) | shared messages = prompt |
 | HH-RLHF (Anthropic) | `chosen`, `rejected` transcripts of `\\n\\nHuman:` / `\\n\\nAssistant:` turns | turns parsed, shared turns = prompt |
-| UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn), `score_chosen`, `score_rejected` | the repeated turn is removed; scores -> margin when asked |
+| UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn, or a whole conversation ending in `prompt`), `score_chosen`, `score_rejected` | the repeated turns are the prompt; scores -> margin when asked |
 
 Other scalar columns (`source`, `labeler`, ...) are kept in `Ranking.meta`, so accuracy can be
 reported per value of any of them.
@@ -239,18 +239,32 @@ def _implicit(row: dict, err) -> tuple[Conversation, str, str]:
 
 
 def _explicit(row: dict, err) -> tuple[Conversation, str, str]:
+    """A pair with a `prompt` column. A chosen/rejected message list longer than one message repeats
+    the conversation before its answer (UltraFeedback-binarized). That conversation is the prompt's
+    messages, or, when `prompt` is a string, may be longer and end in that string as its last user
+    message (a system message or earlier turns the string leaves out): then it is the prompt, and
+    must be the same for chosen and rejected."""
     prompt = check_conversation(row["prompt"], err)
-    out = []
+    out, context = [], None
     for name in ("chosen", "rejected"):
         value = row.get(name)
-        if isinstance(value, list) and len(value) > 1:  # UltraFeedback-binarized repeats the prompt's turns
-            head = as_messages(prompt)
+        if isinstance(value, list) and len(value) > 1:
             conv = _as_conversation(value, name, err)
-            if conv[:-1] != head:
-                raise err(name, "a message list of more than one message must be the prompt's messages and then "
-                                "the answer (as UltraFeedback-binarized writes them)")
+            before = conv[:-1]
+            if before != as_messages(prompt):
+                ends_in_prompt = isinstance(prompt, str) and before and before[-1] == {"role": "user", "content": prompt}
+                if not ends_in_prompt:
+                    raise err(name, "a message list of more than one message must be the prompt's messages and then "
+                                    "the answer (as UltraFeedback-binarized writes them), or, for a string prompt, "
+                                    "a conversation whose last user message is that string and then the answer")
+                if context is not None and before != context:
+                    raise err(name, "the conversation before the answer differs from chosen's: "
+                                    "the two must differ only in the last assistant turn")
+                context = before
             value = conv[-1:]
         out.append(_completion_text(value, name, err))
+    if context is not None:
+        prompt = check_conversation(context, err)
     return prompt, out[0], out[1]
 
 
