@@ -288,7 +288,11 @@ def parse_pair_row(source, n, row, margin_from_scores: bool = False):
     if margin_from_scores:
         if row.get("score_chosen") is None or row.get("score_rejected") is None:
             raise err("score_chosen", "missing: margin_from_scores needs score_chosen and score_rejected")
-        margin = _number(row["score_chosen"], "score_chosen", err) - _number(row["score_rejected"], "score_rejected", err)
+        chosen_score, rejected_score = (_number(row[k], k, err) for k in ("score_chosen", "score_rejected"))
+        if chosen_score < rejected_score:  # a negative margin would let rejected outscore chosen at no loss
+            raise err("score_chosen", f"is {chosen_score:g}, below score_rejected ({rejected_score:g}): the chosen "
+                                      "answer must score at least as high (are the columns swapped?)")
+        margin = chosen_score - rejected_score
     return Ranking(prompt=prompt, completions=[chosen, rejected], ranking=[[0], [1]],
                    labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), margin=margin, meta=_meta(row))
 
