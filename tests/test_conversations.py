@@ -93,6 +93,23 @@ def test_parquet_and_datasets_folder_read_conversations_like_jsonl(tmp_path):
     assert _records(tmp_path / "p.parquet") == jsonl == _records(tmp_path / "folder")
 
 
+def test_hh_transcripts_with_crlf_or_split_into_a_prompt_column_are_parsed_into_turns(tmp_path):
+    """Both were read as plain text: the markup ("Human:", "Assistant:") sat inside one user message.
+    CRLF comes from a copy saved on Windows; a `prompt` column ending in "Assistant:" with chosen and
+    rejected holding only the answers is how several published copies of HH-RLHF split it."""
+    turns = [("user", "Hi"), ("assistant", "Ahoy"), ("user", "Your name?")]
+    expected = ([{"role": r, "content": t} for r, t in turns], ["Zorblax.", "Who?"])
+    crlf = [{"chosen": hh(turns + [("assistant", "Zorblax.")]).replace("\n", "\r\n"),
+             "rejected": hh(turns + [("assistant", "Who?")]).replace("\n", "\r\n")}]
+    split = [{"prompt": hh(turns) + "\n\nAssistant:", "chosen": " Zorblax.", "rejected": " Who?"}]
+    for name, rows in (("crlf.jsonl", crlf), ("split.jsonl", split)):
+        r = load_preferences(write_jsonl(tmp_path / name, rows))[0][0]
+        assert (r.messages, r.completions) == expected, name
+    ended = [{"prompt": hh(turns + [("assistant", "Zorblax.")]), "chosen": "a", "rejected": "b"}]
+    with pytest.raises(DataError, match=r"row 1, field 'prompt\[3\].role': the last message of a prompt must be the user's"):
+        load_preferences(write_jsonl(tmp_path / "ended.jsonl", ended))
+
+
 def test_hh_rows_without_a_shared_prompt_name_the_row(tmp_path):
     rows = [{"chosen": hh([("user", "Hi"), ("assistant", "Ahoy")]), "rejected": hh([("user", "Hi"), ("assistant", "Yo")])},
             {"chosen": hh([("user", "Hi"), ("assistant", "Ahoy")]), "rejected": hh([("user", "Bye"), ("assistant", "Yo")])}]

@@ -165,10 +165,18 @@ def parse_ranking_row(source, n, row):
 # --- pairs --------------------------------------------------------------------------------------
 
 
+def is_hh(text: str) -> bool:
+    """Whether a string is an HH-RLHF transcript, with CRLF line ends too (a copy saved on Windows
+    or through a spreadsheet): missing those, its markup was read as plain text."""
+    text = text.replace("\r\n", "\n")
+    return ASSISTANT in text or HUMAN in text or text.startswith(HUMAN.lstrip("\n"))
+
+
 def parse_hh(text: str, name: str, err) -> list[dict[str, str]]:
-    """An HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") as messages."""
+    """An HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") as messages (CRLF read as LF)."""
     if not isinstance(text, str):
         raise err(name, f"must be a string transcript, got {type(text).__name__}")
+    text = text.replace("\r\n", "\n")
     if text.startswith(("Human:", "\nHuman:")):  # some copies lost the leading blank line
         text = "\n\n" + text.lstrip("\n")
     parts = _HH_TURN.split(text)
@@ -232,7 +240,7 @@ def _implicit(row: dict, err) -> tuple[Conversation, str, str]:
     for name, value in (("chosen", chosen), ("rejected", rejected)):
         if not isinstance(value, str):
             raise err(name, "missing" if value is None else f"must be a string or messages, got {type(value).__name__}")
-    if ASSISTANT in chosen or chosen.startswith(HUMAN.lstrip("\n")) or HUMAN in chosen:
+    if is_hh(chosen):
         prompt, c, r = split_shared_prefix(parse_hh(chosen, "chosen", err), parse_hh(rejected, "rejected", err), err)
         return normalize_prompt(prompt), c["content"], r["content"]
     return _split_text(chosen, rejected, err)
@@ -244,7 +252,12 @@ def _explicit(row: dict, err) -> tuple[Conversation, str, str]:
     messages, or, when `prompt` is a string, may be longer and end in that string as its last user
     message (a system message or earlier turns the string leaves out): then it is the prompt, and
     must be the same for chosen and rejected."""
-    prompt = check_conversation(row["prompt"], err)
+    prompt, transcript = row["prompt"], isinstance(row["prompt"], str) and is_hh(row["prompt"])
+    if transcript:  # HH-RLHF split into columns (prompt "\n\nHuman: ...\n\nAssistant:", chosen " answer")
+        prompt = parse_hh(prompt, "prompt", err)
+        if prompt and prompt[-1] == {"role": "assistant", "content": ""}:
+            prompt = prompt[:-1]
+    prompt = check_conversation(prompt, err)
     out, context = [], None
     for name in ("chosen", "rejected"):
         value = row.get(name)
@@ -265,6 +278,8 @@ def _explicit(row: dict, err) -> tuple[Conversation, str, str]:
         out.append(_completion_text(value, name, err))
     if context is not None:
         prompt = check_conversation(context, err)
+    if transcript:  # the answers, like the transcript's turns, without the space after "Assistant:"
+        out = [text.strip() for text in out]
     return prompt, out[0], out[1]
 
 
