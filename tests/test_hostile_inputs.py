@@ -243,6 +243,14 @@ def test_an_upper_case_suffix_is_the_same_file_kind(name, tmp_path):
     assert [r.completions for r in load_preferences(path)[0]] == [["Hi!", "No."]]
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_missing_file_is_named_as_missing_not_as_a_hub_dataset(stage, tmp_path, tiny_model_dir, capsys):
+    """A mistyped path was tried as a hub id: "could not be fetched from the hub" sent the user to
+    check the network instead of the path."""
+    path = tmp_path / "typo.jsonl"
+    refused(capsys, argv(stage, path, tmp_path, tiny_model_dir), f"{path}: no such file")
+
+
 # --- 4. duplicate item ids -------------------------------------------------------------------------
 
 

@@ -60,6 +60,7 @@ def builtin(name: str) -> Path:
 # line, and a number that is not finite (NaN, Infinity, 1e999) is an error naming its field.
 
 BOM = b"\xef\xbb\xbf"  # what Notepad, Excel's "CSV UTF-8" and others write at the start
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 ACCEPTED_FORMS = "a .jsonl, .json, .parquet or .csv file, a folder written by `datasets`' save_to_disk, or a hub dataset id"
 
 
@@ -213,6 +214,9 @@ def iter_rows(source: str | Path, check_finite: bool = True,
                 continue
             yield i, finite(path, i, row)
         return
+    if not path.exists() and (path.suffix.lower() in FILE_SUFFIXES or path.is_absolute() or str(source).startswith((".", "~"))):
+        # A hub id has neither (owner/name): this was meant as a local file, so say it is missing.
+        raise DataError(source, None, None, "no such file")
     dataset = _load_dataset(path if path.exists() else str(source))
     for i, row in enumerate(dataset, start=1):
         yield i, finite(source, i, dict(row))
