@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import sys
 
 import pytest
@@ -249,6 +250,16 @@ def test_a_missing_file_is_named_as_missing_not_as_a_hub_dataset(stage, tmp_path
     check the network instead of the path."""
     path = tmp_path / "typo.jsonl"
     refused(capsys, argv(stage, path, tmp_path, tiny_model_dir), f"{path}: no such file")
+
+
+@pytest.mark.parametrize("text, expected", [("", "holds no rows (it is empty)"),
+                                            ("prompt,chosen,rejected\r\n", "holds no rows (only a header line)")])
+def test_a_csv_without_rows_says_so(text, expected, tmp_path):
+    """It was "could not be read as csv (ValueError: Instruction "train" corresponds to no data!)"."""
+    path = tmp_path / "pairs.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=re.escape(f"{path}: {expected}")):
+        load_preferences(path)
 
 
 # --- 4. duplicate item ids -------------------------------------------------------------------------

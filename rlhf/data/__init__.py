@@ -19,6 +19,7 @@ the user's, or a plain string for the one-user-message case.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -257,6 +258,9 @@ def _load_dataset(source):
             raise DataError(source, None, None, f"unknown file type: use {ACCEPTED_FORMS}")
         if kind == "csv":
             check_utf8(source)
+            lines = len(list(itertools.islice((n for n, line in decode_lines(source) if line.strip()), 2)))
+            if lines <= 1:  # else the library's "Instruction 'train' corresponds to no data!"
+                raise DataError(source, None, None, "holds no rows" + (" (only a header line)" if lines else " (it is empty)"))
         try:
             return datasets.load_dataset(kind, data_files=str(source), split="train")
         except Exception as err:  # noqa: BLE001 - a damaged file: the library's message, in one line
