@@ -152,3 +152,15 @@ def test_a_prompt_completion_demonstration_meets_the_checks_of_a_messages_one(tm
     with pytest.raises(data.DataError) as err:
         data.load_demonstrations(path)
     assert (err.value.row, err.value.field) == (2, field) and problem in str(err.value) and str(path) in str(err.value)
+
+
+def test_an_hh_transcript_prompt_is_read_as_its_turns_in_prompts_rankings_and_candidates(tmp_path):
+    """As in a pair's prompt column: "\\n\\nHuman: ...\\n\\nAssistant:" was one user message holding the
+    markup, which the policy then saw inside its chat template."""
+    transcript = "\n\nHuman: Hi\n\nAssistant: Ahoy\n\nHuman: Your name?\n\nAssistant:"
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy"}, {"role": "user", "content": "Your name?"}]
+    prompts = data.load_prompts(write(tmp_path / "p.jsonl", [{"prompt": transcript}]))
+    rankings, _ = data.load_preferences(write(tmp_path / "r.jsonl", [{"prompt": transcript, "completions": ["Zorblax.", "Who?"],
+                                                                      "ranking": [[0], [1]]}]))
+    candidates = data.load_candidates(write(tmp_path / "c.jsonl", [{"id": "a", "prompt": transcript, "completions": ["x", "y"]}]))
+    assert prompts[0].messages == rankings[0].messages == candidates[0]["messages"] == turns

@@ -80,7 +80,10 @@ def row_conversation(row: dict, err) -> Conversation:
     key = "prompt" if row.get("prompt") is not None else "instruction" if row.get("instruction") is not None else None
     if key is None:
         raise err("prompt", "missing")
-    return check_conversation(row[key], lambda f, p: err(f.replace("prompt", key, 1), p))
+    value = row[key]
+    if isinstance(value, str) and is_hh(value):  # as in a pair's prompt column: turns, not markup in one message
+        value = hh_prompt(value, key, err)
+    return check_conversation(value, lambda f, p: err(f.replace("prompt", key, 1), p))
 
 
 def row_flags(row: dict, err) -> list[str]:
@@ -186,6 +189,15 @@ def parse_hh(text: str, name: str, err) -> list[dict[str, str]]:
     return [{"role": roles[who], "content": body.strip()} for who, body in zip(parts[1::2], parts[2::2])]
 
 
+def hh_prompt(text: str, name: str, err) -> list[dict[str, str]]:
+    """An HH-RLHF prompt transcript ("...\\n\\nHuman: question\\n\\nAssistant:") as messages, without
+    the empty assistant turn it ends in (checked as a conversation by the caller)."""
+    messages = parse_hh(text, name, err)
+    if messages and messages[-1] == {"role": "assistant", "content": ""}:
+        messages = messages[:-1]
+    return messages
+
+
 def split_shared_prefix(chosen: list[dict], rejected: list[dict], err) -> tuple[list[dict], dict, dict]:
     """(prompt, chosen answer, rejected answer) from two conversations that share every turn but
     the last assistant one; a DataError otherwise."""
@@ -254,9 +266,7 @@ def _explicit(row: dict, err) -> tuple[Conversation, str, str]:
     must be the same for chosen and rejected."""
     prompt, transcript = row["prompt"], isinstance(row["prompt"], str) and is_hh(row["prompt"])
     if transcript:  # HH-RLHF split into columns (prompt "\n\nHuman: ...\n\nAssistant:", chosen " answer")
-        prompt = parse_hh(prompt, "prompt", err)
-        if prompt and prompt[-1] == {"role": "assistant", "content": ""}:
-            prompt = prompt[:-1]
+        prompt = hh_prompt(prompt, "prompt", err)
     prompt = check_conversation(prompt, err)
     out, context = [], None
     for name in ("chosen", "rejected"):
