@@ -180,6 +180,9 @@ def test_margin_from_scores_refuses_a_chosen_that_scores_below_rejected(tmp_path
     kept, bad = load_preferences(path, margin_from_scores=True, skip_bad=True)
     assert [r.margin for r in kept] == [0.0] and [e.row for e in bad] == [2]
     assert len(load_preferences(path)[0]) == 2  # without margins the scores are not read
+    missing = write_jsonl(tmp_path / "missing.jsonl", [{**rows[0], "score_rejected": None}])
+    with pytest.raises(DataError, match=r"row 1, field 'score_rejected': missing"):  # was named score_chosen
+        load_preferences(missing, margin_from_scores=True)
 
 
 # --- exports: TRL's forms, read back as the same records, accepted by TRL -----------------------

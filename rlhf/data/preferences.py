@@ -311,8 +311,9 @@ def parse_pair_row(source, n, row, margin_from_scores: bool = False):
     margin = row.get("margin")
     margin = _number(margin, "margin", err) if margin is not None else None
     if margin_from_scores:
-        if row.get("score_chosen") is None or row.get("score_rejected") is None:
-            raise err("score_chosen", "missing: margin_from_scores needs score_chosen and score_rejected")
+        for name in ("score_chosen", "score_rejected"):
+            if row.get(name) is None:
+                raise err(name, "missing: margin_from_scores needs score_chosen and score_rejected")
         chosen_score, rejected_score = (_number(row[k], k, err) for k in ("score_chosen", "score_rejected"))
         if chosen_score < rejected_score:  # a negative margin would let rejected outscore chosen at no loss
             raise err("score_chosen", f"is {chosen_score:g}, below score_rejected ({rejected_score:g}): the chosen "
