@@ -190,8 +190,8 @@ def iter_rows(source: str | Path, check_finite: bool = True,
             try:
                 row = json_line(path, lineno, line)
             except DataError as err:
-                if first:
-                    _one_object_check(path)
+                if first and line.strip().startswith("{") and not line.strip().endswith("}"):
+                    _one_object_check(path)  # an object left open on line 1: maybe indented JSON
                 first = False
                 if bad is None:
                     raise
@@ -226,7 +226,9 @@ def iter_rows(source: str | Path, check_finite: bool = True,
 def _one_object_check(path: Path) -> None:
     """A JSON or JSONL file whose first line is not JSON may be one object written over several
     lines (an indented `{"data": [...]}`, `json.dump(row, indent=2)`): say so, rather than that
-    line 1 `{` is not valid JSON."""
+    line 1 `{` is not valid JSON. Files above 256 MB are not parsed whole for this (memory)."""
+    if path.stat().st_size > 256 << 20:
+        return
     try:
         whole = json.loads(read_text(path))
     except json.JSONDecodeError:
