@@ -1,7 +1,8 @@
 """Stage 1, supervised fine-tuning: teach the base model the demonstrations' style through an adapter.
 
 Built on TRL's SFTTrainer. Demonstrations are normalised to conversational prompt/completion rows
-(`rlhf.data.load_demonstrations`), so the loss covers only the assistant's tokens.
+(`rlhf.data.load_demonstrations`), so the loss covers only the assistant's tokens: every assistant
+turn of a `messages` row (the last only with --mask_history), the completion of a prompt/completion row.
 
     from rlhf import SFTConfig, run_sft
     out = run_sft(SFTConfig(adapter="lora", max_steps=60, output_dir="runs/sft"))
@@ -47,6 +48,7 @@ class SFTConfig(AdapterConfig):
     output_dir: str = field(default="runs/sft", metadata={"help": "Where the adapter, tokenizer, config, metrics and logs go."})
     max_length: int = field(default=512, metadata={"help": "Maximum tokens per example (prompt + answer)."})
     truncate: bool = field(default=True, metadata={"help": "Truncate long examples to --max_length; with --truncate false a longer row is an error before training."})
+    mask_history: bool = field(default=False, metadata={"help": "Which assistant turns of a `messages` row are learned. False: every assistant turn (its text and end-of-turn token), as TRL's assistant_only_loss and LLaMA-Factory do; True: only the last, the earlier ones are context. A prompt/completion row always learns only its completion. An earlier turn the chat template renders differently inside the longer conversation (templates that strip earlier reasoning) is not learned, and such rows are counted in metrics.json (data_loss)."})
     truncation_side: str = field(default="left", metadata={"help": "How a row longer than --max_length is made to fit: 'left' drops the conversation's oldest turns first (a system message stays), so the answer and its end-of-turn token are kept; 'right' keeps the start, as TRL does, and cuts the answer's end. Either way, a row still too long loses its answer's end and a row whose prompt alone fills --max_length is dropped; both are counted in metrics.json (data_loss)."})
     epochs: float = field(default=1.0, metadata={"help": "Passes over the training data (ignored when --max_steps > 0)."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: run --epochs)."})
@@ -165,20 +167,25 @@ def _check_fsdp(config: SFTConfig, device: str) -> None:
 
 
 def _datasets(config: SFTConfig, tokenizer):
-    """(train, eval or None, data_loss): validated rows fitted to max_length, and what that cost."""
+    """(train, eval or None, data_loss): validated rows fitted to max_length and tokenized, and what
+    that cost and learns (per file: fit_rows' counts, assistant_turns_learned, rows_with_unlocated_turns)."""
     from rlhf import data as rdata
 
     source = config.data or str(rdata.builtin("demonstrations"))
     ds = rdata.load_demonstrations(source, tokenizer=tokenizer, max_length=config.max_length, truncate=config.truncate)
     ds, loss = fit_rows(tokenizer, ds, config.max_length, config.truncation_side, source)
-    ds = tokenize_demonstrations(ds, tokenizer)
-    report = {"stage": "sft", "max_length": config.max_length, "truncation_side": config.truncation_side, "data": loss}
+    ds, turns = tokenize_demonstrations(ds, tokenizer, config.mask_history)
+    _print_turns(turns, len(ds), source)
+    report = {"stage": "sft", "max_length": config.max_length, "truncation_side": config.truncation_side,
+              "mask_history": config.mask_history, "data": {**loss, **turns}}
     if config.eval_data:
         eval_ds = rdata.load_demonstrations(config.eval_data, tokenizer=tokenizer, max_length=config.max_length,
                                             truncate=config.truncate)
-        eval_ds, report["eval_data"] = fit_rows(tokenizer, eval_ds, config.max_length, config.truncation_side,
-                                                config.eval_data)
-        return ds, tokenize_demonstrations(eval_ds, tokenizer), report
+        eval_ds, eval_loss = fit_rows(tokenizer, eval_ds, config.max_length, config.truncation_side, config.eval_data)
+        eval_ds, eval_turns = tokenize_demonstrations(eval_ds, tokenizer, config.mask_history)
+        _print_turns(eval_turns, len(eval_ds), config.eval_data)
+        report["eval_data"] = {**eval_loss, **eval_turns}
+        return ds, eval_ds, report
     if config.eval_fraction <= 0 or len(ds) < 4:
         return ds, None, report
     split = ds.train_test_split(test_size=config.eval_fraction, seed=config.seed)
@@ -187,6 +194,7 @@ def _datasets(config: SFTConfig, tokenizer):
 
 def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
     """Fit conversational prompt/completion rows to `max_length` tokens and count the cost.
+    Other columns (`form`) are kept.
 
     'left': the prompt's oldest turns go first (system message kept) until the row fits or only the
     last user turn is left. Then (either side) TRL's SFTTrainer keeps the start of a row still too
@@ -217,7 +225,7 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
             counts["dropped_no_answer"] += 1
             continue
         counts["answer_cut"] += full > max_length
-        rows.append({"prompt": prompt, "completion": completion})
+        rows.append({**row, "prompt": prompt, "completion": completion})
     if not rows:
         n, i, full = longest
         raise DataError(source, None, "prompt", f"every row's prompt fills max_length={max_length}, so no answer token "
@@ -241,19 +249,55 @@ def _print_loss(counts: dict, max_length: int) -> None:
               f"max_length={max_length} (no answer token left to learn)")
 
 
-def tokenize_demonstrations(ds, tokenizer):
-    """Prompt/completion rows -> `input_ids` and `completion_mask` (1 = answer token, in the loss), the
-    columns TRL's SFTTrainer takes as already tokenized. Done here rather than by SFTTrainer so the
-    text of the demonstrations stays text (`rlhf.tokens.encode_chat`): TRL's own tokenization turns a
-    pasted `<|im_end|>` into a real end-of-turn the model then learns to emit mid-answer. The mask
-    starts where the prompt's ids and the full conversation's part, as TRL's does."""
-    from rlhf.tokens import encode_prompt_completion
+def tokenize_demonstrations(ds, tokenizer, mask_history: bool = False):
+    """Prompt/completion rows -> (`input_ids` and `completion_mask` rows, counts), the columns TRL's
+    SFTTrainer takes as already tokenized (mask 1 = in the loss). Done here rather than by SFTTrainer
+    so the text of the demonstrations stays text (`rlhf.tokens.encode_chat`): TRL's own tokenization
+    turns a pasted `<|im_end|>` into a real end-of-turn the model then learns to emit mid-answer.
+
+    Which tokens are learned: a row whose `form` is "messages" (a whole conversation), with
+    `mask_history` False, learns every assistant turn, each from where its content starts after the
+    generation prompt through its end-of-turn (`rlhf.tokens.encode_assistant_turns`), as TRL's
+    assistant_only_loss and LLaMA-Factory do; otherwise (mask_history, or a prompt/completion row,
+    whose split the user chose) only the completion, whose mask starts where the prompt's ids and
+    the full conversation's part, as TRL's does. Earlier turns the template renders differently
+    inside the whole conversation are left out of the loss.
+    counts: `assistant_turns_learned` (turns in the loss, all rows) and `rows_with_unlocated_turns`
+    (rows where some earlier assistant turn could not be located, so it is not learned)."""
+    from rlhf.tokens import encode_assistant_turns, encode_prompt_completion
 
     def tokenize(row):
-        ids, prompt_len = encode_prompt_completion(tokenizer, row["prompt"], row["completion"])
-        return {"input_ids": ids, "completion_mask": [0] * prompt_len + [1] * (len(ids) - prompt_len)}
+        if row.get("form") == "messages" and not mask_history:
+            ids, spans, unlocated = encode_assistant_turns(tokenizer, row["prompt"] + row["completion"])
+        else:
+            ids, prompt_len = encode_prompt_completion(tokenizer, row["prompt"], row["completion"])
+            spans, unlocated = [(prompt_len, len(ids))], 0
+        return {"input_ids": ids, "completion_mask": spans_mask(len(ids), spans),
+                "turns": len(spans), "unlocated": unlocated}
 
-    return ds.map(tokenize, remove_columns=ds.column_names)
+    tokenized = ds.map(tokenize, remove_columns=ds.column_names)
+    counts = {"assistant_turns_learned": sum(tokenized["turns"]),
+              "rows_with_unlocated_turns": sum(n > 0 for n in tokenized["unlocated"])}
+    return tokenized.remove_columns(["turns", "unlocated"]), counts
+
+
+def spans_mask(length: int, spans: list[tuple[int, int]]) -> list[int]:
+    """A 0/1 mask of `length` positions, 1 inside each `(start, end)` span (end exclusive)."""
+    mask = [0] * length
+    for start, end in spans:
+        mask[start:end] = [1] * (end - start)
+    return mask
+
+
+def _print_turns(counts: dict, rows: int, source: str) -> None:
+    """Say how many assistant turns a multi-turn file trains, and in how many rows some could not be."""
+    if counts["rows_with_unlocated_turns"]:
+        print(f"[rlhf sft] {source}: in {counts['rows_with_unlocated_turns']} rows some earlier assistant turn could "
+              "not be located in the whole conversation's tokens (the chat template renders it differently there, "
+              "or it opens the conversation), so it is not learned; the last turn of every row is")
+    if counts["assistant_turns_learned"] > rows:
+        print(f"[rlhf sft] {source}: learning {counts['assistant_turns_learned']} assistant turns in {rows} rows (every "
+              "assistant turn of a `messages` row; --mask_history true learns only the last)")
 
 
 def trl_training_arguments(config, out: Path, device: str, eval_ds, checkpointing: bool) -> dict:

@@ -114,3 +114,32 @@ def encode_prompt_completion(tokenizer, prompt: Sequence[dict], completion: Sequ
     alone = encode_chat(tokenizer, prompt, add_generation_prompt=True)
     shared = next((i for i, (a, b) in enumerate(zip(alone, full)) if a != b), min(len(alone), len(full)))
     return full, shared
+
+
+def encode_assistant_turns(tokenizer, messages: Sequence[dict]) -> tuple[list[int], list[tuple[int, int]], int]:
+    """(ids of the whole conversation, spans, turns not located) for a conversation whose last
+    message is the assistant's: `spans` are the `(start, end)` of every assistant turn located in
+    ids, end exclusive, in conversation order, each as `encode_prompt_completion` splits that turn
+    alone (from where its content starts after the generation prompt, through its end-of-turn).
+
+    The last turn is split as `encode_prompt_completion(messages[:-1], messages[-1:])` always is.
+    An earlier turn k is located when the ids of messages[:k+1] are a prefix of the whole
+    conversation's: a template that renders earlier turns differently (one that strips earlier
+    reasoning) breaks that, and so does a turn with no message before it (a template cannot render
+    an empty prompt). Such turns are counted, not guessed at."""
+    messages = list(messages)
+    full, last_start = encode_prompt_completion(tokenizer, messages[:-1], messages[-1:])
+    spans, unlocated = [], 0
+    for k, message in enumerate(messages[:-1]):
+        if message["role"] != "assistant":
+            continue
+        if k == 0:
+            unlocated += 1
+            continue
+        ids, start = encode_prompt_completion(tokenizer, messages[:k], [message])
+        if full[:len(ids)] != ids or start >= len(ids):
+            unlocated += 1
+            continue
+        spans.append((start, len(ids)))
+    spans.append((last_start, len(full)))
+    return full, spans, unlocated

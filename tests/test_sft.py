@@ -84,7 +84,7 @@ def test_cli_help_lists_every_option(capsys):
         main(["sft", "--help"])
     text = capsys.readouterr().out
     for flag in ("--adapter", "--lora_r", "--bottleneck_size", "--partial_layers", "--max_length", "--learning_rate",
-                 "--grad_accum", "--resume", "--eval_fraction", "--seed"):
+                 "--grad_accum", "--resume", "--eval_fraction", "--seed", "--mask_history"):
         assert flag in text, flag
     assert "Default by adapter" in text
 
@@ -96,3 +96,99 @@ def test_cli_reports_bad_data_as_an_error_line(tmp_path, capsys):
     path.write_text(json.dumps({"prompt": "q", "completion": ""}) + "\n")
     assert main(["sft", "--data", str(path), "--output_dir", str(tmp_path / "o")]) == 2
     assert "row 1, field 'completion': is empty" in capsys.readouterr().err
+
+
+# --- multi-turn demonstrations: every assistant turn is learned unless --mask_history ----------------
+
+def _turn(role, content):
+    return {"role": role, "content": content}
+
+
+CONVERSATION = [_turn("user", "Hi, who are you?"), _turn("assistant", "A helpful pirate."),
+                _turn("user", "Where is the treasure?"), _turn("assistant", "Under the old palm.")]
+
+
+def _learned(tokenizer, rows, mask_history=False, max_length=512, truncation_side="left"):
+    """(the text of the masked-in tokens of each row, tokenize_demonstrations' counts, fit_rows' counts),
+    for rows read from a JSONL file as `rlhf sft` reads them."""
+    import tempfile
+    from pathlib import Path
+
+    from rlhf.data import load_demonstrations, write_jsonl
+    from rlhf.sft import fit_rows, tokenize_demonstrations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = load_demonstrations(write_jsonl(Path(tmp) / "d.jsonl", rows))
+    ds, fit = fit_rows(tokenizer, ds, max_length, truncation_side, "d.jsonl")
+    ds, counts = tokenize_demonstrations(ds, tokenizer, mask_history)
+    texts = [tokenizer.decode([i for i, m in zip(r["input_ids"], r["completion_mask"]) if m]) for r in ds]
+    return texts, counts, fit
+
+
+def test_sft_learns_every_assistant_turn_of_a_conversation(tokenizer):
+    texts, counts, _ = _learned(tokenizer, [{"messages": CONVERSATION}])
+    assert texts == ["A helpful pirate.<|im_end|>\nUnder the old palm.<|im_end|>\n"]
+    assert counts == {"assistant_turns_learned": 2, "rows_with_unlocated_turns": 0}
+
+
+def test_sft_mask_history_learns_only_the_last_turn(tokenizer):
+    texts, counts, _ = _learned(tokenizer, [{"messages": CONVERSATION}], mask_history=True)
+    assert texts == ["Under the old palm.<|im_end|>\n"]
+    assert counts == {"assistant_turns_learned": 1, "rows_with_unlocated_turns": 0}
+
+
+def test_sft_prompt_completion_row_learns_only_its_completion(tokenizer):
+    # The user chose the split: an assistant turn inside the prompt is context, not learned.
+    row = {"prompt": CONVERSATION[:3], "completion": CONVERSATION[3:]}
+    texts, counts, _ = _learned(tokenizer, [row])
+    assert texts == ["Under the old palm.<|im_end|>\n"]
+    assert counts["assistant_turns_learned"] == 1
+
+
+def test_sft_left_truncation_keeps_the_masks_of_the_turns_it_keeps(tokenizer):
+    from rlhf.data.conversation import render_ids
+
+    system = _turn("system", "You are a pirate.")
+    conversation = [system, _turn("user", "Tell me a long story. " * 8), _turn("assistant", "Once upon a tide."),
+                    *CONVERSATION]
+    # Room for everything but the first exchange: fit_rows drops it (the system message stays).
+    room = len(render_ids(tokenizer, [system, *CONVERSATION[:3]], CONVERSATION[3]["content"]))
+    texts, counts, fit = _learned(tokenizer, [{"messages": conversation}], max_length=room)
+    assert fit["prompt_turns_dropped"] == 1 and fit["answer_cut"] == 0
+    assert texts == ["A helpful pirate.<|im_end|>\nUnder the old palm.<|im_end|>\n"]
+    assert counts == {"assistant_turns_learned": 2, "rows_with_unlocated_turns": 0}
+
+
+def test_sft_counts_turns_the_template_renders_differently_later(tokenizer):
+    """A template that strips earlier reasoning (as some reasoning models' do): the first answer's
+    tokens differ inside the whole conversation, so only the last is learned, and the row is counted."""
+    import copy
+
+    stripping = copy.deepcopy(tokenizer)
+    stripping.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['role'] == 'assistant' and not loop.last %}{{ m['content'].split('</think>')[-1] }}"
+        "{% else %}{{ m['content'] }}{% endif %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    conversation = [*CONVERSATION[:1], _turn("assistant", "<think>hmm</think>A helpful pirate."), *CONVERSATION[2:]]
+    texts, counts, _ = _learned(stripping, [{"messages": conversation}, {"messages": CONVERSATION}])
+    assert texts == ["Under the old palm.<|im_end|>\n", "A helpful pirate.<|im_end|>\nUnder the old palm.<|im_end|>\n"]
+    assert counts == {"assistant_turns_learned": 3, "rows_with_unlocated_turns": 1}
+
+
+def test_sft_cli_trains_on_multi_turn_conversations(tmp_path, tiny_model_dir, capsys):
+    from rlhf.cli import main
+    from rlhf.data import write_jsonl
+
+    rows = [{"messages": [_turn("user", f"Pick a number, {i}."), _turn("assistant", f"{i}."),
+                          _turn("user", "And double it?"), _turn("assistant", f"{2 * i}.")]} for i in range(6)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "sft"
+    assert main(["sft", "--model", str(tiny_model_dir), "--data", str(data), "--output_dir", str(out),
+                 "--max_steps", "2", "--batch_size", "2", "--eval_fraction", "0", "--save_steps", "10"]) == 0
+    assert "learning 12 assistant turns in 6 rows" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["data_loss"]["mask_history"] is False
+    assert metrics["data_loss"]["data"]["assistant_turns_learned"] == 12
+    assert json.loads((out / "rlhf_config.json").read_text())["mask_history"] is False
+    assert (out / "adapter_model.safetensors").exists()

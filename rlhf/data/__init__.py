@@ -7,7 +7,7 @@ dropped, a byte that is not UTF-8 names its line, and a NaN or infinite number n
 
 | record | fields |
 |---|---|
-| demonstration | `messages` (chat rows) or `prompt` + `completion` (strings or message lists) |
+| demonstration | `messages` (chat rows; SFT learns every assistant turn) or `prompt` + `completion` (strings or message lists; SFT learns the completion) |
 | prompt | `prompt` (string or messages) or `messages` (the conversation so far, ending in a user message); optional `id`, unique |
 | candidates | `id`, `prompt`, `completions` (K strings), optional `messages` (the conversation), `flags` |
 | ranking | `prompt` (a conversation), `completions`, `ranking` (tiers best first, indexes into completions), `labeler`, `flags`, `seconds` |
@@ -341,14 +341,17 @@ def _messages(source, row_no, value, name) -> list[dict[str, str]]:
 # --- demonstrations (SFT) --------------------------------------------------------------------
 
 
-def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, list[dict[str, str]]]:
+def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, Any]:
     """Normalise one demonstration into TRL's conversational prompt/completion form.
 
     `prompt` is the conversation before the final assistant turn and `completion` that turn, so
     SFTTrainer masks the prompt out of the loss: only the assistant's tokens are learned. Both forms
     meet the same checks: the completion is the assistant's, the prompt holds a user message and
     ends in one, and roles alternate across the two (else the model learns to answer a turn no one
-    took, or learns a user's words as its own)."""
+    took, or learns a user's words as its own).
+    `form` says which the row was: "messages" (a whole conversation, whose earlier assistant turns
+    `rlhf sft` learns too unless --mask_history) or "prompt_completion" (the user chose the split:
+    only the completion is learned)."""
     if "messages" in row and row["messages"] is not None:
         messages = _messages(source, row_no, row["messages"], "messages")
         if messages[-1]["role"] != "assistant":
@@ -386,12 +389,15 @@ def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, list[di
         if prev["role"] == cur["role"]:
             name = prompt_name if i < len(prompt_msgs) else completion_name
             raise DataError(source, row_no, name, f"two '{cur['role']}' messages in a row: roles must alternate")
-    return {"prompt": prompt_msgs, "completion": completion_msgs}
+    form = "messages" if prompt_name == "messages" else "prompt_completion"
+    return {"prompt": prompt_msgs, "completion": completion_msgs, "form": form}
 
 
 def load_demonstrations(source: str | Path, tokenizer=None, max_length: int | None = None, truncate: bool = True):
     """Read and validate demonstrations into a `datasets.Dataset` of conversational
-    prompt/completion rows. With `truncate=False`, a row longer than `max_length` tokens is an error."""
+    prompt/completion rows, with the `form` each row was given in ("messages" or
+    "prompt_completion", see `demonstration_to_prompt_completion`). With `truncate=False`, a row
+    longer than `max_length` tokens is an error."""
     import datasets
 
     from rlhf.tokens import encode_chat
