@@ -94,6 +94,23 @@ def test_kl_estimators_by_hand():
         core.kl_per_token(logp, ref, "k2")
 
 
+def test_k3_is_clamped_so_a_far_off_token_stays_finite_and_gives_no_gradient():
+    # Token 0: log p = -100, log q = 0, so log(q/p) = 100: unclamped, expm1(100) = inf in float32,
+    # the KL loss is inf and its gradient NaN. Clamped (verl's low_var_kl): log(q/p) -> 20, k3 ->
+    # min(e^20 - 21, 10) = 10, gradient 0. Token 1: log(q/p) = -0.5 - (-1) = 0.5, inside both clamps:
+    # k3 = e^0.5 - 1.5 = 0.148721, d k3 / d log p = 1 - e^0.5 = -0.648721.
+    # Token 2: log(q/p) = 5, no overflow but past the cap: e^5 - 6 = 142.41 -> 10, gradient 0.
+    logp = torch.tensor([[-100.0, -1.0, -5.0]], requires_grad=True)
+    ref = t([[0.0, -0.5, 0.0]])
+    k3 = core.kl_per_token(logp, ref, "k3")
+    assert k3.tolist()[0] == pytest.approx([10.0, math.exp(0.5) - 1.5, 10.0], rel=1e-6)
+    loss = core.kl_loss(logp, ref, torch.ones(1, 3, dtype=torch.bool))  # token-mean of the three
+    assert loss.item() == pytest.approx((20.0 + math.exp(0.5) - 1.5) / 3, rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(logp.grad).all()
+    assert logp.grad.tolist()[0] == pytest.approx([0.0, (1 - math.exp(0.5)) / 3, 0.0], abs=1e-6)
+
+
 def test_k1_and_k3_estimate_the_true_kl():
     # E_p[k1] = E_p[k3] = KL(p || q) for tokens sampled from p
     torch.manual_seed(0)

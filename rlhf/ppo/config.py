@@ -167,7 +167,8 @@ class PPOConfig:
     )
     kl_coef: float = field(default=0.05, metadata={"help": "beta, the KL penalty per token (N+: 0.05; InstructGPT: 0.02)."})
     kl_estimator: Literal["k1", "k3"] = field(
-        default="k1", metadata={"help": "Per-token KL estimate: k1 = log p - log q (N+), k3 = never negative."}
+        default="k1", metadata={"help": "Per-token KL estimate in the reward and kl/mean: k1 = log p - log q (N+), k3 = "
+                              "never negative, at most 10 per token (verl's clamp). The KL loss term is always k3."}
     )
     adaptive_kl: bool = field(
         default=False, metadata={"help": "Adapt beta toward target_kl (Ziegler et al. 2019) instead of keeping it fixed."}

@@ -118,17 +118,28 @@ def masked_whiten(
 # --- KL and rewards --------------------------------------------------------------------------
 
 
+K3_LOG_RATIO_CLAMP = 20.0  # |log(q/p)| fed to exp(): e^20 ~ 4.9e8, finite in float32 and bf16
+K3_CLAMP = 10.0  # the largest k3 a token counts for (verl's low_var_kl); reached at log(q/p) ~ 2.6
+
+
 def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from the sampled tokens.
 
-    k1 = log p - log q: unbiased, can be negative per token (InstructGPT, N+).
+    k1 = log p - log q: unbiased, can be negative per token (InstructGPT, N+). Not clamped (as
+    verl's "kl"; OpenRLHF clamps every estimator to [-10, 10]).
     k3 = (q/p - 1) - log(q/p): unbiased and never negative, lower variance (Schulman 2020).
-    (b, t), (b, t) -> (b, t)"""
+    Clamped as verl's low_var_kl: log(q/p) to [-20, 20] before the exponential, then k3 to at
+    most K3_CLAMP. Unclamped, a token the policy has made far less likely than the reference
+    (log(q/p) > 88 in float32) gives exp() = inf: the KL loss is inf and its gradient NaN (a clamp
+    after the exponential still leaves 0 * inf = NaN in backward), and from log(q/p) ~ 10 on one
+    token's e^(log q/p) gradient outweighs the batch. A token past the cap adds K3_CLAMP and no
+    gradient. (b, t), (b, t) -> (b, t)"""
     log_ratio = logprobs - ref_logprobs
     if estimator == "k1":
         return log_ratio
     if estimator == "k3":
-        return torch.expm1(-log_ratio) + log_ratio
+        ref_over_policy = (-log_ratio).clamp(-K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)  # log(q/p)
+        return (torch.expm1(ref_over_policy) - ref_over_policy).clamp(max=K3_CLAMP)
     raise ValueError(f"unknown KL estimator {estimator!r} (use 'k1' or 'k3')")
 
 
@@ -379,7 +390,8 @@ def kl_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, response_mask: t
             loss_agg_mode: str = "token-mean", norm_length: float | None = None,
             estimator: str = "k3", token_count: float | torch.Tensor | None = None) -> torch.Tensor:
     """KL(policy || reference) as a loss term instead of a reward penalty (GRPO, DeepSeekMath
-    eq. 3-4: the k3 estimator, unbiased and never negative), aggregated like the policy loss.
+    eq. 3-4: the k3 estimator, unbiased and never negative, clamped per token as verl clamps it:
+    see `kl_per_token`), aggregated like the policy loss.
     Its gradient reaches the policy directly rather than through the advantages.
     (b, t) each -> ()"""
     logprobs, ref_logprobs = masked_fill_padding(logprobs, response_mask), masked_fill_padding(ref_logprobs, response_mask)
