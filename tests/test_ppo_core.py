@@ -412,6 +412,14 @@ def test_all_equal_groups_give_exactly_zero(kind):
             assert torch.equal(got, torch.zeros(2 * g)), (kind, value, g)
 
 
+@pytest.mark.parametrize("kind", ["grpo", "dr_grpo", "rloo"])
+def test_group_estimators_refuse_a_group_of_one(kind):
+    # G = 1: grpo divided 0 by the Bessel std of one value (NaN) and returned [nan, nan]; dr_grpo
+    # returned [0, 0], a batch with no signal, without a word.
+    with pytest.raises(ValueError, match="at least 2 completions per prompt"):
+        core.outcome_advantages(kind, t([1.0, 2.0]), 1)
+
+
 def test_groups_must_be_whole():
     with pytest.raises(ValueError, match="whole groups of 4"):
         core.grpo_advantages(torch.zeros(6), 4)

@@ -198,6 +198,13 @@ def as_groups(x: torch.Tensor, group_size: int) -> torch.Tensor:
     return x.reshape(-1, group_size)
 
 
+def _need_a_group(group_size: int, name: str) -> None:
+    """A group estimator compares a completion with the others of its prompt: with G = 1 there
+    are none (grpo's Bessel std of one value is NaN, the centred reward always 0)."""
+    if group_size < 2:
+        raise ValueError(f"{name} needs at least 2 completions per prompt (num_generations >= 2), got {group_size}")
+
+
 def _centered(groups: torch.Tensor) -> torch.Tensor:
     """r - group mean, exactly 0 in a group whose rewards are all equal (the mean of equal floats
     can differ from them in the last bit). (n, G) -> (n, G)"""
@@ -213,7 +220,10 @@ def grpo_advantages(rewards: torch.Tensor, group_size: int, scale_by_std: bool =
     verl; eps = 1e-6 as verl). Every token of a completion gets this value.
     `scale_by_std=False` is Dr. GRPO (see `dr_grpo_advantages`).
     A group whose rewards are all equal gets exactly 0: it carries no learning signal.
+    TRL's GRPOTrainer (scale_rewards="group") uses the same Bessel std with eps = 1e-4;
+    OpenRLHF's group_norm eps = 1e-9. Raises ValueError for G < 2.
     rewards (b,) -> advantages (b,)"""
+    _need_a_group(group_size, "GRPO" if scale_by_std else "Dr. GRPO")
     groups = as_groups(rewards.float(), group_size)
     centered = _centered(groups)
     if scale_by_std:
@@ -234,8 +244,7 @@ def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     r_i minus the mean of the other G - 1 rewards of its group, which equals
     G / (G - 1) * (r_i - group mean). An unbiased baseline: r_i's own sample is not in it.
     Exactly 0 for a group of equal rewards. rewards (b,) -> advantages (b,)"""
-    if group_size < 2:
-        raise ValueError("RLOO needs at least 2 completions per prompt (num_generations >= 2)")
+    _need_a_group(group_size, "RLOO")
     groups = as_groups(rewards.float(), group_size)
     return (_centered(groups) * (group_size / (group_size - 1))).reshape(-1)
 
