@@ -176,6 +176,18 @@ def test_equal_rewards_give_zero_advantages_and_no_update(tiny_model_dir, tmp_pa
     assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
 
 
+def test_group_metrics_read_the_scores_the_estimator_trains_on(tiny_model_dir, tmp_path):
+    """reward_fn pays 10, 11, ... 17 (every completion its own score), score_clip=1 clips them all
+    to 1: each group's trained scores are [1, 1, 1, 1], so GRPO's advantages are exactly 0 and both
+    groups carry no signal: frac_reward_zero_std = 1, group_std = 0. Read from the raw scores
+    (distinct in every group) they were 0 and std(10..13) = 1.29."""
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, score_clip=1.0, normalize_reward=False),
+                         reward_fn=lambda p, c: [10.0 + i for i in range(len(c))], prompts=PROMPTS)
+    metrics = trainer.step()
+    assert metrics["reward/score"] == pytest.approx(13.5)  # raw: mean of 10..17
+    assert metrics["reward/frac_reward_zero_std"] == 1.0 and metrics["reward/group_std"] == 0.0
+
+
 def test_group_prefill_samples_what_separate_prompts_sample(tiny_model_dir):
     """The G completions of a prompt prefilled once (cache repeated) sample the same tokens with
     the same log-probs as G separately prefilled copies of the prompt."""

@@ -460,7 +460,6 @@ class PPOTrainer:
         mask, beta = r.response_mask, self.reward_kl_coef
         kl_seq = kl.sum(1)  # (b,) nats per completion
         lengths = mask.sum(1).float()
-        scores = r.raw_scores.float()  # as reward_fn / the reward model gave them
         local = {
             "reward/score": r.raw_scores.float().mean(), "reward/score_std": r.raw_scores.float().std(unbiased=False),
             "reward/score_trained": r.scores.float().mean(),
@@ -477,7 +476,10 @@ class PPOTrainer:
                           "ppo/values_mean": core.masked_mean(r.values, mask),
                           "ppo/returns_mean": core.masked_mean(returns, mask)})
         if self.config.num_generations > 1:
-            groups = core.as_groups(scores, self.config.num_generations)  # (prompts, G)
+            # The scores the estimator sees (after normalize_reward, the missing-EOS score and the
+            # clip), as TRL logs the rewards its advantages come from: raw scores that differ can
+            # all be clipped or penalised to one value, and that group then learns nothing.
+            groups = core.as_groups(r.scores.float(), self.config.num_generations)  # (prompts, G)
             local.update({"reward/group_std": groups.std(-1).mean(),
                           "reward/frac_reward_zero_std": (groups == groups[:, :1]).all(-1).float().mean()})
         keys = sorted(local)
