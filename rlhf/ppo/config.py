@@ -175,7 +175,10 @@ class PPOConfig:
     )
     target_kl: float = field(default=6.0, metadata={"help": "Adaptive KL target, nats per completion (Ziegler: 6)."})
     kl_horizon: int = field(default=10000, metadata={"help": "Adaptive KL horizon, in completions (Ziegler: 10000)."})
-    gamma: float = field(default=1.0, metadata={"help": "GAE discount (N+: 1.0)."})
+    gamma: float = field(
+        default=1.0, metadata={"help": "Discount of GAE and of the REINFORCE++ returns (N+: 1.0; OpenRLHF forces 1.0 "
+                               "for reinforce++_baseline)."}
+    )
     lam: float = field(default=0.95, metadata={"help": "GAE lambda (N+: 0.95)."})
     cliprange: float = field(default=0.2, metadata={"help": "PPO ratio clip epsilon (N+: 0.2)."})
     cliprange_value: float = field(default=0.2, metadata={"help": "Value clip around the rollout values (N+: 0.2)."})

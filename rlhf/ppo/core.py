@@ -243,7 +243,10 @@ def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024, "Back to Basics", eq. 6):
     r_i minus the mean of the other G - 1 rewards of its group, which equals
     G / (G - 1) * (r_i - group mean). An unbiased baseline: r_i's own sample is not in it.
-    Exactly 0 for a group of equal rewards. rewards (b,) -> advantages (b,)"""
+    Exactly 0 for a group of equal rewards. As `compute_advantages` calls it, r_i is the score
+    minus beta * the completion's summed KL (the paper's sequence reward; TRL's RLOOTrainer, and
+    verl's rloo with the KL in the reward); OpenRLHF's rloo takes the baseline of the scores alone
+    and adds the KL per token as a reward-to-go. rewards (b,) -> advantages (b,)"""
     _need_a_group(group_size, "RLOO")
     groups = as_groups(rewards.float(), group_size)
     return (_centered(groups) * (group_size / (group_size - 1))).reshape(-1)
@@ -264,8 +267,12 @@ def discounted_returns(rewards: torch.Tensor, response_mask: torch.Tensor, gamma
 
 def reinforce_pp_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
     """REINFORCE++ (Hu 2025, sec. 3): per-token rewards (score at the last token - beta * KL at
-    every token), their returns, normalised over the whole batch: (G_t - mean) / std. The batch
-    statistics replace the critic's baseline. rewards, response_mask (b, t) -> advantages (b, t)"""
+    every token), their returns, normalised over the batch: (G_t - mean) / std, the std
+    Bessel-corrected with eps inside the sqrt (verl's masked_whiten; OpenRLHF: the biased var,
+    floored at 1e-8). The batch statistics replace the critic's baseline. The batch is this
+    process's `batch_size` completions, as the gae advantages are whitened: with several processes
+    verl and OpenRLHF normalise over all of them at once.
+    rewards, response_mask (b, t) -> advantages (b, t)"""
     return masked_whiten(discounted_returns(rewards, response_mask, gamma), response_mask)
 
 
@@ -294,7 +301,9 @@ def compute_advantages(
       grpo, dr_grpo, rloo   the completion's total reward (score - kl_coef * its KL; kl_coef = 0 when
                             the KL is a loss term) -> group baseline -> the same value on every token
       reinforce++           per-token rewards -> returns -> normalised over the batch
-      reinforce++_baseline  the same, after subtracting each group's mean score (Hu 2025)
+      reinforce++_baseline  the same, after subtracting each group's mean score (Hu 2025; as
+                            OpenRLHF: the KL stays per token. verl subtracts the group mean of the
+                            total reward, KL included, and puts that one value on every token)
 
     scores (b,), kl (b, t), response_mask (b, t), values (b, t) for gae
     -> rewards (b, t) (per-token rewards as shaped, before any whitening), advantages (b, t),
@@ -333,7 +342,10 @@ def aggregate_loss(loss_mat: torch.Tensor, response_mask: torch.Tensor, mode: st
                                (DeepSeekMath's GRPO: 1/G sum_i 1/|o_i| sum_t);
       seq-mean-token-sum-norm  each completion's token sum divided by one constant, `norm_length`
                                (the generation budget), then the mean over completions (Dr. GRPO:
-                               no per-completion length normalisation, so no length bias).
+                               no per-completion length normalisation, so no length bias; TRL's
+                               loss_type="dr_grpo"). verl sums over completions instead of
+                               averaging, and divides by the batch's padded width, so its loss
+                               is b times this and its divisor changes with the longest answer.
 
     `token_count`: what token-mean divides the token sum by, when these rows are one micro-batch of
     a larger optimizer step (see `micro_batch_token_count`); default the rows' own real tokens.
