@@ -148,6 +148,7 @@ def test_every_pair_layout_refuses_an_empty_answer_and_equal_answers(layout, row
     with pytest.raises(DataError) as err:
         load_preferences(path)
     assert (err.value.row, err.value.field) == (2, field) and problem in str(err.value), layout
+    assert "(--skip_bad_rows true skips such rows and counts them)" in str(err.value)  # the way on, named
     kept, bad = load_preferences(path, skip_bad=True)
     assert len(kept) == 1 and [e.row for e in bad] == [2]
 

@@ -556,8 +556,9 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
                 raise DataError(source, n, "ranking", "missing: a row needs 'completions' + 'ranking' (or ratings) "
                                                       "or 'chosen' + 'rejected'")
         except DataError as err:
-            if not skip_bad:
-                raise
+            if not skip_bad:  # published sets hold a few such rows (HH-RLHF repeats some answers): say the way on
+                raise DataError(err.source, err.row, err.field,
+                                f"{err.problem} (--skip_bad_rows true skips such rows and counts them)") from None
             bad.append(err)
     if not out:
         # Every row skipped: the count and the first problem, else the user sees no reason at all.
