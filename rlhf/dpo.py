@@ -120,16 +120,16 @@ def load_pairs(config: DPOStageConfig):
         raise DataError("--data", None, None, "no rankings given: pass --data rankings.jsonl (the labeling app's export) or TRL pairs")
     rankings, bad = load_preferences(config.data, skip_bad=config.skip_bad_rows)
     print_skipped_rows("rlhf dpo", config.data, bad, "metrics.json bad_rows")
-    contradictory = sum(map(ranks_a_text_against_itself, rankings))
+    kept = [r for r in rankings if not ranks_a_text_against_itself(r)]
+    contradictory = len(rankings) - len(kept)
     if contradictory:
         print(f"[rlhf dpo] left out {contradictory} of {len(rankings)} rankings that rank a completion text against "
               "itself (two identical answers in different tiers); metrics.json rankings_dropped_identical")
-    rankings = [r for r in rankings if not ranks_a_text_against_itself(r)]
-    train, held_out = split_by_prompt(rankings, config.eval_fraction, config.seed)
+    train, held_out = split_by_prompt(kept, config.eval_fraction, config.seed)
     train_rows, eval_rows = ranking_to_pairs(train), ranking_to_pairs(held_out)
     if not train_rows:
         raise DataError(config.data, None, "ranking", "no strictly ordered pair to train on: every ranking is a single tie")
-    counts = {"rankings": len(rankings) + contradictory, "bad_rows": len(bad), "rankings_dropped_identical": contradictory,
+    counts = {"rankings": len(rankings), "bad_rows": len(bad), "rankings_dropped_identical": contradictory,
               "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
               "train_prompts": len({r.key for r in train}), "eval_prompts": len({r.key for r in held_out})}
     eval_ds = datasets.Dataset.from_list(eval_rows) if eval_rows else None
