@@ -13,6 +13,8 @@ import random
 import sys
 from pathlib import Path
 
+import torch
+
 WORDS = ["sun", "tree", "river", "stone", "bird", "cloud", "happy", "green", "road", "light", "wind", "blue"]
 CHOSEN = "happy"
 PROMPTS = [f"Tell me something about {w}." for w in WORDS] + [f"Describe the {w}." for w in WORDS]
@@ -88,6 +90,46 @@ def save_tiny_sft(path, steps: int = 60, seed: int = 0) -> Path:
     return path
 
 
+def shards_for_batch_statistics(seed: int = 0):
+    """A batch of 6 rows for the batch-statistics test, cut in two shards of 3 (ragged masks, so the
+    shards hold different token counts): scores (6,), kl, values, response_mask (6, 5)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([5, 2, 4, 1, 3, 5])
+    mask = torch.arange(5)[None, :] < lengths[:, None]
+    scores = torch.randn(6, generator=g) * 3 + 1
+    kl = torch.randn(6, 5, generator=g) * 0.1
+    values = torch.randn(6, 5, generator=g)
+    return scores, kl, values, mask
+
+
+def batch_statistics_worker(rank: int, store: str, out: str) -> None:
+    """One of two gloo processes: the advantages of its half of `shards_for_batch_statistics` with
+    the statistics summed over both (core.AllReduce), saved for the test to compare."""
+    import torch.distributed as dist
+
+    from rlhf.ppo import core
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+
+    def total(t):
+        t = t.clone()
+        dist.all_reduce(t)
+        return t
+
+    rows = slice(3 * rank, 3 * rank + 3)
+    scores, kl, values, mask = (x[rows] for x in shards_for_batch_statistics())
+    result = {}
+    for estimator in ("gae", "reinforce++"):
+        for whiten_rewards in (False, True):
+            _, adv, ret = core.compute_advantages(estimator, scores, kl, mask, 0.05, 1, values, 1.0, 0.95,
+                                                  whiten_rewards, total)
+            result[f"{estimator}/{whiten_rewards}"] = (adv, ret)
+    result["var"] = core.masked_var(kl, mask, all_reduce=total)
+    torch.save(result, Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
 def distributed_main(model_dir: str, output_dir: str, steps: int, estimator: str = "gae") -> None:
     """Run under torchrun: PPO on the tiny SFT model over gloo; rank 0 writes metrics, every rank
     writes a digest of its trained weights for the test to compare, and the prompt index of each
@@ -106,6 +148,15 @@ def distributed_main(model_dir: str, output_dir: str, steps: int, estimator: str
     micro_batches = []
     loss = trainer._loss
     trainer._loss = lambda mb, *a: (micro_batches.append(mb["prompt_index"].tolist()), loss(mb, *a))[1]
+    advantages = []  # per step: this process's masked sum, sum of squares and count of the advantages
+    epochs = trainer._ppo_epochs
+
+    def record(r, adv, returns, policy_on):
+        mask = r.response_mask
+        advantages.append([float(adv[mask].sum()), float((adv[mask] ** 2).sum()), int(mask.sum()), bool(policy_on)])
+        return epochs(r, adv, returns, policy_on)
+
+    trainer._ppo_epochs = record
     history = trainer.train()
     rank = trainer.accelerator.process_index
     weights = {n: p.detach().double() for n, p in trainer.actor_critic.named_parameters()
@@ -113,7 +164,7 @@ def distributed_main(model_dir: str, output_dir: str, steps: int, estimator: str
     digest = {"world": trainer.accelerator.num_processes, "sum": sum(float(w.sum()) for w in weights.values()),
               "abs": sum(float(w.abs().sum()) for w in weights.values()),
               "scores": [h["reward/score"] for h in history], "kl": [h["kl/mean"] for h in history],
-              "micro_batches": micro_batches}
+              "micro_batches": micro_batches, "advantages": advantages}
     torch.save(weights, Path(output_dir) / f"weights_rank{rank}.pt")
     (Path(output_dir) / f"digest_rank{rank}.json").write_text(json.dumps(digest))
 

@@ -14,7 +14,7 @@ import torch
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from ppo_tiny import save_tiny_sft  # noqa: E402
+from ppo_tiny import batch_statistics_worker, save_tiny_sft, shards_for_batch_statistics  # noqa: E402
 
 
 def free_port() -> int:
@@ -24,6 +24,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_batch_statistics_span_every_process(tmp_path):
+    """Whitening (gae, whiten_rewards) and REINFORCE++'s batch normalisation with two processes
+    equal those of one process holding both halves: the statistics are summed over the processes,
+    not taken per shard (a per-shard whiten gives each process its own mean and scale)."""
+    import torch.multiprocessing as mp
+
+    from rlhf.ppo import core
+
+    mp.spawn(batch_statistics_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    shards = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    scores, kl, values, mask = shards_for_batch_statistics()
+    for estimator in ("gae", "reinforce++"):
+        for whiten_rewards in (False, True):
+            key = f"{estimator}/{whiten_rewards}"
+            _, adv, ret = core.compute_advantages(estimator, scores, kl, mask, 0.05, 1, values, 1.0, 0.95,
+                                                  whiten_rewards)
+            got_adv = torch.cat([s[key][0] for s in shards])
+            got_ret = torch.cat([s[key][1] for s in shards])
+            torch.testing.assert_close(got_adv, adv, msg=key)
+            torch.testing.assert_close(got_ret, ret, msg=key)
+            # Per shard the whitened halves would not be: each half would have mean 0 on its own.
+            alone = core.compute_advantages(estimator, scores[:3], kl[:3], mask[:3], 0.05, 1, values[:3], 1.0, 0.95,
+                                            whiten_rewards)[1]
+            assert not torch.allclose(alone, adv[:3], atol=1e-3), key
+    for s in shards:
+        torch.testing.assert_close(s["var"], core.masked_var(kl, mask))
 
 
 @pytest.mark.slow
@@ -54,6 +82,15 @@ def test_two_processes_learn_and_agree(tmp_path, estimator):
     assert len(rows) == 20 and json.loads(rows[-1])["episodes"] == 20 * 8 * 2
     # Each rank trained 20 steps x 2 epochs x 2 minibatches; with grpo (G = 4, 2 prompts per rank
     # and step) every micro-batch is one whole group: 4 rows of the same prompt.
+    # The advantages are whitened over both processes' rollouts together (gae): their mean over
+    # the two is 0 at every step, while each process's own mean is not; and the two processes
+    # took the same decision to update the policy.
+    for step, (a0, a1) in enumerate(zip(digests[0]["advantages"], digests[1]["advantages"])):
+        assert a0[3] == a1[3], f"step {step}: one process updated the policy and the other did not"
+        if estimator == "gae":
+            assert abs((a0[0] + a1[0]) / (a0[2] + a1[2])) < 1e-4, (step, a0, a1)
+    if estimator == "gae":
+        assert max(abs(a[0] / a[2]) for a in digests[0]["advantages"]) > 0.01
     for d in digests:
         assert len(d["micro_batches"]) == 80
         if estimator == "grpo":

@@ -22,9 +22,17 @@ Padding is masked with `torch.where`, never by multiplying: a NaN or inf sitting
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+AllReduce = Callable[[torch.Tensor], torch.Tensor]
+"""Sums a tensor over the processes of a distributed run and returns the sum (every process gets
+the same), e.g. `lambda t: accelerator.reduce(t, reduction="sum")`. The batch statistics that take
+one (whitening, REINFORCE++'s normalisation) are then those of all processes' rollouts together,
+as verl and OpenRLHF compute them, so a run on two processes of batch b normalises as one process
+of batch 2b would. None: this process's batch alone (TRL's PPOTrainer whitens per process)."""
 
 # --- log-probs and entropy -------------------------------------------------------------------
 
@@ -82,32 +90,44 @@ def masked_sum(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> t
     return x.sum() if dim is None else x.sum(dim)
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Mean of x over positions where mask is True (over `dim`, or all). x, mask (b, t)"""
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None,
+                all_reduce: AllReduce | None = None) -> torch.Tensor:
+    """Mean of x over positions where mask is True (over `dim`, or all). x, mask (b, t).
+    With `all_reduce` (and dim None) the mean of every process's positions together."""
+    if all_reduce is not None and dim is None:
+        total = all_reduce(torch.stack([masked_sum(x, mask), mask.to(x.dtype).sum()]))
+        return total[0] / total[1].clamp_min(1.0)
     count = mask.to(x.dtype).sum() if dim is None else mask.to(x.dtype).sum(dim)
     return masked_sum(x, mask, dim) / count.clamp_min(1.0)
 
 
-def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
-    """Variance of x over masked positions (Bessel-corrected by default). x, mask (b, t) -> ()"""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True,
+               all_reduce: AllReduce | None = None) -> torch.Tensor:
+    """Variance of x over masked positions (Bessel-corrected by default); with `all_reduce`, over
+    every process's positions together (two reductions: the mean, then the squared deviations).
+    x, mask (b, t) -> ()"""
+    mean = masked_mean(x, mask, all_reduce=all_reduce)
+    var = masked_mean((x - mean) ** 2, mask, all_reduce=all_reduce)
     if unbiased:
         n = mask.sum().to(x.dtype)
+        if all_reduce is not None:
+            n = all_reduce(n.reshape(1))[0]
         var = var * n / (n - 1).clamp_min(1.0)
     return var
 
 
 def masked_whiten(
-    x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, min_std: float = 0.0, eps: float = 1e-8
+    x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, min_std: float = 0.0, eps: float = 1e-8,
+    all_reduce: AllReduce | None = None,
 ) -> torch.Tensor:
     """(x - mean) / std over masked positions; padding comes back as 0.
 
     `min_std` floors the std (default 0: no floor beyond `eps`). The trainer does not rely on it
     for batches whose rewards are all equal (docs/notes.md#equal-rewards): it skips the policy
     update of such a step instead (`PPOConfig.min_reward_std`). `shift_mean=False` keeps the mean
-    (N+ whitens rewards that way). x, mask (b, t) -> (b, t)"""
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    (N+ whitens rewards that way). `all_reduce` takes the mean and std over every process's
+    batch together (see `AllReduce`). x, mask (b, t) -> (b, t)"""
+    mean, var = masked_mean(x, mask, all_reduce=all_reduce), masked_var(x, mask, all_reduce=all_reduce)
     std = torch.sqrt(var + eps).clamp_min(min_std)
     whitened = (x - mean) / std
     if not shift_mean:
@@ -265,15 +285,15 @@ def discounted_returns(rewards: torch.Tensor, response_mask: torch.Tensor, gamma
     return masked_fill_padding(torch.stack(returns[::-1], dim=1), response_mask)
 
 
-def reinforce_pp_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+def reinforce_pp_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, gamma: float = 1.0,
+                            all_reduce: AllReduce | None = None) -> torch.Tensor:
     """REINFORCE++ (Hu 2025, sec. 3): per-token rewards (score at the last token - beta * KL at
     every token), their returns, normalised over the batch: (G_t - mean) / std, the std
     Bessel-corrected with eps inside the sqrt (verl's masked_whiten; OpenRLHF: the biased var,
     floored at 1e-8). The batch statistics replace the critic's baseline. The batch is this
-    process's `batch_size` completions, as the gae advantages are whitened: with several processes
-    verl and OpenRLHF normalise over all of them at once.
+    process's completions, or with `all_reduce` every process's together (as verl and OpenRLHF).
     rewards, response_mask (b, t) -> advantages (b, t)"""
-    return masked_whiten(discounted_returns(rewards, response_mask, gamma), response_mask)
+    return masked_whiten(discounted_returns(rewards, response_mask, gamma), response_mask, all_reduce=all_reduce)
 
 
 def outcome_advantages(estimator: str, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -293,6 +313,7 @@ def compute_advantages(
     gamma: float = 1.0,
     lam: float = 0.95,
     whiten_rewards: bool = False,
+    all_reduce: AllReduce | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The advantage step of every estimator, from the scores and per-token KL.
 
@@ -305,6 +326,10 @@ def compute_advantages(
                             OpenRLHF: the KL stays per token. verl subtracts the group mean of the
                             total reward, KL included, and puts that one value on every token)
 
+    The batch statistics (gae's whitening, REINFORCE++'s normalisation) are over this process's
+    rows, or every process's with `all_reduce`; the group estimators need none (a group is whole
+    on one process).
+
     scores (b,), kl (b, t), response_mask (b, t), values (b, t) for gae
     -> rewards (b, t) (per-token rewards as shaped, before any whitening), advantages (b, t),
        returns (b, t) (the critic's targets for gae; equal to the advantages otherwise)"""
@@ -316,11 +341,12 @@ def compute_advantages(
     if estimator == "gae":
         if values is None:
             raise ValueError("advantage_estimator='gae' needs the critic's values")
-        shaped = masked_whiten(rewards, response_mask, shift_mean=False) if whiten_rewards else rewards
+        shaped = masked_whiten(rewards, response_mask, shift_mean=False, all_reduce=all_reduce) \
+            if whiten_rewards else rewards
         advantages, returns = gae(shaped, values, response_mask, gamma, lam)
-        return rewards, masked_whiten(advantages, response_mask), returns
+        return rewards, masked_whiten(advantages, response_mask, all_reduce=all_reduce), returns
     if estimator.startswith("reinforce++"):
-        advantages = reinforce_pp_advantages(rewards, response_mask, gamma)
+        advantages = reinforce_pp_advantages(rewards, response_mask, gamma, all_reduce)
         return rewards, advantages, advantages
     per_completion = outcome_advantages(estimator, masked_sum(rewards, response_mask, dim=1), group_size)
     advantages = masked_fill_padding(per_completion.unsqueeze(1).expand_as(rewards), response_mask)

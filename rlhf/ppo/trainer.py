@@ -204,8 +204,11 @@ class PPOTrainer:
         kl = core.masked_fill_padding(core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator), r.response_mask)
         rewards, advantages, returns = core.compute_advantages(
             cfg.advantage_estimator, r.scores.to(kl.device), kl, r.response_mask, self.reward_kl_coef,
-            cfg.num_generations, r.values, cfg.gamma, cfg.lam, cfg.whiten_rewards)
-        signal_std = rewards.sum(1).std(unbiased=False)  # spread of the total reward per completion
+            cfg.num_generations, r.values, cfg.gamma, cfg.lam, cfg.whiten_rewards, self._sum_over_processes)
+        # The spread of the total reward per completion over every process's completions: each
+        # process then decides alike whether this step updates the policy, and the step means what
+        # it would on one process with the whole batch.
+        signal_std = self._all_processes(rewards.sum(1)).std(unbiased=False)
         self._check_finite("advantages", advantages)
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
         # equal, KL ~ 0), the advantages are noise (the critic's, or the KL's under batch
@@ -440,6 +443,20 @@ class PPOTrainer:
         lr = self.lr * max(0.0, 1.0 - self.step_count / self.config.steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+
+    @property
+    def _sum_over_processes(self) -> core.AllReduce | None:
+        """`core.AllReduce` for the batch statistics when several processes train, else None."""
+        if self.accelerator.num_processes == 1:
+            return None
+        device = self.accelerator.device
+        return lambda t: self.accelerator.reduce(t.to(device), reduction="sum").to(t.device)
+
+    def _all_processes(self, values: torch.Tensor) -> torch.Tensor:
+        """(b,) on each process -> (b * processes,): every process's values, on this device."""
+        if self.accelerator.num_processes == 1:
+            return values
+        return self.accelerator.gather(values.to(self.accelerator.device)).to(values.device)
 
     def _check_finite(self, name: str, value: torch.Tensor, hint: str = "") -> None:
         """Stop on NaN/inf, on every process at once (one process raising alone would leave the
