@@ -90,8 +90,35 @@ def test_kl_estimators_by_hand():
     expected = [math.exp(-0.5) - 0.5, math.e - 2.0]
     assert core.kl_per_token(logp, ref, "k3").tolist()[0] == pytest.approx(expected, rel=1e-6)
     assert (core.kl_per_token(torch.randn(50), torch.randn(50), "k3") >= 0).all()
-    with pytest.raises(ValueError, match="k2"):
-        core.kl_per_token(logp, ref, "k2")
+    # k2 = (logp - ref)^2 / 2 = [0.125, 0.5]
+    assert core.kl_per_token(logp, ref, "k2").tolist()[0] == pytest.approx([0.125, 0.5])
+    with pytest.raises(ValueError, match="k4.*k1, k2, k3"):
+        core.kl_per_token(logp, ref, "k4")
+
+
+def test_k2_as_a_loss_has_the_gradient_of_the_kl_and_k3_does_not():
+    """Tokens sampled from p = softmax(theta), the KL loss averaged over them: its gradient in
+    theta is, for k2, the gradient of KL(p || q) itself (Tang & Munos 2025); for k3, that of
+    KL(q || p), a different direction when p and q differ."""
+    torch.manual_seed(0)
+    theta = torch.tensor([0.5, 0.0, -0.5], requires_grad=True)
+    logq = torch.log(torch.tensor([0.1, 0.3, 0.6]))
+
+    def exact(kind):
+        p = torch.softmax(theta, 0)
+        kl = (p * (p.log() - logq)).sum() if kind == "pq" else (logq.exp() * (logq - p.log())).sum()
+        return torch.autograd.grad(kl, theta)[0]
+
+    tokens = torch.multinomial(torch.softmax(theta, 0).detach(), 400_000, replacement=True)
+    mask = torch.ones(1, tokens.numel(), dtype=torch.bool)
+    grads = {}
+    for estimator in ("k2", "k3"):
+        logp = torch.log_softmax(theta, 0)[tokens][None]
+        loss = core.kl_loss(logp, logq[tokens][None], mask, estimator=estimator)
+        grads[estimator] = torch.autograd.grad(loss, theta)[0]
+    torch.testing.assert_close(grads["k2"], exact("pq"), atol=5e-3, rtol=0)
+    torch.testing.assert_close(grads["k3"], exact("qp"), atol=5e-3, rtol=0)
+    assert (exact("pq") - exact("qp")).abs().max() > 0.05  # the two really differ here
 
 
 def test_k3_is_clamped_so_a_far_off_token_stays_finite_and_gives_no_gradient():
@@ -194,6 +221,24 @@ def test_policy_loss_clipping_by_hand():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert stats["clipfrac"].item() == pytest.approx(2 / 3)
     assert stats["approx_kl"].item() == pytest.approx(0.5 * (0.25 + 0.25 + 0.01) / 3, rel=1e-5)
+
+
+def test_dual_clip_caps_the_loss_of_a_negative_advantage_by_hand():
+    # ratios e^ln5 = 5, 2, 5; A = -1, -1, +1; cliprange 0.2, dual_clip 3.
+    # token 0: max(5, 1.2) = 5 > cap -A*3 = 3 -> 3, no gradient (the dual clip);
+    # token 1: max(2, 1.2) = 2 < 3 -> 2, gradient -A*ratio = 2; token 2 (A > 0): max(-5, -1.2) = -1.2.
+    new = torch.tensor([[math.log(5.0), math.log(2.0), math.log(5.0)]], requires_grad=True)
+    old, adv = torch.zeros(1, 3), t([[-1.0, -1.0, 1.0]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    loss, stats = core.policy_loss(new, old, adv, mask, cliprange=0.2, dual_clip=3.0)
+    assert loss.item() == pytest.approx((3.0 + 2.0 - 1.2) / 3, rel=1e-5)
+    assert stats["dual_clipfrac"].item() == pytest.approx(1 / 3)
+    loss.backward()
+    assert new.grad.tolist()[0] == pytest.approx([0.0, 2.0 / 3, 0.0], abs=1e-6)
+    plain, plain_stats = core.policy_loss(new.detach(), old, adv, mask, cliprange=0.2)
+    assert plain.item() == pytest.approx((5.0 + 2.0 - 1.2) / 3, rel=1e-5) and "dual_clipfrac" not in plain_stats
+    with pytest.raises(ValueError, match="dual_clip must be > 1"):
+        core.policy_loss(new, old, adv, mask, dual_clip=1.0)
 
 
 def test_policy_loss_gradient_is_advantage_weighted_and_masked():

@@ -44,6 +44,10 @@ def test_config_errors_name_the_fix():
     with pytest.raises(ValueError, match="is not one of"):
         PPOConfig(advantage_estimator="ppo")
     PPOConfig(advantage_estimator="reinforce++")  # batch-normalised: G = 1 is allowed
+    with pytest.raises(ValueError, match="dual_clip=0.5 must be > 1"):
+        PPOConfig(dual_clip=0.5)
+    with pytest.raises(ValueError, match="kl_loss_estimator='k5' is not one of"):
+        PPOConfig(kl_loss_estimator="k5")
 
 
 def test_default_micro_batches_hold_at_most_8_completions_and_whole_groups():
@@ -174,6 +178,24 @@ def test_equal_rewards_give_zero_advantages_and_no_update(tiny_model_dir, tmp_pa
     assert metrics["reward/frac_reward_zero_std"] == 1.0 and metrics["reward/group_std"] == 0.0
     assert metrics["ppo/policy_updated"] == 0.0
     assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
+
+
+def test_dual_clip_and_kl_loss_estimator_reach_the_step(tiny_model_dir, tmp_path, monkeypatch):
+    """The config's kl_loss_estimator is the estimator of the KL loss term, and dual_clip reaches
+    the policy loss (its share of capped tokens is logged as ppo/dual_clipfrac)."""
+    from rlhf.ppo import core
+
+    seen = []
+    kl_loss = core.kl_loss
+    monkeypatch.setattr(core, "kl_loss", lambda *a, **k: (seen.append(a[5] if len(a) > 5 else k.get("estimator")),
+                                                         kl_loss(*a, **k))[1])
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, kl_loss_estimator="k2", dual_clip=3.0),
+                         reward_fn=length_reward, prompts=PROMPTS)
+    metrics = trainer.step()
+    assert seen and set(seen) == {"k2"}
+    assert 0.0 <= metrics["ppo/dual_clipfrac"] <= 1.0
+    assert "ppo/dual_clipfrac" not in PPOTrainer(tiny_config(tmp_path / "b", tiny_model_dir), reward_fn=length_reward,
+                                                 prompts=PROMPTS).step()
 
 
 def test_group_metrics_read_the_scores_the_estimator_trains_on(tiny_model_dir, tmp_path):

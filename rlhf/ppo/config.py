@@ -93,7 +93,7 @@ class PPOConfig:
     )
     use_kl_loss: Optional[bool] = field(
         default=None,
-        metadata={"help": "Put the KL to the reference in the loss (k3 estimator, weight kl_loss_coef; GRPO) instead of "
+        metadata={"help": "Put the KL to the reference in the loss (kl_loss_estimator, weight kl_loss_coef; GRPO) instead of "
                   "in the reward (weight kl_coef; PPO, RLOO, REINFORCE++). None = the estimator's paper: True for "
                   "grpo and dr_grpo, False otherwise (verl's and OpenRLHF's name)."},
     )
@@ -166,9 +166,14 @@ class PPOConfig:
                   "clips actor and critic separately): a large value loss must not shrink the policy's step."},
     )
     kl_coef: float = field(default=0.05, metadata={"help": "beta, the KL penalty per token (N+: 0.05; InstructGPT: 0.02)."})
-    kl_estimator: Literal["k1", "k3"] = field(
-        default="k1", metadata={"help": "Per-token KL estimate in the reward and kl/mean: k1 = log p - log q (N+), k3 = "
-                              "never negative, at most 10 per token (verl's clamp). The KL loss term is always k3."}
+    kl_estimator: Literal["k1", "k2", "k3"] = field(
+        default="k1", metadata={"help": "Per-token KL estimate in the reward and kl/mean: k1 = log p - log q (N+), k2 = "
+                              "(log p - log q)^2 / 2, k3 = never negative, at most 10 per token (verl's clamp)."}
+    )
+    kl_loss_estimator: Literal["k1", "k2", "k3"] = field(
+        default="k3", metadata={"help": "The KL estimator of the loss term when use_kl_loss: k3 (DeepSeekMath GRPO, "
+                                "verl's low_var_kl) or k2, whose gradient is that of KL(policy || reference) itself "
+                                "(Tang & Munos 2025; verl's 'mse'). k1 as a loss has zero gradient in expectation."}
     )
     adaptive_kl: bool = field(
         default=False, metadata={"help": "Adapt beta toward target_kl (Ziegler et al. 2019) instead of keeping it fixed."}
@@ -181,6 +186,12 @@ class PPOConfig:
     )
     lam: float = field(default=0.95, metadata={"help": "GAE lambda (N+: 0.95)."})
     cliprange: float = field(default=0.2, metadata={"help": "PPO ratio clip epsilon (N+: 0.2)."})
+    dual_clip: Optional[float] = field(
+        default=None,
+        metadata={"help": "Dual-clip PPO (Ye et al. 2020): cap the loss of a token with a negative advantage at -A * "
+                  "dual_clip, so a ratio far above 1 cannot dominate the step (> 1; OpenRLHF's --dual_clip, verl's "
+                  "clip_ratio_c = 3.0). None = off (TRL, N+)."},
+    )
     cliprange_value: float = field(default=0.2, metadata={"help": "Value clip around the rollout values (N+: 0.2)."})
     vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss (N+: 0.1)."})
     whiten_rewards: bool = field(default=False, metadata={"help": "Whiten rewards before GAE, keeping their mean (N+: off)."})
@@ -276,6 +287,12 @@ class PPOConfig:
         elif self.generation_batch_size and self.generation_batch_size % g:
             problems.append(f"generation_batch_size={self.generation_batch_size} must be a multiple of "
                             f"num_generations={g} (a group is generated in one call, sharing its prompt)")
+        if self.dual_clip is not None and self.dual_clip <= 1.0:
+            problems.append(f"dual_clip={self.dual_clip} must be > 1 (the loss of a negative advantage is capped at "
+                            "-A * dual_clip; verl uses 3.0), or None for off")
+        for name in ("kl_estimator", "kl_loss_estimator"):
+            if getattr(self, name) not in ("k1", "k2", "k3"):
+                problems.append(f"{name}={getattr(self, name)!r} is not one of k1, k2, k3")
         if self.loss_agg_mode is not None and self.loss_agg_mode not in LOSS_AGG_MODES:
             problems.append(f"loss_agg_mode={self.loss_agg_mode!r} is not one of {', '.join(LOSS_AGG_MODES)}")
         if est != "gae" and (self.critic != "auto" or self.value_warmup_steps):

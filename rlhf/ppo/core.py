@@ -6,7 +6,7 @@ Read top to bottom against the papers:
   - Huang et al. 2024, "The N+ Implementation Details of RLHF with PPO" (N+): score only at the last
     real token, whitened advantages, clipped value loss, gamma = 1, lambda = 0.95.
   - Ziegler et al. 2019, "Fine-Tuning Language Models from Human Preferences": the adaptive KL controller.
-  - Schulman, "Approximating KL divergence" (2020): the k1 and k3 estimators.
+  - Schulman, "Approximating KL divergence" (2020): the k1, k2 and k3 estimators.
   - Critic-free estimators (a group of G completions per prompt, no value model):
     Shao et al. 2024 (DeepSeekMath, GRPO); Liu et al. 2025, "Understanding R1-Zero-like Training"
     (Dr. GRPO); Ahmadian et al. 2024, "Back to Basics" (RLOO); Hu 2025, "REINFORCE++".
@@ -138,6 +138,7 @@ def masked_whiten(
 # --- KL and rewards --------------------------------------------------------------------------
 
 
+KL_ESTIMATORS = ("k1", "k2", "k3")
 K3_LOG_RATIO_CLAMP = 20.0  # |log(q/p)| fed to exp(): e^20 ~ 4.9e8, finite in float32 and bf16
 K3_CLAMP = 10.0  # the largest k3 a token counts for (verl's low_var_kl); reached at log(q/p) ~ 2.6
 
@@ -147,6 +148,10 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
 
     k1 = log p - log q: unbiased, can be negative per token (InstructGPT, N+). Not clamped (as
     verl's "kl"; OpenRLHF clamps every estimator to [-10, 10]).
+    k2 = (log p - log q)^2 / 2: biased, never negative, low variance (Schulman 2020; verl's "mse").
+    As a loss term (`kl_loss`) its gradient is, in expectation over tokens sampled from p, the
+    gradient of KL(p || q) itself, which k3's is not (it follows KL(q || p)): Tang & Munos 2025,
+    "On a few pitfalls in KL divergence gradient estimation for RL".
     k3 = (q/p - 1) - log(q/p): unbiased and never negative, lower variance (Schulman 2020).
     Clamped as verl's low_var_kl: log(q/p) to [-20, 20] before the exponential, then k3 to at
     most K3_CLAMP. Unclamped, a token the policy has made far less likely than the reference
@@ -157,10 +162,12 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     log_ratio = logprobs - ref_logprobs
     if estimator == "k1":
         return log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio.square()
     if estimator == "k3":
         ref_over_policy = (-log_ratio).clamp(-K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)  # log(q/p)
         return (torch.expm1(ref_over_policy) - ref_over_policy).clamp(max=K3_CLAMP)
-    raise ValueError(f"unknown KL estimator {estimator!r} (use 'k1' or 'k3')")
+    raise ValueError(f"unknown KL estimator {estimator!r} (use one of {', '.join(KL_ESTIMATORS)})")
 
 
 def last_token_index(response_mask: torch.Tensor) -> torch.Tensor:
@@ -407,10 +414,17 @@ def policy_loss(
     loss_agg_mode: str = "token-mean",
     norm_length: float | None = None,
     token_count: float | torch.Tensor | None = None,
+    dual_clip: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, as a loss to minimise (Schulman et al. 2017):
 
         loss = agg(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
+
+    With `dual_clip` = c > 1 (dual-clip PPO, Ye et al. 2020, "Mastering Complex Control in MOBA
+    Games with Deep RL"; OpenRLHF's `--dual_clip`, verl's `clip_ratio_c`), a token with A < 0 costs
+    at most -A * c: otherwise its loss grows without bound with the ratio (a token the policy now
+    makes far likelier than when it was sampled), and a few such tokens can outweigh the batch.
+    The capped tokens give no gradient. None (TRL, N+) leaves the ratio unbounded there.
 
     `agg` is `aggregate_loss` (token-mean by default, over `token_count` tokens when given). Padding of every input is
     replaced by 0 first, so a NaN there reaches neither the loss nor its gradient.
@@ -423,13 +437,23 @@ def policy_loss(
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = aggregate_loss(torch.maximum(unclipped, clipped), response_mask, loss_agg_mode, norm_length, token_count)
+    per_token = torch.maximum(unclipped, clipped)
+    if dual_clip is not None:
+        if dual_clip <= 1.0:
+            raise ValueError(f"dual_clip must be > 1 (it caps the loss of a negative advantage at -A * dual_clip); "
+                             f"got {dual_clip}")
+        cap = -advantages * dual_clip
+        capped = (advantages < 0) & (per_token > cap)
+        per_token = torch.where(advantages < 0, torch.minimum(per_token, cap), per_token)
+    loss = aggregate_loss(per_token, response_mask, loss_agg_mode, norm_length, token_count)
     with torch.no_grad():
         stats = {
             "clipfrac": masked_mean((clipped > unclipped).float(), response_mask),
             "approx_kl": 0.5 * masked_mean(log_ratio**2, response_mask),
             "ratio": masked_mean(ratio, response_mask),
         }
+        if dual_clip is not None:
+            stats["dual_clipfrac"] = masked_mean(capped.float(), response_mask)
     return loss, stats
 
 
@@ -437,8 +461,9 @@ def kl_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, response_mask: t
             loss_agg_mode: str = "token-mean", norm_length: float | None = None,
             estimator: str = "k3", token_count: float | torch.Tensor | None = None) -> torch.Tensor:
     """KL(policy || reference) as a loss term instead of a reward penalty (GRPO, DeepSeekMath
-    eq. 3-4: the k3 estimator, unbiased and never negative, clamped per token as verl clamps it:
-    see `kl_per_token`), aggregated like the policy loss.
+    eq. 3-4: the k3 estimator by default, unbiased and never negative, clamped per token as verl
+    clamps it; k2 gives the gradient of the KL itself: see `kl_per_token`), aggregated like the
+    policy loss.
     Its gradient reaches the policy directly rather than through the advantages.
     (b, t) each -> ()"""
     logprobs, ref_logprobs = masked_fill_padding(logprobs, response_mask), masked_fill_padding(ref_logprobs, response_mask)

@@ -402,7 +402,7 @@ class PPOTrainer:
         mask = mb["response_mask"]
         logprobs, entropy = core.logprobs_and_entropy(logits, mb["response_ids"], cfg.temperature)
         pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange,
-                                             self.loss_agg_mode, cfg.max_new_tokens, token_count)
+                                             self.loss_agg_mode, cfg.max_new_tokens, token_count, cfg.dual_clip)
         self._check_finite("policy_loss", pg_loss)
         # During value warm-up the policy term stays in the graph with weight 0, so every process
         # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
@@ -410,7 +410,8 @@ class PPOTrainer:
         loss = policy_weight * pg_loss
         stats = {"policy_loss": pg_loss.item(), "entropy": core.masked_mean(entropy, mask).item(),
                  "approx_kl": pg_stats["approx_kl"].item(), "clipfrac": pg_stats["clipfrac"].item(),
-                 "ratio": pg_stats["ratio"].item()}
+                 "ratio": pg_stats["ratio"].item(),
+                 **({"dual_clipfrac": pg_stats["dual_clipfrac"].item()} if "dual_clipfrac" in pg_stats else {})}
         if values is not None:
             vf_loss, vf_stats = core.value_loss(values.float(), mb["values"], mb["returns"], mask, cfg.cliprange_value,
                                                 token_count)
@@ -419,7 +420,7 @@ class PPOTrainer:
             stats.update(value_loss=vf_loss.item(), value_clipfrac=vf_stats["clipfrac"].item())
         if self.use_kl_loss:
             kl_term = core.kl_loss(logprobs, mb["ref_logprobs"], mask, self.loss_agg_mode, cfg.max_new_tokens,
-                                   token_count=token_count)
+                                   cfg.kl_loss_estimator, token_count)
             self._check_finite("kl_loss", kl_term)
             loss = loss + policy_weight * cfg.kl_loss_coef * kl_term
             stats["kl_loss"] = kl_term.item()
