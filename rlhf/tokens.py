@@ -21,10 +21,27 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Sequence
 
 # Private-use characters mark where message content sits in the rendered template.
 _MARKER_CANDIDATES = [chr(c) for c in range(0xE000, 0xE100)]
+
+# Ids of the text segments `_encode_marked` has tokenized, while `_same_segments` is open: the
+# prefixes of one conversation share all but their last segments.
+_SEGMENTS: ContextVar[dict | None] = ContextVar("rlhf_tokens_segments", default=None)
+
+
+@contextmanager
+def _same_segments() -> Iterator[None]:
+    """Within the block, a text segment between two special tokens is tokenized once: encoding
+    every prefix of an n-turn conversation then tokenizes O(n) segments, not O(n^2). Same ids."""
+    token = _SEGMENTS.set({})
+    try:
+        yield
+    finally:
+        _SEGMENTS.reset(token)
 
 
 def special_token_texts(tokenizer) -> list[str]:
@@ -38,6 +55,9 @@ def special_token_texts(tokenizer) -> list[str]:
 def encode_text(tokenizer, text: str) -> list[int]:
     """Token ids of plain `text`, special-token characters included as ordinary text; no BOS/EOS added."""
     return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+_encode_text = encode_text
 
 
 def encode_chat(tokenizer, messages: Sequence[dict], add_generation_prompt: bool = False) -> list[int]:
@@ -86,6 +106,15 @@ def _encode_marked(tokenizer, marked: str, open_: str, close: str) -> list[int]:
     (as the tokenizer does itself), so merges at content edges match plain tokenization."""
     specials = special_token_texts(tokenizer)
     pattern = re.compile("|".join(re.escape(s) for s in specials)) if specials else None
+    seen = _SEGMENTS.get()
+
+    def encode_text(tokenizer, text):  # this module's, through the segment cache when one is open
+        if seen is None:
+            return _encode_text(tokenizer, text)
+        if text not in seen:
+            seen[text] = _encode_text(tokenizer, text)
+        return seen[text]
+
     ids: list[int] = []
     text, inside = "", False
     for part in re.split(f"({re.escape(open_)}|{re.escape(close)})", marked):
@@ -128,18 +157,19 @@ def encode_assistant_turns(tokenizer, messages: Sequence[dict]) -> tuple[list[in
     reasoning) breaks that, and so does a turn with no message before it (a template cannot render
     an empty prompt). Such turns are counted, not guessed at."""
     messages = list(messages)
-    full, last_start = encode_prompt_completion(tokenizer, messages[:-1], messages[-1:])
-    spans, unlocated = [], 0
-    for k, message in enumerate(messages[:-1]):
-        if message["role"] != "assistant":
-            continue
-        if k == 0:
-            unlocated += 1
-            continue
-        ids, start = encode_prompt_completion(tokenizer, messages[:k], [message])
-        if full[:len(ids)] != ids or start >= len(ids):
-            unlocated += 1
-            continue
-        spans.append((start, len(ids)))
+    with _same_segments():
+        full, last_start = encode_prompt_completion(tokenizer, messages[:-1], messages[-1:])
+        spans, unlocated = [], 0
+        for k, message in enumerate(messages[:-1]):
+            if message["role"] != "assistant":
+                continue
+            if k == 0:
+                unlocated += 1
+                continue
+            ids, start = encode_prompt_completion(tokenizer, messages[:k], [message])
+            if full[:len(ids)] != ids or start >= len(ids):
+                unlocated += 1
+                continue
+            spans.append((start, len(ids)))
     spans.append((last_start, len(full)))
     return full, spans, unlocated
