@@ -145,6 +145,20 @@ def encode_prompt_completion(tokenizer, prompt: Sequence[dict], completion: Sequ
     return full, shared
 
 
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Ids of the special tokens the chat template writes after an assistant message's text, before
+    anything else (ChatML's `<|im_end|>`, Llama-3's `<|eot_id|>`, Gemma's `<end_of_turn>`): where a
+    model trained on the template ends its answer. [] when the template ends a turn with plain text.
+
+    The tokenizer's EOS is often another token (Qwen2.5 base: `<|endoftext|>`, a ChatML template), so
+    generation that stops only at EOS runs past the end of the turn into a made-up next one."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items()
+                                                if t.special}
+    ids, start = encode_prompt_completion(tokenizer, [{"role": "user", "content": "Hi"}],
+                                          [{"role": "assistant", "content": "Hi"}])
+    return next(([i] for i in ids[start:] if i in special), [])
+
+
 def encode_assistant_turns(tokenizer, messages: Sequence[dict]) -> tuple[list[int], list[tuple[int, int]], int]:
     """(ids of the whole conversation, spans, turns not located) for a conversation whose last
     message is the assistant's: `spans` are the `(start, end)` of every assistant turn located in
