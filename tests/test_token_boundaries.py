@@ -60,3 +60,27 @@ def test_sft_learns_the_answer_after_the_generation_prompt(tokenizer):
     assert counts["answer_cut"] == 0
     _, counts = fit_rows(tokenizer, datasets.Dataset.from_list(rows), len(row["input_ids"]) - 1, "right", "demos")
     assert counts["answer_cut"] == 1
+
+
+def test_one_bos_when_the_template_writes_it_and_the_tokenizer_would_add_it(tokenizer):
+    """Llama-3 style (transformers/vLLM double-BOS reports): the template writes BOS and the tokenizer
+    adds one on every call. Every stage's ids hold it once: chat text is never encoded with
+    add_special_tokens."""
+    import copy
+
+    from rlhf.dpo import tokenize_pairs
+    from rlhf.generation import encode_prompt
+    from rlhf.reward.model import encode
+
+    tok = copy.deepcopy(tokenizer)
+    tok.add_special_tokens({"bos_token": "<|begin_of_text|>"})
+    tok.add_bos_token = True
+    tok.chat_template = "{{ bos_token }}" + tokenizer.chat_template
+    bos = tok.bos_token_id
+    assert tok("Hi")["input_ids"][0] == bos  # the tokenizer does add it
+    prompt, answer = [{"role": "user", "content": "Hi"}], _answer("Yo")
+    pair = tokenize_pairs(datasets.Dataset.from_list([{"prompt": prompt, "chosen": answer,
+                                                       "rejected": _answer("No")}]), tok)[0]
+    for ids in (encode_prompt(tok, prompt), encode_prompt_completion(tok, prompt, answer)[0],
+                encode(tok, ["Hi"], ["Yo"], 512)[0], pair["prompt_ids"] + pair["chosen_ids"]):
+        assert ids[0] == bos and ids.count(bos) == 1
