@@ -140,12 +140,12 @@ def length_report(tokenizer, rows, max_length: int) -> dict:
     """How many training pairs TRL's DPOTrainer will cut at `max_length` (it keeps the start, so
     the answers lose their end) and how many leave no answer token at all (the prompt alone fills
     max_length). Printed and written to metrics.json (`data_loss`): nothing is cut unseen."""
-    from rlhf.data.conversation import render_ids
+    from rlhf.tokens import encode_prompt_completion
 
     cut = no_answer = 0
     for row in rows:
-        prompt_len = len(render_ids(tokenizer, row["prompt"]))
-        longest = max(len(render_ids(tokenizer, row["prompt"], row[k][0]["content"])) for k in ("chosen", "rejected"))
+        encoded = [encode_prompt_completion(tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
+        prompt_len, longest = encoded[0][1], max(len(ids) for ids, _ in encoded)  # as tokenize_pairs encodes them
         cut += longest > max_length
         no_answer += prompt_len >= max_length
     report = {"stage": "dpo", "max_length": max_length, "pairs": len(rows), "pairs_cut": cut,

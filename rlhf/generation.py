@@ -40,8 +40,12 @@ def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:
-    """Every id that ends an answer: the tokenizer's EOS plus the model's generation-config EOS(es)."""
-    ids = {tokenizer.eos_token_id}
+    """Every id that ends an answer: the tokenizer's EOS, the model's generation-config EOS(es), and the
+    end-of-turn token the chat template writes after an answer (`rlhf.tokens.end_of_turn_ids`), which
+    can be none of those (a ChatML template on a tokenizer whose EOS is `<|endoftext|>`)."""
+    from rlhf.tokens import end_of_turn_ids
+
+    ids = {tokenizer.eos_token_id, *end_of_turn_ids(tokenizer)}
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if isinstance(configured, int):
         ids.add(configured)

@@ -204,8 +204,12 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
     DataError names the longest prompt and the max_length that would fit it.
     Returns (rows kept, counts)."""
     from rlhf.data import DataError
-    from rlhf.data.conversation import fewest_turns_to_fit, render_ids
-    from rlhf.tokens import encode_chat
+    from rlhf.data.conversation import fewest_turns_to_fit
+    from rlhf.tokens import encode_chat, encode_prompt_completion
+
+    def measure(prompt, completion) -> tuple[int, int]:  # (row, prompt) tokens as tokenize_demonstrations encodes them
+        ids, prompt_len = encode_prompt_completion(tokenizer, prompt, completion)
+        return len(ids), prompt_len
 
     if truncation_side not in ("left", "right"):
         raise ValueError(f"--truncation_side must be 'left' or 'right', got {truncation_side!r}")
@@ -213,13 +217,14 @@ def fit_rows(tokenizer, ds, max_length: int, truncation_side: str, source: str):
     longest = (0, -1, 0)  # (prompt tokens, row index, full tokens)
     for i, row in enumerate(ds):
         prompt, completion = row["prompt"], row["completion"]
-        full = len(encode_chat(tokenizer, prompt + completion))
+        full, prompt_len = measure(prompt, completion)
         if truncation_side == "left" and full > max_length:
+            # the search measures the conversation in one piece (one render per step); a token merged
+            # across the answer's start can leave the row one token over, which is counted below
             turns, prompt = fewest_turns_to_fit(
                 prompt, lambda shorter: len(encode_chat(tokenizer, shorter + completion)) <= max_length)
-            full = len(encode_chat(tokenizer, prompt + completion))
+            full, prompt_len = measure(prompt, completion)
             counts["prompt_turns_dropped"] += turns > 0
-        prompt_len = len(render_ids(tokenizer, prompt))
         longest = max(longest, (prompt_len, i, full))
         if prompt_len >= max_length:
             counts["dropped_no_answer"] += 1

@@ -135,14 +135,64 @@ def _encode_marked(tokenizer, marked: str, open_: str, close: str) -> list[int]:
 
 
 def encode_prompt_completion(tokenizer, prompt: Sequence[dict], completion: Sequence[dict]) -> tuple[list[int], int]:
-    """(ids of prompt + completion, prompt_len): the completion's tokens are ids[prompt_len:].
+    """(ids of prompt + completion, prompt_len): ids[:prompt_len] are exactly the ids of the prompt
+    alone with the generation prompt (what generation continues: sampling, PPO), and the
+    completion's tokens ids[prompt_len:] are its text tokenized from there on.
 
-    prompt_len is where the ids of the prompt alone (with the generation prompt) and of the whole
-    conversation part, as TRL's SFT and DPO trainers split them."""
+    Tokenizing the whole conversation in one piece can merge a token across the boundary: SmolLM2's
+    "assistant\n" followed by an answer starting "  two" gives one "\n " token, so the prompt's ids
+    are not a prefix of the whole (TRL's "Mismatch between tokenized prompt and the start of
+    tokenized prompt+completion"). Split where the ids part, the answer would then start with a
+    token the policy never sees after its prompt. Here the completion is tokenized after the
+    prompt instead, as a sampled answer is. Only when the template renders the prompt differently
+    inside the conversation (not a text prefix) is the split where the two ids part, as TRL's."""
+    full, alone, shared = _split_where_ids_part(tokenizer, prompt, completion)
+    if shared == len(alone):
+        return full, shared
+    rest = _completion_after_prompt(tokenizer, list(prompt), list(completion))
+    return (alone + rest, len(alone)) if rest is not None else (full, shared)
+
+
+def _split_where_ids_part(tokenizer, prompt, completion) -> tuple[list[int], list[int], int]:
+    """(ids of the whole conversation in one piece, ids of the prompt alone with the generation
+    prompt, where the two part)."""
     full = encode_chat(tokenizer, list(prompt) + list(completion))
     alone = encode_chat(tokenizer, prompt, add_generation_prompt=True)
     shared = next((i for i, (a, b) in enumerate(zip(alone, full)) if a != b), min(len(alone), len(full)))
-    return full, shared
+    return full, alone, shared
+
+
+def _completion_after_prompt(tokenizer, prompt: list[dict], completion: list[dict]) -> list[int] | None:
+    """Ids of the conversation's rendering after the prompt's (with the generation prompt), message
+    text kept as text, or None when the prompt's rendering is not a prefix of the conversation's."""
+    messages = prompt + completion
+    plain_full, plain_prompt = _render(tokenizer, messages, False), _render(tokenizer, prompt, True)
+    if not plain_full.startswith(plain_prompt):
+        return None
+    open_, close = _markers(plain_full + plain_prompt, messages)
+    for transform in (lambda s: s, str.strip):
+        wrapped = [{**m, "content": open_ + transform(m["content"]) + close} for m in messages]
+        marked_full = _render(tokenizer, wrapped, False)
+        marked_prompt = _render(tokenizer, wrapped[:len(prompt)], True)
+        unmark = lambda s: s.replace(open_, "").replace(close, "")  # noqa: E731
+        if unmark(marked_full) == plain_full and unmark(marked_prompt) == plain_prompt \
+                and marked_full.startswith(marked_prompt):
+            return _encode_marked(tokenizer, marked_full[len(marked_prompt):], open_, close)
+    return None
+
+
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Ids of the special tokens the chat template writes after an assistant message's text, before
+    anything else (ChatML's `<|im_end|>`, Llama-3's `<|eot_id|>`, Gemma's `<end_of_turn>`): where a
+    model trained on the template ends its answer. [] when the template ends a turn with plain text.
+
+    The tokenizer's EOS is often another token (Qwen2.5 base: `<|endoftext|>`, a ChatML template), so
+    generation that stops only at EOS runs past the end of the turn into a made-up next one."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items()
+                                                if t.special}
+    ids, start = encode_prompt_completion(tokenizer, [{"role": "user", "content": "Hi"}],
+                                          [{"role": "assistant", "content": "Hi"}])
+    return next(([i] for i in ids[start:] if i in special), [])
 
 
 def encode_assistant_turns(tokenizer, messages: Sequence[dict]) -> tuple[list[int], list[tuple[int, int]], int]:
@@ -152,6 +202,8 @@ def encode_assistant_turns(tokenizer, messages: Sequence[dict]) -> tuple[list[in
     alone (from where its content starts after the generation prompt, through its end-of-turn).
 
     The last turn is split as `encode_prompt_completion(messages[:-1], messages[-1:])` always is.
+    Earlier turns are context of the later ones, tokenized with them in one piece (a token merged
+    across an earlier turn's start stays merged: its span starts where the ids part).
     An earlier turn k is located when the ids of messages[:k+1] are a prefix of the whole
     conversation's: a template that renders earlier turns differently (one that strips earlier
     reasoning) breaks that, and so does a turn with no message before it (a template cannot render
@@ -166,7 +218,7 @@ def encode_assistant_turns(tokenizer, messages: Sequence[dict]) -> tuple[list[in
             if k == 0:
                 unlocated += 1
                 continue
-            ids, start = encode_prompt_completion(tokenizer, messages[:k], [message])
+            ids, _, start = _split_where_ids_part(tokenizer, messages[:k], [message])
             if full[:len(ids)] != ids or start >= len(ids):
                 unlocated += 1
                 continue

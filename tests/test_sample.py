@@ -121,6 +121,37 @@ def test_stops_at_the_first_eos_and_strips_it(model, tokenizer):
     assert split_at_stop([4, 9], [2]) == ([4, 9], False)
 
 
+def test_stops_at_the_templates_end_of_turn_when_eos_is_another_token(tokenizer):
+    """A ChatML template on a tokenizer whose EOS is <|endoftext|> (Qwen2.5 base), the model's saved
+    generation config naming only that EOS: the answer still ends at <|im_end|>, as PPO's rollouts do
+    (they take the same stop_token_ids)."""
+    import copy
+
+    from rlhf.generation import stop_token_ids
+    from rlhf.models import tiny_causal_lm
+
+    tok = copy.deepcopy(tokenizer)
+    tok.eos_token = "<|endoftext|>"
+    end_of_turn = tok.convert_tokens_to_ids("<|im_end|>")
+    model = tiny_causal_lm(tok)
+    assert model.generation_config.eos_token_id == tok.eos_token_id != end_of_turn
+    assert end_of_turn in stop_token_ids(model, tok) and tok.eos_token_id in stop_token_ids(model, tok)
+    calls = []
+
+    def end_turn_on_third_token(module, inputs, output):
+        calls.append(1)
+        if len(calls) == 3:
+            output[..., end_of_turn] = 1e4
+        return output
+
+    handle = model.lm_head.register_forward_hook(end_turn_on_third_token)
+    try:
+        g = generate(model, tok, [SHORT], do_sample=False, max_new_tokens=12, progress=False)[0][0]
+    finally:
+        handle.remove()
+    assert g.finished and len(g.token_ids) == 3 and g.token_ids[-1] == end_of_turn
+
+
 def test_seed_makes_sampling_repeatable(model, tokenizer):
     run = lambda seed: generate_completions(model, tokenizer, [SHORT], num_return_sequences=2, max_new_tokens=6,
                                             seed=seed, progress=False)
