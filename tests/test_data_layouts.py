@@ -25,3 +25,47 @@ def test_scores_beside_a_pair_are_read_equal_is_a_tie_and_swapped_is_a_bad_row(t
         assert kept[0].margin == (5.0 if margins else None)
     with pytest.raises(DataError, match=r"row 3, field 'score_chosen': is 2, below score_rejected \(7\)"):
         load_preferences(path)
+
+
+def _csv(path, rows):
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_csv_cells_holding_message_lists_are_read_as_messages_and_pandas_notation_is_refused(tmp_path):
+    """A CSV cell is text, so a conversational file saved as CSV holds its message lists as JSON
+    text. They were read as that text: an implicit row's "prompt" became the JSON up to where the
+    two answers differ, and an explicit row's answers the JSON of a message."""
+    import json
+
+    from rlhf.data import load_demonstrations, load_prompts
+
+    user, answer = {"role": "user", "content": "Hi"}, lambda t: [{"role": "assistant", "content": t}]  # noqa: E731
+    implicit = _csv(tmp_path / "implicit.csv", [{"chosen": json.dumps([user] + answer("Ahoy")),
+                                                 "rejected": json.dumps([user] + answer("Go away"))}])
+    explicit = _csv(tmp_path / "explicit.csv", [{"prompt": json.dumps([{"role": "system", "content": "Be a pirate"}, user]),
+                                                 "chosen": json.dumps(answer("Ahoy")), "rejected": json.dumps(answer("Go away"))}])
+    ranking = _csv(tmp_path / "ranking.csv", [{"prompt": "Hi", "completions": json.dumps(["Ahoy", "Yo", "Go away"]),
+                                               "ranking": json.dumps([[0], [1, 2]])}])
+    (got,), _ = load_preferences(implicit)
+    assert (got.prompt, got.completions) == ("Hi", ["Ahoy", "Go away"])
+    (got,), _ = load_preferences(explicit)
+    assert (got.messages[0]["role"], got.completions) == ("system", ["Ahoy", "Go away"])
+    (got,), _ = load_preferences(ranking)
+    assert got.ranking == [[0], [1, 2]] and len(got.completions) == 3
+    demos = _csv(tmp_path / "demos.csv", [{"messages": json.dumps([user] + answer("Ahoy"))}])
+    assert load_demonstrations(demos)[0]["completion"] == answer("Ahoy")
+    prompts = _csv(tmp_path / "prompts.csv", [{"messages": json.dumps([{"role": "system", "content": "S"}, user])}])
+    assert load_prompts(prompts)[0].messages[0] == {"role": "system", "content": "S"}
+    # pandas writes a list of dicts into a CSV as Python's repr: refused, named, never read as text
+    pandas = _csv(tmp_path / "pandas.csv", [{"prompt": "Hi", "chosen": answer("Ahoy"), "rejected": answer("Go away")}])
+    with pytest.raises(DataError, match=r"row 1, field 'chosen': holds a message list in Python's notation"):
+        load_preferences(pandas)
+    kept, bad = load_preferences(_csv(tmp_path / "mixed.csv", [{"prompt": "Hi", "chosen": "Ahoy", "rejected": "Yo"},
+                                                               {"prompt": "Hi", "chosen": str(answer("A")), "rejected": "B"}]),
+                                 skip_bad=True)
+    assert len(kept) == 1 and [(e.row, e.field) for e in bad] == [(2, "chosen")]
+    plain = _csv(tmp_path / "plain.csv", [{"prompt": "List two numbers", "chosen": "[1, 2]", "rejected": "[3]"}])
+    assert load_preferences(plain)[0][0].completions == ["[1, 2]", "[3]"]  # a list that is not messages stays text

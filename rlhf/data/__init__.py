@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -219,8 +220,50 @@ def iter_rows(source: str | Path, check_finite: bool = True,
         # A hub id has neither (owner/name): this was meant as a local file, so say it is missing.
         raise DataError(source, None, None, "no such file")
     dataset = _load_dataset(path if path.exists() else str(source))
+    csv = path.is_file() and suffix == ".csv"
     for i, row in enumerate(dataset, start=1):
-        yield i, finite(source, i, dict(row))
+        row = dict(row)
+        if csv:
+            try:
+                row = csv_cells(source, i, row)
+            except DataError as err:
+                if bad is None:
+                    raise
+                bad.append(err)
+                continue
+        yield i, finite(source, i, row)
+
+
+# A CSV cell holds text only, so a field that is a list elsewhere is written as JSON text in it.
+CSV_MESSAGE_FIELDS = ("prompt", "chosen", "rejected", "messages", "completion")
+CSV_LIST_FIELDS = ("completions", "ranking", "ratings", "flags")
+
+
+def csv_cells(source, row_no: int, row: dict) -> dict:
+    """A CSV row with its list-valued cells read as JSON: `completions`, `ranking`, `ratings`,
+    `flags` always, and `prompt`, `chosen`, `rejected`, `messages`, `completion` when the cell is a
+    JSON list of {role, content} messages (else it is text). A message list in Python's notation
+    (`[{'role': 'user', ...}]`, as pandas writes a list into a CSV) is refused rather than read as
+    the text of an answer: the file must hold JSON there (or be JSONL / Parquet)."""
+    out = dict(row)
+    for name in CSV_MESSAGE_FIELDS + CSV_LIST_FIELDS:
+        cell = row.get(name)
+        if not isinstance(cell, str) or not cell.lstrip().startswith("["):
+            continue
+        try:
+            value = json.loads(cell)
+        except json.JSONDecodeError:
+            value = None
+        if name in CSV_LIST_FIELDS:
+            if not isinstance(value, list):
+                raise DataError(source, row_no, name, "a CSV cell of a list field must hold a JSON list (e.g. [\"a\", \"b\"])")
+            out[name] = value
+        elif isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+            out[name] = value
+        elif value is None and re.match(r"\s*\[\s*\{\s*'(role|content)'\s*:", cell):
+            raise DataError(source, row_no, name, "holds a message list in Python's notation ([{'role': ...}], as pandas "
+                                                  "writes a list into a CSV): write the cell as JSON, or the file as JSONL or Parquet")
+    return out
 
 
 def _one_object_check(path: Path) -> None:
