@@ -69,3 +69,31 @@ def test_csv_cells_holding_message_lists_are_read_as_messages_and_pandas_notatio
     assert len(kept) == 1 and [(e.row, e.field) for e in bad] == [(2, "chosen")]
     plain = _csv(tmp_path / "plain.csv", [{"prompt": "List two numbers", "chosen": "[1, 2]", "rejected": "[3]"}])
     assert load_preferences(plain)[0][0].completions == ["[1, 2]", "[3]"]  # a list that is not messages stays text
+
+
+def test_gzipped_files_are_read_as_the_file_inside(tmp_path):
+    """HH-RLHF is published as train.jsonl.gz: it was refused as an unknown file type (and the
+    same file renamed .jsonl as not UTF-8), so it had to be unpacked by hand."""
+    import gzip
+    import json
+
+    from rlhf.data import load_prompts
+
+    hh = {"chosen": "\n\nHuman: Hi\n\nAssistant: Ahoy", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away"}
+    jsonl = gzip.compress(b"\xef\xbb\xbf" + (json.dumps(hh) + "\n").encode() * 2)
+    files = {"train.jsonl.gz": jsonl, "TRAIN.JSONL.GZ": jsonl, "renamed.jsonl": jsonl,
+             "array.json.gz": gzip.compress(json.dumps([hh]).encode()),
+             "pairs.csv.gz": gzip.compress(b"prompt,chosen,rejected\nHi,Ahoy,Go away\n")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        rankings, _ = load_preferences(tmp_path / name)
+        assert [(r.prompt, r.completions) for r in rankings][0] == ("Hi", ["Ahoy", "Go away"]), name
+    (tmp_path / "prompts.jsonl.gz").write_bytes(gzip.compress(b'{"prompt": "Hi"}\n'))
+    assert load_prompts(tmp_path / "prompts.jsonl.gz")[0].text == "Hi"
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(gzip.compress(b'{"prompt": "Hi", "chosen": "a", "rejected": "b"}\n{"prompt": "caf\xe9"}\n'))
+    with pytest.raises(DataError, match=r"bad.jsonl.gz, row 2: not valid UTF-8"):
+        load_preferences(bad)
+    (tmp_path / "x.parquet.gz").write_bytes(gzip.compress(b"PAR1"))
+    with pytest.raises(DataError, match=r"unknown file type: use .*gzipped too"):
+        load_preferences(tmp_path / "x.parquet.gz")

@@ -62,8 +62,30 @@ def builtin(name: str) -> Path:
 # line, and a number that is not finite (NaN, Infinity, 1e999) is an error naming its field.
 
 BOM = b"\xef\xbb\xbf"  # what Notepad, Excel's "CSV UTF-8" and others write at the start
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
-ACCEPTED_FORMS = "a .jsonl, .json, .parquet or .csv file, a folder written by `datasets`' save_to_disk, or a hub dataset id"
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".gz")
+ACCEPTED_FORMS = ("a .jsonl, .json, .parquet or .csv file (the text ones gzipped too: .jsonl.gz), a folder written by "
+                  "`datasets`' save_to_disk, or a hub dataset id")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_bytes(path: str | Path):
+    """`path` opened for reading bytes, decompressed when it is gzipped (HH-RLHF is published as
+    `train.jsonl.gz`): known by its first bytes, whatever its name."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == GZIP_MAGIC
+    if gzipped:
+        import gzip
+
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def data_suffix(path: str | Path) -> str:
+    """The file kind's suffix in lower case, under a `.gz`: `train.JSONL.gz` -> `.jsonl`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if suffix == ".gz" else suffix
 
 
 def _not_utf8(source, line: int, raw: bytes, start: int) -> DataError:
@@ -74,7 +96,7 @@ def _not_utf8(source, line: int, raw: bytes, start: int) -> DataError:
 def decode_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """`(line number, text)` for each line of a UTF-8 text file (1-based, line end kept), without a
     byte-order mark at the start. Raises `DataError` naming the line of a byte that is not UTF-8."""
-    with Path(path).open("rb") as fh:
+    with open_bytes(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM):]
@@ -87,7 +109,8 @@ def decode_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 def read_text(path: str | Path) -> str:
     """The whole of a UTF-8 text file, without a byte-order mark; `DataError` names the line of a
     byte that is not UTF-8."""
-    raw = Path(path).read_bytes()
+    with open_bytes(path) as fh:
+        raw = fh.read()
     raw = raw[len(BOM):] if raw.startswith(BOM) else raw
     try:
         return raw.decode("utf-8")
@@ -102,7 +125,7 @@ def check_utf8(path: str | Path, chunk: int = 1 << 20) -> None:
     import codecs
 
     decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
-    with Path(path).open("rb") as fh:
+    with open_bytes(path) as fh:
         while block := fh.read(chunk):
             try:
                 decoder.decode(block)
@@ -182,7 +205,7 @@ def iter_rows(source: str | Path, check_finite: bool = True,
     other bad row."""
     path = Path(source)
     finite = check_finite_row if check_finite else (lambda _source, _n, row: row)
-    suffix = path.suffix.lower()  # DATA.JSONL from a Windows tool is the same file
+    suffix = data_suffix(path)  # DATA.JSONL from a Windows tool is the same file; train.jsonl.gz is JSONL
     if path.is_file() and suffix in (".jsonl", ".json") and _is_jsonl(path):
         first = True
         for lineno, line in decode_lines(path):
@@ -284,9 +307,9 @@ def _one_object_check(path: Path) -> None:
 
 def _is_jsonl(path: Path) -> bool:
     """`.jsonl`, or a `.json` file whose first character (after a BOM and blanks) is not `[`."""
-    if path.suffix.lower() == ".jsonl":
+    if data_suffix(path) == ".jsonl":
         return True
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         head = fh.read(4096)
     head = head[len(BOM):] if head.startswith(BOM) else head
     return not head.lstrip().startswith(b"[")
@@ -298,7 +321,9 @@ def _load_dataset(source):
     if isinstance(source, Path):
         if source.is_dir():
             return _load_from_disk(source)
-        kind = {".parquet": "parquet", ".csv": "csv"}.get(source.suffix.lower())
+        kind = {".parquet": "parquet", ".csv": "csv"}.get(data_suffix(source))
+        if kind == "parquet" and source.suffix.lower() == ".gz":
+            kind = None  # Parquet compresses inside the file
         if kind is None:
             raise DataError(source, None, None, f"unknown file type: use {ACCEPTED_FORMS}")
         if kind == "csv":
