@@ -97,3 +97,38 @@ def test_gzipped_files_are_read_as_the_file_inside(tmp_path):
     (tmp_path / "x.parquet.gz").write_bytes(gzip.compress(b"PAR1"))
     with pytest.raises(DataError, match=r"unknown file type: use .*gzipped too"):
         load_preferences(tmp_path / "x.parquet.gz")
+
+
+@pytest.mark.parametrize("row, named", [
+    ({"prompt": "Hi", "completion": "Ahoy", "label": True}, "a KTO-style unpaired row"),
+    ({"post_id": "p", "history": "Hi", "human_ref_A": "Ahoy", "human_ref_B": "Yo", "labels": 1, "score_A": 5, "score_B": 2},
+     "an SHP row"),
+    ({"prompt": "Hi", "response_1": "Ahoy", "response_2": "Yo", "preference_strength": -2}, "a HelpSteer2 preference row"),
+    ({"prompt": "\n\nHuman: Hi\n\nAssistant:", "answers": [{"answer": "Ahoy", "rank": 1}, {"answer": "Yo", "rank": 2}]},
+     "a Nectar row"),
+    ({"question": "Hi", "good": "Ahoy", "bad": "Yo"}, "a row with the columns bad, good, question"),
+])
+def test_a_layout_that_is_not_read_is_refused_naming_it_and_what_is_supported(row, named, tmp_path):
+    """Such rows were refused as "field 'ranking': missing", which named a column the file never
+    had and not the layout it was in."""
+    with pytest.raises(DataError) as err:
+        load_preferences(write_jsonl(tmp_path / "rows.jsonl", [row]))
+    assert err.value.row == 1 and err.value.field is None
+    assert named in str(err.value) and "a row needs chosen + rejected" in str(err.value)
+
+
+@pytest.mark.parametrize("wrapper", [{"data": None}, {"train": None, "test": None}])
+def test_one_json_object_holding_lists_of_rows_is_refused_saying_so_on_one_line_too(wrapper, tmp_path):
+    """Indented, `{"data": [...]}` was refused as one object; on one line it was read as one row
+    lacking every field ("field 'ranking': missing", "field 'prompt': missing")."""
+    import json
+
+    from rlhf.data import load_demonstrations, load_prompts
+
+    rows = [{"prompt": "Hi", "chosen": "Ahoy", "rejected": "Yo", "completion": "Ahoy"}]
+    for name in ("rows.json", "rows.jsonl"):
+        path = tmp_path / name
+        path.write_text(json.dumps({key: rows for key in wrapper}) + "\n")
+        for reader in (load_preferences, load_prompts, load_demonstrations):
+            with pytest.raises(DataError, match=r"holds one JSON object \(keys: .*\) holding lists of rows; the file must hold"):
+                reader(path)

@@ -221,6 +221,8 @@ def iter_rows(source: str | Path, check_finite: bool = True,
                     raise
                 bad.append(err)
                 continue
+            if first and _wraps_rows(row):
+                raise _one_object_error(path, row)
             first = False
             yield lineno, finite(path, lineno, row)
         return
@@ -300,9 +302,22 @@ def _one_object_check(path: Path) -> None:
     except json.JSONDecodeError:
         return
     if isinstance(whole, dict):
-        keys = ", ".join(list(whole)[:5]) + (", ..." if len(whole) > 5 else "")
-        raise DataError(path, None, None, f"holds one JSON object written over several lines (keys: {keys}); the "
-                                          "file must hold one row object a line (JSONL), or (.json) one array of row objects")
+        raise _one_object_error(path, whole, "written over several lines ")
+
+
+def _wraps_rows(row: dict) -> bool:
+    """Whether a JSON object is not a row but a wrapper of rows (`{"data": [...]}`, `{"train": [...],
+    "test": [...]}`): every value a list of objects, none of them a chat message."""
+    return bool(row) and all(isinstance(v, list) and v and all(isinstance(x, dict) and "role" not in x for x in v)
+                             for v in row.values())
+
+
+def _one_object_error(path: Path, whole: dict, how: str = "") -> DataError:
+    keys = ", ".join(list(whole)[:5]) + (", ..." if len(whole) > 5 else "")
+    held = " holding lists of rows" if _wraps_rows(whole) else ""
+    return DataError(path, None, None, f"holds one JSON object {how}(keys: {keys}){held}; the file must hold "
+                                       "one row object a line (JSONL), or (.json) one array of row objects: save the "
+                                       "list of rows itself")
 
 
 def _is_jsonl(path: Path) -> bool:
@@ -621,8 +636,7 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
             elif "chosen" in row or "rejected" in row:
                 out.append(parse_pair_row(source, n, row, margin_from_scores))
             else:
-                raise DataError(source, n, "ranking", "missing: a row needs 'completions' + 'ranking' (or ratings) "
-                                                      "or 'chosen' + 'rejected'")
+                raise unsupported_row(source, n, row)
         except DataError as err:
             if not skip_bad:  # published sets hold a few such rows (HH-RLHF repeats some answers): say the way on
                 raise DataError(err.source, err.row, err.field,
@@ -679,4 +693,4 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-from rlhf.data.preferences import parse_pair_row, parse_ranking_row  # noqa: E402  (they build Ranking)
+from rlhf.data.preferences import parse_pair_row, parse_ranking_row, unsupported_row  # noqa: E402  (they build Ranking)
