@@ -132,3 +132,14 @@ def test_one_json_object_holding_lists_of_rows_is_refused_saying_so_on_one_line_
         for reader in (load_preferences, load_prompts, load_demonstrations):
             with pytest.raises(DataError, match=r"holds one JSON object \(keys: .*\) holding lists of rows; the file must hold"):
                 reader(path)
+
+
+def test_an_unpaired_kto_file_is_not_read_as_demonstrations(tmp_path):
+    """prompt/completion/label rows were read as SFT demonstrations with the label ignored, so the
+    answers labelled false (the ones not to give) were learned like the others."""
+    from rlhf.data import load_demonstrations
+
+    rows = [{"prompt": "Hi", "completion": "Ahoy", "label": True}, {"prompt": "Hi", "completion": "Go away", "label": False}]
+    with pytest.raises(DataError, match=r"row 1, field 'label': a true/false label marks this as an unpaired preference"):
+        load_demonstrations(write_jsonl(tmp_path / "kto.jsonl", rows))
+    assert len(load_demonstrations(write_jsonl(tmp_path / "sft.jsonl", [{"prompt": "Hi", "completion": "Ahoy"}]))) == 1

@@ -432,9 +432,16 @@ def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, Any]:
     meet the same checks: the completion is the assistant's, the prompt holds a user message and
     ends in one, and roles alternate across the two (else the model learns to answer a turn no one
     took, or learns a user's words as its own).
+    A row with a true/false `label` (TRL's unpaired KTO layout) is refused: its false rows are
+    answers not to learn.
     `form` says which the row was: "messages" (a whole conversation, whose earlier assistant turns
     `rlhf sft` learns too unless --mask_history) or "prompt_completion" (the user chose the split:
     only the completion is learned)."""
+    if isinstance(row.get("label"), bool):  # TRL's unpaired preference (KTO) layout: False marks a bad answer
+        raise DataError(source, row_no, "label", "a true/false label marks this as an unpaired preference row (KTO "
+                                                 "layout: prompt, completion, label), not a demonstration: SFT would "
+                                                 "learn the answers labelled false too; keep the rows labelled true "
+                                                 "and drop the column")
     if "messages" in row and row["messages"] is not None:
         messages = _messages(source, row_no, row["messages"], "messages")
         if messages[-1]["role"] != "assistant":
