@@ -343,8 +343,8 @@ def _pair_scores(row: dict, required: bool, err) -> tuple[float, float] | None:
 
 # Published layouts this reader does not take, known by their columns, and why.
 UNSUPPORTED = (
-    (("completion", "label"), "a KTO-style unpaired row (prompt, completion, label): one answer marked good or bad "
-                              "is no preference between two answers"),
+    (("completion", "label"), "a KTO-style unpaired row (prompt, completion, label; one answer marked good or bad "
+                              "is no preference between two answers)"),
     (("human_ref_A", "human_ref_B"), "an SHP row (history, human_ref_A, human_ref_B, labels)"),
     (("response_1", "response_2"), "a HelpSteer2 preference row (response_1, response_2, preference_strength)"),
     (("answers",), "a Nectar row (prompt, answers with ranks)"),
@@ -360,7 +360,7 @@ def unsupported_row(source, n, row: dict):
 
     what = next((name for columns, name in UNSUPPORTED if all(c in row for c in columns)), None)
     what = what or f"a row with the columns {', '.join(sorted(map(str, row))[:8]) or '(none)'}"
-    return DataError(source, n, None, f"{what} is in no preference layout read here: a row needs {SUPPORTED}; "
+    return DataError(source, n, None, f"{what} is not a preference layout read here: a row needs {SUPPORTED}; "
                                       "convert the file to one of them")
 
 
