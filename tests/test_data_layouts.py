@@ -143,3 +143,12 @@ def test_an_unpaired_kto_file_is_not_read_as_demonstrations(tmp_path):
     with pytest.raises(DataError, match=r"row 1, field 'label': a true/false label marks this as an unpaired preference"):
         load_demonstrations(write_jsonl(tmp_path / "kto.jsonl", rows))
     assert len(load_demonstrations(write_jsonl(tmp_path / "sft.jsonl", [{"prompt": "Hi", "completion": "Ahoy"}]))) == 1
+
+
+def test_dpo_counts_the_pairs_whose_scores_tie(tmp_path):
+    from rlhf.dpo import DPOStageConfig, load_pairs
+
+    rows = [{"prompt": "Hi", "chosen": "Ahoy", "rejected": "Yo", "score_chosen": 8.0, "score_rejected": 3.0},
+            {"prompt": "Hey", "chosen": "Ahoy", "rejected": "Yo", "score_chosen": 5.0, "score_rejected": 5.0}]
+    train, _, counts = load_pairs(DPOStageConfig(data=str(write_jsonl(tmp_path / "uf.jsonl", rows)), eval_fraction=0.0))
+    assert len(train) == 1 and counts["tie_only_rankings"] == 1
