@@ -130,6 +130,7 @@ def load_pairs(config: DPOStageConfig):
     if not train_rows:
         raise DataError(config.data, None, "ranking", "no strictly ordered pair to train on: every ranking is a single tie")
     counts = {"rankings": len(rankings), "bad_rows": len(bad), "rankings_dropped_identical": contradictory,
+              "tie_only_rankings": sum(not r.pairs() for r in kept),
               "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
               "train_prompts": len({r.key for r in train}), "eval_prompts": len({r.key for r in held_out})}
     eval_ds = datasets.Dataset.from_list(eval_rows) if eval_rows else None
@@ -517,7 +518,8 @@ def run_dpo(config: DPOStageConfig) -> Path:
     info = trainer.rlhf_info
     print(f"[rlhf dpo] {info['train_pairs']} training pairs from {info['rankings']} rankings "
           f"({info['eval_pairs']} eval pairs); SFT policy: {info['sft_kind']}"
-          + (f"; skipped {info['bad_rows']} malformed rows" if info["bad_rows"] else ""))
+          + (f"; skipped {info['bad_rows']} malformed rows" if info["bad_rows"] else "")
+          + (f"; {info['tie_only_rankings']} rankings are a single tie (no pair)" if info.get("tie_only_rankings") else ""))
 
     # 3. Train.
     started = time.time()
@@ -569,7 +571,7 @@ def _metrics(trainer, result, eval_metrics: dict, seconds: float) -> dict[str, A
         "steps": result.global_step,
         "train_seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(result.global_step, 1), 3),
-        **{k: info[k] for k in ("rankings", "bad_rows", "train_pairs", "eval_pairs", "train_prompts", "eval_prompts", "device",
+        **{k: info[k] for k in ("rankings", "bad_rows", "tie_only_rankings", "train_pairs", "eval_pairs", "train_prompts", "eval_prompts", "device",
                                 "data_loss")},
     }
     metrics.update({f"train_{k}": last_train[v] for k, v in TRL_METRICS.items() if v in last_train})

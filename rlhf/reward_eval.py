@@ -158,6 +158,7 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     # 4. outcomes: pairs made identical by truncation say nothing about the model and are left out
     pairs = [p for p, key in zip(pair_outcomes(scores, rankings), _pair_keys(rankings)) if key not in identical]
     results = {"model": config.model, "data": config.data, "rankings": len(rankings),
+               "tie_only_rankings": sum(not r.pairs() for r in rankings),  # no pair, so not in the accuracy
                **summarize_pairs(pairs, config.bootstrap, config.seed), "data_loss": data_loss,
                "bad_rows": [str(e) for e in bad[:20]], "length_bias": length_bias(rm.tokenizer, rankings, scores, set(identical))}
     labelled = [r.margin for r in rankings if r.margin is not None]

@@ -173,14 +173,13 @@ def test_ultrafeedback_style_rows_whose_lists_hold_more_than_the_prompt_string_k
 
 def test_margin_from_scores_refuses_a_chosen_that_scores_below_rejected(tmp_path):
     """score_chosen < score_rejected gave a negative margin, which lets rejected outscore chosen at no
-    loss: swapped columns were trained silently. Equal scores stay a margin of 0."""
-    rows = [{"prompt": "Hi", "chosen": "Ahoy", "rejected": "Yo", "score_chosen": s, "score_rejected": 5.0} for s in (5.0, 2.0)]
+    loss: swapped columns were trained silently. Equal scores are a tie (see test_data_layouts)."""
+    rows = [{"prompt": "Hi", "chosen": "Ahoy", "rejected": "Yo", "score_chosen": s, "score_rejected": 5.0} for s in (6.0, 2.0)]
     path = write_jsonl(tmp_path / "uf.jsonl", rows)
     with pytest.raises(DataError, match=r"row 2, field 'score_chosen': is 2, below score_rejected \(5\)"):
         load_preferences(path, margin_from_scores=True)
     kept, bad = load_preferences(path, margin_from_scores=True, skip_bad=True)
-    assert [r.margin for r in kept] == [0.0] and [e.row for e in bad] == [2]
-    assert len(load_preferences(path)[0]) == 2  # without margins the scores are not read
+    assert [r.margin for r in kept] == [1.0] and [e.row for e in bad] == [2]
     missing = write_jsonl(tmp_path / "missing.jsonl", [{**rows[0], "score_rejected": None}])
     with pytest.raises(DataError, match=r"row 1, field 'score_rejected': missing"):  # was named score_chosen
         load_preferences(missing, margin_from_scores=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -61,8 +62,30 @@ def builtin(name: str) -> Path:
 # line, and a number that is not finite (NaN, Infinity, 1e999) is an error naming its field.
 
 BOM = b"\xef\xbb\xbf"  # what Notepad, Excel's "CSV UTF-8" and others write at the start
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
-ACCEPTED_FORMS = "a .jsonl, .json, .parquet or .csv file, a folder written by `datasets`' save_to_disk, or a hub dataset id"
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".gz")
+ACCEPTED_FORMS = ("a .jsonl, .json, .parquet or .csv file (the text ones gzipped too: .jsonl.gz), a folder written by "
+                  "`datasets`' save_to_disk, or a hub dataset id")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_bytes(path: str | Path):
+    """`path` opened for reading bytes, decompressed when it is gzipped (HH-RLHF is published as
+    `train.jsonl.gz`): known by its first bytes, whatever its name."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == GZIP_MAGIC
+    if gzipped:
+        import gzip
+
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def data_suffix(path: str | Path) -> str:
+    """The file kind's suffix in lower case, under a `.gz`: `train.JSONL.gz` -> `.jsonl`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if suffix == ".gz" else suffix
 
 
 def _not_utf8(source, line: int, raw: bytes, start: int) -> DataError:
@@ -73,7 +96,7 @@ def _not_utf8(source, line: int, raw: bytes, start: int) -> DataError:
 def decode_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """`(line number, text)` for each line of a UTF-8 text file (1-based, line end kept), without a
     byte-order mark at the start. Raises `DataError` naming the line of a byte that is not UTF-8."""
-    with Path(path).open("rb") as fh:
+    with open_bytes(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM):]
@@ -86,7 +109,8 @@ def decode_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 def read_text(path: str | Path) -> str:
     """The whole of a UTF-8 text file, without a byte-order mark; `DataError` names the line of a
     byte that is not UTF-8."""
-    raw = Path(path).read_bytes()
+    with open_bytes(path) as fh:
+        raw = fh.read()
     raw = raw[len(BOM):] if raw.startswith(BOM) else raw
     try:
         return raw.decode("utf-8")
@@ -101,7 +125,7 @@ def check_utf8(path: str | Path, chunk: int = 1 << 20) -> None:
     import codecs
 
     decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
-    with Path(path).open("rb") as fh:
+    with open_bytes(path) as fh:
         while block := fh.read(chunk):
             try:
                 decoder.decode(block)
@@ -181,7 +205,7 @@ def iter_rows(source: str | Path, check_finite: bool = True,
     other bad row."""
     path = Path(source)
     finite = check_finite_row if check_finite else (lambda _source, _n, row: row)
-    suffix = path.suffix.lower()  # DATA.JSONL from a Windows tool is the same file
+    suffix = data_suffix(path)  # DATA.JSONL from a Windows tool is the same file; train.jsonl.gz is JSONL
     if path.is_file() and suffix in (".jsonl", ".json") and _is_jsonl(path):
         first = True
         for lineno, line in decode_lines(path):
@@ -197,6 +221,8 @@ def iter_rows(source: str | Path, check_finite: bool = True,
                     raise
                 bad.append(err)
                 continue
+            if first and _wraps_rows(row):
+                raise _one_object_error(path, row)
             first = False
             yield lineno, finite(path, lineno, row)
         return
@@ -219,8 +245,50 @@ def iter_rows(source: str | Path, check_finite: bool = True,
         # A hub id has neither (owner/name): this was meant as a local file, so say it is missing.
         raise DataError(source, None, None, "no such file")
     dataset = _load_dataset(path if path.exists() else str(source))
+    csv = path.is_file() and suffix == ".csv"
     for i, row in enumerate(dataset, start=1):
-        yield i, finite(source, i, dict(row))
+        row = dict(row)
+        if csv:
+            try:
+                row = csv_cells(source, i, row)
+            except DataError as err:
+                if bad is None:
+                    raise
+                bad.append(err)
+                continue
+        yield i, finite(source, i, row)
+
+
+# A CSV cell holds text only, so a field that is a list elsewhere is written as JSON text in it.
+CSV_MESSAGE_FIELDS = ("prompt", "chosen", "rejected", "messages", "completion")
+CSV_LIST_FIELDS = ("completions", "ranking", "ratings", "flags")
+
+
+def csv_cells(source, row_no: int, row: dict) -> dict:
+    """A CSV row with its list-valued cells read as JSON: `completions`, `ranking`, `ratings`,
+    `flags` always, and `prompt`, `chosen`, `rejected`, `messages`, `completion` when the cell is a
+    JSON list of {role, content} messages (else it is text). A message list in Python's notation
+    (`[{'role': 'user', ...}]`, as pandas writes a list into a CSV) is refused rather than read as
+    the text of an answer: the file must hold JSON there (or be JSONL / Parquet)."""
+    out = dict(row)
+    for name in CSV_MESSAGE_FIELDS + CSV_LIST_FIELDS:
+        cell = row.get(name)
+        if not isinstance(cell, str) or not cell.lstrip().startswith("["):
+            continue
+        try:
+            value = json.loads(cell)
+        except json.JSONDecodeError:
+            value = None
+        if name in CSV_LIST_FIELDS:
+            if not isinstance(value, list):
+                raise DataError(source, row_no, name, "a CSV cell of a list field must hold a JSON list (e.g. [\"a\", \"b\"])")
+            out[name] = value
+        elif isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+            out[name] = value
+        elif value is None and re.match(r"\s*\[\s*\{\s*'(role|content)'\s*:", cell):
+            raise DataError(source, row_no, name, "holds a message list in Python's notation ([{'role': ...}], as pandas "
+                                                  "writes a list into a CSV): write the cell as JSON, or the file as JSONL or Parquet")
+    return out
 
 
 def _one_object_check(path: Path) -> None:
@@ -234,16 +302,29 @@ def _one_object_check(path: Path) -> None:
     except json.JSONDecodeError:
         return
     if isinstance(whole, dict):
-        keys = ", ".join(list(whole)[:5]) + (", ..." if len(whole) > 5 else "")
-        raise DataError(path, None, None, f"holds one JSON object written over several lines (keys: {keys}); the "
-                                          "file must hold one row object a line (JSONL), or (.json) one array of row objects")
+        raise _one_object_error(path, whole, "written over several lines ")
+
+
+def _wraps_rows(row: dict) -> bool:
+    """Whether a JSON object is not a row but a wrapper of rows (`{"data": [...]}`, `{"train": [...],
+    "test": [...]}`): every value a list of objects, none of them a chat message."""
+    return bool(row) and all(isinstance(v, list) and v and all(isinstance(x, dict) and "role" not in x for x in v)
+                             for v in row.values())
+
+
+def _one_object_error(path: Path, whole: dict, how: str = "") -> DataError:
+    keys = ", ".join(list(whole)[:5]) + (", ..." if len(whole) > 5 else "")
+    held = " holding lists of rows" if _wraps_rows(whole) else ""
+    return DataError(path, None, None, f"holds one JSON object {how}(keys: {keys}){held}; the file must hold "
+                                       "one row object a line (JSONL), or (.json) one array of row objects: save the "
+                                       "list of rows itself")
 
 
 def _is_jsonl(path: Path) -> bool:
     """`.jsonl`, or a `.json` file whose first character (after a BOM and blanks) is not `[`."""
-    if path.suffix.lower() == ".jsonl":
+    if data_suffix(path) == ".jsonl":
         return True
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         head = fh.read(4096)
     head = head[len(BOM):] if head.startswith(BOM) else head
     return not head.lstrip().startswith(b"[")
@@ -255,7 +336,9 @@ def _load_dataset(source):
     if isinstance(source, Path):
         if source.is_dir():
             return _load_from_disk(source)
-        kind = {".parquet": "parquet", ".csv": "csv"}.get(source.suffix.lower())
+        kind = {".parquet": "parquet", ".csv": "csv"}.get(data_suffix(source))
+        if kind == "parquet" and source.suffix.lower() == ".gz":
+            kind = None  # Parquet compresses inside the file
         if kind is None:
             raise DataError(source, None, None, f"unknown file type: use {ACCEPTED_FORMS}")
         if kind == "csv":
@@ -349,9 +432,16 @@ def demonstration_to_prompt_completion(source, row_no, row) -> dict[str, Any]:
     meet the same checks: the completion is the assistant's, the prompt holds a user message and
     ends in one, and roles alternate across the two (else the model learns to answer a turn no one
     took, or learns a user's words as its own).
+    A row with a true/false `label` (TRL's unpaired KTO layout) is refused: its false rows are
+    answers not to learn.
     `form` says which the row was: "messages" (a whole conversation, whose earlier assistant turns
     `rlhf sft` learns too unless --mask_history) or "prompt_completion" (the user chose the split:
     only the completion is learned)."""
+    if isinstance(row.get("label"), bool):  # TRL's unpaired preference (KTO) layout: False marks a bad answer
+        raise DataError(source, row_no, "label", "a true/false label marks this as an unpaired preference row (KTO "
+                                                 "layout: prompt, completion, label), not a demonstration: SFT would "
+                                                 "learn the answers labelled false too; keep the rows labelled true "
+                                                 "and drop the column")
     if "messages" in row and row["messages"] is not None:
         messages = _messages(source, row_no, row["messages"], "messages")
         if messages[-1]["role"] != "assistant":
@@ -553,8 +643,7 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
             elif "chosen" in row or "rejected" in row:
                 out.append(parse_pair_row(source, n, row, margin_from_scores))
             else:
-                raise DataError(source, n, "ranking", "missing: a row needs 'completions' + 'ranking' (or ratings) "
-                                                      "or 'chosen' + 'rejected'")
+                raise unsupported_row(source, n, row)
         except DataError as err:
             if not skip_bad:  # published sets hold a few such rows (HH-RLHF repeats some answers): say the way on
                 raise DataError(err.source, err.row, err.field,
@@ -611,4 +700,4 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-from rlhf.data.preferences import parse_pair_row, parse_ranking_row  # noqa: E402  (they build Ranking)
+from rlhf.data.preferences import parse_pair_row, parse_ranking_row, unsupported_row  # noqa: E402  (they build Ranking)

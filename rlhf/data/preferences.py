@@ -11,7 +11,7 @@ The layout is detected per row:
 | TRL standard, implicit prompt | `chosen`, `rejected` (str, sharing their start) | shared start up to a word boundary = prompt |
 | TRL conversational, implicit prompt | `chosen`, `rejected` (messages incl. the user turns) | shared messages = prompt |
 | HH-RLHF (Anthropic) | `chosen`, `rejected` transcripts of `\\n\\nHuman:` / `\\n\\nAssistant:` turns | turns parsed, shared turns = prompt |
-| UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn, or a whole conversation ending in `prompt`), `score_chosen`, `score_rejected` | the repeated turns are the prompt; scores -> margin when asked |
+| UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn, or a whole conversation ending in `prompt`), `score_chosen`, `score_rejected` | the repeated turns are the prompt; equal scores a tie, chosen scored lower a bad row; scores -> margin when asked |
 
 Other scalar columns (`source`, `labeler`, ...) are kept in `Ranking.meta`, so accuracy can be
 reported per value of any of them.
@@ -295,7 +295,10 @@ def _explicit(row: dict, err) -> tuple[Conversation, str, str]:
 
 def parse_pair_row(source, n, row, margin_from_scores: bool = False):
     """A chosen/rejected row in any published layout (module table) as a 2-way ranking, chosen first.
-    `margin`: the row's `margin`, or `score_chosen - score_rejected` with `margin_from_scores`."""
+    `margin`: the row's `margin`, or `score_chosen - score_rejected` with `margin_from_scores`.
+    A row's scores, when it has them, are read whether or not they make the margin: equal scores
+    make the pair a tie (one tier, no pair to train on), a chosen scored below its rejected is a
+    bad row (swapped columns), and a score that is not a finite number is a bad row."""
     from rlhf.data import Ranking
 
     err = row_error(source, n)
@@ -310,17 +313,55 @@ def parse_pair_row(source, n, row, margin_from_scores: bool = False):
         raise err("rejected", "is identical to 'chosen': no preference to learn")
     margin = row.get("margin")
     margin = _number(margin, "margin", err) if margin is not None else None
-    if margin_from_scores:
-        for name in ("score_chosen", "score_rejected"):
-            if row.get(name) is None:
-                raise err(name, "missing: margin_from_scores needs score_chosen and score_rejected")
-        chosen_score, rejected_score = (_number(row[k], k, err) for k in ("score_chosen", "score_rejected"))
+    ranking = [[0], [1]]
+    scores = _pair_scores(row, margin_from_scores, err)
+    if scores is not None:
+        chosen_score, rejected_score = scores
         if chosen_score < rejected_score:  # a negative margin would let rejected outscore chosen at no loss
             raise err("score_chosen", f"is {chosen_score:g}, below score_rejected ({rejected_score:g}): the chosen "
                                       "answer must score at least as high (are the columns swapped?)")
-        margin = chosen_score - rejected_score
-    return Ranking(prompt=prompt, completions=[chosen, rejected], ranking=[[0], [1]],
+        if chosen_score == rejected_score:  # equal scores are a tie, not a preference (UltraFeedback holds some)
+            ranking = [[0, 1]]
+        elif margin_from_scores:
+            margin = chosen_score - rejected_score
+    return Ranking(prompt=prompt, completions=[chosen, rejected], ranking=ranking,
                    labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), margin=margin, meta=_meta(row))
+
+
+def _pair_scores(row: dict, required: bool, err) -> tuple[float, float] | None:
+    """`(score_chosen, score_rejected)` when the row has both (each a finite number), else None;
+    with `required` (margin_from_scores) a missing one is an error."""
+    missing = [name for name in ("score_chosen", "score_rejected") if row.get(name) is None]
+    if missing and required:
+        raise err(missing[0], "missing: margin_from_scores needs score_chosen and score_rejected")
+    if missing:
+        return None
+    return _number(row["score_chosen"], "score_chosen", err), _number(row["score_rejected"], "score_rejected", err)
+
+
+# --- layouts not read ----------------------------------------------------------------------------
+
+# Published layouts this reader does not take, known by their columns, and why.
+UNSUPPORTED = (
+    (("completion", "label"), "a KTO-style unpaired row (prompt, completion, label; one answer marked good or bad "
+                              "is no preference between two answers)"),
+    (("human_ref_A", "human_ref_B"), "an SHP row (history, human_ref_A, human_ref_B, labels)"),
+    (("response_1", "response_2"), "a HelpSteer2 preference row (response_1, response_2, preference_strength)"),
+    (("answers",), "a Nectar row (prompt, answers with ranks)"),
+)
+SUPPORTED = ("chosen + rejected (TRL's layouts, HH-RLHF, UltraFeedback-binarized) or completions + ranking tiers "
+             "or one rating per completion")
+
+
+def unsupported_row(source, n, row: dict):
+    """The DataError for a row in no layout this reader takes: which known layout it is (KTO, SHP,
+    HelpSteer2, Nectar), or its columns, and what is supported."""
+    from rlhf.data import DataError
+
+    what = next((name for columns, name in UNSUPPORTED if all(c in row for c in columns)), None)
+    what = what or f"a row with the columns {', '.join(sorted(map(str, row))[:8]) or '(none)'}"
+    return DataError(source, n, None, f"{what} is not a preference layout read here: a row needs {SUPPORTED}; "
+                                      "convert the file to one of them")
 
 
 # --- writing TRL's layouts ------------------------------------------------------------------------
