@@ -11,7 +11,7 @@ dropped, a byte that is not UTF-8 names its line, and a NaN or infinite number n
 | prompt | `prompt` (string or messages) or `messages` (the conversation so far, ending in a user message); optional `id`, unique |
 | candidates | `id`, `prompt`, `completions` (K strings), optional `messages` (the conversation), `flags` |
 | ranking | `prompt` (a conversation), `completions`, `ranking` (tiers best first, indexes into completions), `labeler`, `flags`, `seconds` |
-| pair | `prompt`, `chosen`, `rejected`, optional `margin`: TRL's four layouts, HH-RLHF, UltraFeedback (rlhf/data/preferences.py) |
+| pair | `prompt`, `chosen`, `rejected`, optional `margin`: TRL's four layouts, HH-RLHF, UltraFeedback; also SHP, HelpSteer2 and Nectar's own columns (rlhf/data/preferences.py) |
 
 A prompt is a conversation everywhere (rlhf/data/conversation.py): a list of messages whose last is
 the user's, or a plain string for the one-user-message case.
@@ -632,8 +632,9 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
                      margin_from_scores: bool = False) -> tuple[list[Ranking], list[DataError]]:
     """Rankings or pairs in any published layout (rlhf/data/preferences.py), detected per row, as
     `Ranking`s with the whole conversation. `margin_from_scores`: a pair's margin is
-    `score_chosen - score_rejected` (UltraFeedback-binarized). With `skip_bad`, bad rows are counted
-    and returned instead of raising."""
+    `score_chosen - score_rejected` (UltraFeedback-binarized) or `|preference_strength|` (HelpSteer2);
+    an SHP row is refused with it (its scores are upvote counts). With `skip_bad`, bad rows are
+    counted and returned instead of raising."""
     out, bad = [], []
     for n, row in iter_rows(source, check_finite=False, bad=bad if skip_bad else None):
         try:
@@ -642,6 +643,8 @@ def load_preferences(source: str | Path, skip_bad: bool = False,
                 out.append(parse_ranking_row(source, n, row))
             elif "chosen" in row or "rejected" in row:
                 out.append(parse_pair_row(source, n, row, margin_from_scores))
+            elif reader := layout_reader(row):  # SHP, HelpSteer2's preference file, Nectar
+                out.append(reader(source, n, row, margin_from_scores))
             else:
                 raise unsupported_row(source, n, row)
         except DataError as err:
@@ -700,4 +703,4 @@ def load_candidates(source: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-from rlhf.data.preferences import parse_pair_row, parse_ranking_row, unsupported_row  # noqa: E402  (they build Ranking)
+from rlhf.data.preferences import layout_reader, parse_pair_row, parse_ranking_row, unsupported_row  # noqa: E402  (they build Ranking)

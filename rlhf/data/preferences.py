@@ -12,6 +12,9 @@ The layout is detected per row:
 | TRL conversational, implicit prompt | `chosen`, `rejected` (messages incl. the user turns) | shared messages = prompt |
 | HH-RLHF (Anthropic) | `chosen`, `rejected` transcripts of `\\n\\nHuman:` / `\\n\\nAssistant:` turns | turns parsed, shared turns = prompt |
 | UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn, or a whole conversation ending in `prompt`), `score_chosen`, `score_rejected` | the repeated turns are the prompt; equal scores a tie, chosen scored lower a bad row; scores -> margin when asked |
+| SHP, SHP-2 (stanfordnlp) | `history`, `human_ref_A`, `human_ref_B`, `labels` (1: A preferred, 0: B), `score_A`, `score_B`, `score_ratio`, ... | a pair, the preferred comment first; a label the scores contradict is a bad row; no row filtered by `score_ratio` |
+| Nectar (berkeley-nest) | `prompt` (an HH-RLHF transcript), `answers` (`answer`, `model`, `rank`: 1 best) | a K-way ranking, tiers by rank, equal ranks tied; turns parsed as HH-RLHF's |
+| HelpSteer2 preference (nvidia) | `prompt` (turns marked `<extra_id_1>User` / `<extra_id_1>Assistant` parsed), `response_1`, `response_2`, `preference_strength` (-3..3) | a pair, the preferred response first; 0 a tie; \|strength\| -> margin when asked |
 
 Other scalar columns (`source`, `labeler`, ...) are kept in `Ranking.meta`, so accuracy can be
 reported per value of any of them.
@@ -62,8 +65,10 @@ def _number(value: Any, name: str, err) -> float:
     return float(value)
 
 
-def _meta(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in CORE and isinstance(v, (str, int, float, bool))}
+def _meta(row: dict, used: tuple[str, ...] = ()) -> dict:
+    """The row's other scalar columns; `used` names the columns a layout read as prompt or answers."""
+    return {k: v for k, v in row.items()
+            if k not in CORE and k not in used and isinstance(v, (str, int, float, bool))}
 
 
 # --- rankings and ratings ---------------------------------------------------------------------
@@ -339,23 +344,172 @@ def _pair_scores(row: dict, required: bool, err) -> tuple[float, float] | None:
     return _number(row["score_chosen"], "score_chosen", err), _number(row["score_rejected"], "score_rejected", err)
 
 
+# --- SHP, Nectar, HelpSteer2 ----------------------------------------------------------------------
+
+
+def _two_answers(row: dict, names: tuple[str, str], err) -> tuple[str, str]:
+    """The two answer columns of a row as non-empty strings that differ."""
+    first, second = (_completion_text(row.get(name), name, err) for name in names)
+    if first == second:
+        raise err(names[1], f"is identical to '{names[0]}': no preference to learn")
+    return first, second
+
+
+SHP_TEXT = ("history", "human_ref_A", "human_ref_B")
+
+
+def parse_shp_row(source, n, row, margin_from_scores: bool = False):
+    """A Stanford Human Preferences row (stanfordnlp/SHP, SHP-2) as a pair, chosen first: `history`
+    (the post) is the prompt, `human_ref_A` / `human_ref_B` the two comments, `labels` 1 when A is
+    preferred and 0 when B is. SHP prefers the comment with the higher score, so a row whose
+    preferred comment does not score above the other (`score_A`, `score_B`, when present) is a bad
+    row. Every row is read: `score_ratio` (how strong the preference is) stays in `meta` to filter or
+    group by. The scores are upvote counts on each post's own scale, not a margin:
+    `margin_from_scores` refuses the row."""
+    from rlhf.data import Ranking
+
+    err = row_error(source, n)
+    if margin_from_scores:
+        raise err("score_A", "margin_from_scores does not read SHP rows: score_A and score_B are upvote counts on "
+                             "each post's own scale, not a preference margin (score_ratio is kept as a column)")
+    if row.get("history") is None:
+        raise err("history", "missing")
+    prompt = check_conversation(row["history"], lambda f, p: err(f.replace("prompt", "history", 1), p))
+    label = row.get("labels")
+    if isinstance(label, bool) or label not in (0, 1):
+        raise err("labels", "missing" if label is None else f"must be 1 (A preferred) or 0 (B preferred), got {label!r}")
+    a, b = _two_answers(row, ("human_ref_A", "human_ref_B"), err)
+    better, worse = ("A", "B") if label == 1 else ("B", "A")
+    if row.get("score_A") is not None and row.get("score_B") is not None:
+        score = {side: _number(row[f"score_{side}"], f"score_{side}", err) for side in ("A", "B")}
+        if score[better] <= score[worse]:
+            raise err("labels", f"is {label} ({better} preferred) but score_{better} ({score[better]:g}) is not above "
+                                f"score_{worse} ({score[worse]:g}): SHP prefers the higher-scored comment")
+    chosen, rejected = (a, b) if label == 1 else (b, a)
+    return Ranking(prompt=prompt, completions=[chosen, rejected], ranking=[[0], [1]],
+                   labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), meta=_meta(row, SHP_TEXT))
+
+
+def parse_nectar_row(source, n, row, margin_from_scores: bool = False):
+    """A Nectar row (berkeley-nest/Nectar) as one K-way ranking: `prompt` (an HH-RLHF transcript
+    ending in "\n\nAssistant:", parsed into messages as the HH-RLHF reader does), `answers` (objects
+    with `answer`, `model` and `rank`, 1 the best) -> tiers by rank, equal ranks tied. Answers are
+    stripped of surrounding whitespace, as the HH-RLHF reader's turns are. An answer without a
+    finite rank is a bad row (the row is not read with it left out); so is one text given two
+    different ranks (one answer both better and worse than itself). The same text at the same
+    rank is kept: a tie gives no pair. `source` (a list of strings) is kept in `meta` joined by
+    commas; the other scalar columns (`turns`, `num_responses`, `good_natured`) as they are."""
+    from rlhf.data import Ranking
+
+    err = row_error(source, n)
+    prompt = row_conversation(row, err)
+    answers = row.get("answers")
+    if not isinstance(answers, list) or len(answers) < 2:
+        raise err("answers", "must be a list of at least 2 objects with 'answer' and 'rank'")
+    texts, ranks, first = [], [], {}
+    for i, item in enumerate(answers):
+        if not isinstance(item, dict):
+            raise err(f"answers[{i}]", "must be an object with 'answer' and 'rank'")
+        texts.append(_completion_text(item.get("answer"), f"answers[{i}].answer", err).strip())
+        if item.get("rank") is None:
+            raise err(f"answers[{i}].rank", "missing: every answer needs its rank (1 = best)")
+        ranks.append(_number(item["rank"], f"answers[{i}].rank", err))
+        j = first.setdefault(texts[i], i)
+        if ranks[j] != ranks[i]:
+            raise err(f"answers[{i}].answer", f"is the text of answers[{j}], ranked {ranks[j]:g} there and "
+                                              f"{ranks[i]:g} here: one text cannot be both better and worse")
+    meta = _meta(row)
+    if isinstance(row.get("source"), list) and all(isinstance(s, str) for s in row["source"]):
+        meta["source"] = ",".join(row["source"])
+    return Ranking(prompt=prompt, completions=texts, ranking=tiers_from_ratings([-r for r in ranks]),
+                   labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), meta=meta)
+
+
+STEERLM_MARK = "<extra_id_1>"
+_STEERLM_TURN = re.compile(r"\n?<extra_id_1>(User|Assistant)\n?")
+
+
+def steerlm_turns(text: str, name: str, err) -> list[dict[str, str]]:
+    """A HelpSteer2 multi-turn prompt as messages. Its dataset card gives the form
+    "{user turn 1}\n<extra_id_1>Assistant\n{assistant turn 1}\n<extra_id_1>User\n{user turn 2}":
+    the first turn is the user's, each later one follows its marker; turns must alternate."""
+    parts = _STEERLM_TURN.split(text)
+    roles = ["user"] + [{"User": "user", "Assistant": "assistant"}[who] for who in parts[1::2]]
+    messages = [{"role": role, "content": body.strip()} for role, body in zip(roles, [parts[0]] + parts[2::2])]
+    for i, message in enumerate(messages):
+        if not message["content"]:
+            raise err(name, f"turn {i + 1} ({message['role']}) of the {STEERLM_MARK} conversation is empty")
+        if i and messages[i - 1]["role"] == message["role"]:
+            raise err(name, f"turn {i + 1} is a second '{message['role']}' turn in a row: a HelpSteer2 prompt "
+                            f"alternates user and assistant turns, marked {STEERLM_MARK}User / {STEERLM_MARK}Assistant")
+    return messages
+
+
+HELPSTEER2_TEXT = ("response_1", "response_2")
+
+
+def parse_helpsteer2_row(source, n, row, margin_from_scores: bool = False):
+    """A HelpSteer2 preference row (nvidia/HelpSteer2, preference/) as a pair, chosen first:
+    `preference_strength` from -3 (response_1 much better) to 3 (response_2 much better); 0 (about
+    the same) is a tie, one tier and no pair, as equal scores are. A multi-turn `prompt` (turns
+    marked <extra_id_1>User / <extra_id_1>Assistant) is parsed into messages. `margin_from_scores`:
+    |preference_strength| is the margin. `preference_statement`, `preference_elaboration` and `split`
+    are kept in `meta`."""
+    from rlhf.data import Ranking
+
+    err = row_error(source, n)
+    prompt = row.get("prompt")
+    if prompt is None:
+        raise err("prompt", "missing")
+    if isinstance(prompt, str) and STEERLM_MARK in prompt:
+        prompt = steerlm_turns(prompt, "prompt", err)
+    prompt = check_conversation(prompt, err)
+    first, second = _two_answers(row, HELPSTEER2_TEXT, err)
+    strength = row.get("preference_strength")
+    if strength is None:
+        raise err("preference_strength", "missing")
+    strength = _number(strength, "preference_strength", err)
+    if strength not in (-3, -2, -1, 0, 1, 2, 3):
+        raise err("preference_strength", f"must be an integer from -3 (response_1 much better) to 3 (response_2 "
+                                         f"much better), got {strength:g}")
+    margin = row.get("margin")
+    margin = _number(margin, "margin", err) if margin is not None else None
+    if margin_from_scores and strength:
+        margin = abs(strength)
+    completions = [second, first] if strength > 0 else [first, second]
+    return Ranking(prompt=prompt, completions=completions, ranking=[[0], [1]] if strength else [[0, 1]],
+                   labeler=str(row.get("labeler") or ""), item_id=row.get("item_id"), margin=margin,
+                   meta=_meta(row, HELPSTEER2_TEXT))
+
+
+# Published layouts read by their own reader, known by their columns (a row with `chosen`/`rejected`
+# or `completions` is read as those first).
+LAYOUT_READERS = (
+    (("human_ref_A", "human_ref_B"), parse_shp_row),
+    (("response_1", "response_2"), parse_helpsteer2_row),
+    (("answers",), parse_nectar_row),
+)
+
+
+def layout_reader(row: dict):
+    """The reader of a row in SHP, HelpSteer2's preference or Nectar's layout, else None."""
+    return next((reader for columns, reader in LAYOUT_READERS if all(c in row for c in columns)), None)
+
+
 # --- layouts not read ----------------------------------------------------------------------------
 
 # Published layouts this reader does not take, known by their columns, and why.
 UNSUPPORTED = (
     (("completion", "label"), "a KTO-style unpaired row (prompt, completion, label; one answer marked good or bad "
                               "is no preference between two answers)"),
-    (("human_ref_A", "human_ref_B"), "an SHP row (history, human_ref_A, human_ref_B, labels)"),
-    (("response_1", "response_2"), "a HelpSteer2 preference row (response_1, response_2, preference_strength)"),
-    (("answers",), "a Nectar row (prompt, answers with ranks)"),
 )
-SUPPORTED = ("chosen + rejected (TRL's layouts, HH-RLHF, UltraFeedback-binarized) or completions + ranking tiers "
-             "or one rating per completion")
+SUPPORTED = ("chosen + rejected (TRL's layouts, HH-RLHF, UltraFeedback-binarized), completions + ranking tiers "
+             "or one rating per completion, or SHP, Nectar or HelpSteer2 preference columns")
 
 
 def unsupported_row(source, n, row: dict):
-    """The DataError for a row in no layout this reader takes: which known layout it is (KTO, SHP,
-    HelpSteer2, Nectar), or its columns, and what is supported."""
+    """The DataError for a row in no layout this reader takes: which known layout it is (KTO), or
+    its columns, and what is supported."""
     from rlhf.data import DataError
 
     what = next((name for columns, name in UNSUPPORTED if all(c in row for c in columns)), None)
