@@ -35,7 +35,7 @@ class RewardEvalConfig:
     data: str = field(default="", metadata={"help": "Preference file in any layout `rlhf reward` reads: rankings, ratings, TRL pairs (4 layouts), HH-RLHF, UltraFeedback-binarized."})
     output: str = field(default="runs/reward_eval", metadata={"help": "Folder for reward_eval.json and reward_eval.md."})
     group_by: Optional[str] = field(default=None, metadata={"help": "Also report accuracy per value of this column (e.g. source, labeler)."})
-    margin_from_scores: bool = field(default=False, metadata={"help": "Read score_chosen - score_rejected as each pair's margin (reported as the labels' mean margin)."})
+    margin_from_scores: bool = field(default=False, metadata={"help": "Read score_chosen - score_rejected, or |preference_strength| (HelpSteer2), as each pair's margin (reported as the labels' mean margin)."})
     max_length: Optional[int] = field(default=None, metadata={"help": "Tokens per conversation + completion. Default: the reward model's own training max_length."})
     batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass."})
     bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for the 95% interval."})

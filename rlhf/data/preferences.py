@@ -14,7 +14,7 @@ The layout is detected per row:
 | UltraFeedback-binarized | `prompt` (str), `chosen`, `rejected` (messages repeating the user turn, or a whole conversation ending in `prompt`), `score_chosen`, `score_rejected` | the repeated turns are the prompt; equal scores a tie, chosen scored lower a bad row; scores -> margin when asked |
 | SHP, SHP-2 (stanfordnlp) | `history`, `human_ref_A`, `human_ref_B`, `labels` (1: A preferred, 0: B), `score_A`, `score_B`, `score_ratio`, ... | a pair, the preferred comment first; a label the scores contradict is a bad row; no row filtered by `score_ratio` |
 | Nectar (berkeley-nest) | `prompt` (an HH-RLHF transcript), `answers` (`answer`, `model`, `rank`: 1 best) | a K-way ranking, tiers by rank, equal ranks tied; turns parsed as HH-RLHF's |
-| HelpSteer2 preference (nvidia) | `prompt` (turns marked `<extra_id_1>User` / `<extra_id_1>Assistant` parsed), `response_1`, `response_2`, `preference_strength` (-3..3) | a pair, the preferred response first; 0 a tie; \|strength\| -> margin when asked |
+| HelpSteer2 preference (nvidia) | `prompt` (turns marked `<extra_id_1>User` / `<extra_id_1>Assistant` parsed), `response_1`, `response_2`, `preference_strength` (-3..3) | a pair, the preferred response first; 0 a tie; \\|strength\\| -> margin when asked |
 
 Other scalar columns (`source`, `labeler`, ...) are kept in `Ranking.meta`, so accuracy can be
 reported per value of any of them.
@@ -392,12 +392,12 @@ def parse_shp_row(source, n, row, margin_from_scores: bool = False):
 
 def parse_nectar_row(source, n, row, margin_from_scores: bool = False):
     """A Nectar row (berkeley-nest/Nectar) as one K-way ranking: `prompt` (an HH-RLHF transcript
-    ending in "\n\nAssistant:", parsed into messages as the HH-RLHF reader does), `answers` (objects
+    ending in "\\n\\nAssistant:", parsed into messages as the HH-RLHF reader does), `answers` (objects
     with `answer`, `model` and `rank`, 1 the best) -> tiers by rank, equal ranks tied. Answers are
     stripped of surrounding whitespace, as the HH-RLHF reader's turns are. An answer without a
-    finite rank is a bad row (the row is not read with it left out); so is one text given two
-    different ranks (one answer both better and worse than itself). The same text at the same
-    rank is kept: a tie gives no pair. `source` (a list of strings) is kept in `meta` joined by
+    finite rank makes the whole row bad (no answer is left out silently), and so does one text
+    given two different ranks (an answer both better and worse than itself). The same text at the
+    same rank is kept: a tie gives no pair. `source` (a list of strings) is kept in `meta` joined by
     commas; the other scalar columns (`turns`, `num_responses`, `good_natured`) as they are."""
     from rlhf.data import Ranking
 
@@ -431,7 +431,7 @@ _STEERLM_TURN = re.compile(r"\n?<extra_id_1>(User|Assistant)\n?")
 
 def steerlm_turns(text: str, name: str, err) -> list[dict[str, str]]:
     """A HelpSteer2 multi-turn prompt as messages. Its dataset card gives the form
-    "{user turn 1}\n<extra_id_1>Assistant\n{assistant turn 1}\n<extra_id_1>User\n{user turn 2}":
+    "{user turn 1}\\n<extra_id_1>Assistant\\n{assistant turn 1}\\n<extra_id_1>User\\n{user turn 2}":
     the first turn is the user's, each later one follows its marker; turns must alternate."""
     parts = _STEERLM_TURN.split(text)
     roles = ["user"] + [{"User": "user", "Assistant": "assistant"}[who] for who in parts[1::2]]

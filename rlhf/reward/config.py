@@ -84,7 +84,8 @@ class RewardConfig:
     )
     margin_from_scores: bool = field(
         default=False,
-        metadata={"help": "Use score_chosen - score_rejected (UltraFeedback-binarized) as each pair's margin."},
+        metadata={"help": "Use score_chosen - score_rejected (UltraFeedback-binarized), or |preference_strength| "
+                  "(HelpSteer2), as each pair's margin. SHP rows are refused with it (their scores are upvote counts)."},
     )
     eval_fraction: float = field(
         default=0.1,
