@@ -504,6 +504,20 @@ def assembled_report(args, config: dict, root: Path, preferences: list[str], met
                     "config is this invocation's base settings"}
 
 
+def mean_row(table: dict, methods: list[str]) -> str:
+    """The table's last row: each method's mean win rate, with how many preferences it ran on and
+    how many cleared 0.5 (CI lower bound above it), e.g. "0.78 (7 of 7; 6 above 0.5)"."""
+    cells = []
+    for m in methods:
+        ran = [row["cells"][m] for row in table.values() if row["cells"].get(m)]
+        if not ran:
+            cells.append("–")
+            continue
+        mean = sum(c["win_rate"] for c in ran) / len(ran)
+        cells.append(f"{mean:.3f} ({len(ran)} of {len(table)}; {sum(c['ci95'][0] > 0.5 for c in ran)} above 0.5)")
+    return "| mean | | | | " + " | ".join(cells) + " |"
+
+
 def markdown(report: dict) -> str:
     methods, lines = report["methods"], []
     lines += [f"# Preference suite ({report['scale']})", "",
@@ -525,6 +539,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| `{pref}` | {usable:.2f} | " if usable is not None else f"| `{pref}` | – | ")
         lines[-1] += (f"{acc:.2f}" if acc is not None else "–") + f" | {_unseen(row.get('reward_unseen'))} | "
         lines[-1] += " | ".join(cells) + " |"
+    lines.append(mean_row(report["table"], methods))
     scored = [(pref, name, u) for pref, row in report["table"].items()
               for name, u in (row.get("reward_models") or {}).items()]
     if any(name != "reward" for _, name, _ in scored):

@@ -56,6 +56,17 @@ def test_unknown_names_and_method_availability():
     assert suite.folder_name("my.rules:tidy") == "my.rules.tidy" and suite.folder_name("plain") == "plain"
 
 
+def test_mean_row_counts_the_preferences_each_method_ran_on_and_won():
+    def cell(rate, low):
+        return {"win_rate": rate, "ci95": [low, 1.0]}
+
+    table = {"a": {"cells": {"ppo": cell(0.9, 0.7), "dpo": cell(0.6, 0.45)}},
+             "b": {"cells": {"ppo": cell(0.5, 0.3)}},
+             "c": {"cells": {"ppo": cell(0.7, 0.55), "dpo": cell(0.8, 0.6)}}}
+    row = suite.mean_row(table, ["ppo", "dpo", "grpo"])
+    assert row == "| mean | | | | 0.700 (3 of 3; 2 above 0.5) | 0.700 (2 of 3; 1 above 0.5) | – |"
+
+
 @pytest.mark.slow
 def test_suite_runs_two_preferences_by_two_methods_and_resumes(tmp_path, tiny_model_dir, capsys, monkeypatch):
     args = ["--scale", "tiny", "--model", str(tiny_model_dir), "--preferences", "detailed,plain",
