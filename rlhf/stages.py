@@ -21,6 +21,36 @@ class ConfigError(ValueError):
     are `rlhf.data.DataError`, failures while running (non-finite numbers, out of memory) exit 1."""
 
 
+def number_problems(config: Any, *, at_least_1: tuple[str, ...] = (), at_least_0: tuple[str, ...] = (),
+                    positive: tuple[str, ...] = (), fraction: tuple[str, ...] = (),
+                    probability: tuple[str, ...] = ()) -> list[str]:
+    """"name must be ... (got value)" for each named field of `config` outside its range, for a
+    config's `__post_init__` to collect and raise as one ValueError (the CLI prints it and exits 2,
+    before any model or data loads). None passes: it stands for the field's default. NaN fails all.
+    fraction: [0, 1) (a share held out, a dropout); probability: [0, 1]."""
+    rules = ((at_least_1, lambda v: v >= 1, ">= 1"), (at_least_0, lambda v: v >= 0, ">= 0"),
+             (positive, lambda v: v > 0, "> 0"), (fraction, lambda v: 0 <= v < 1, "in [0, 1)"),
+             (probability, lambda v: 0 <= v <= 1, "in [0, 1]"))
+    problems = []
+    for names, ok, allowed in rules:
+        for name in names:
+            value = getattr(config, name)
+            if value is not None and not ok(value):
+                problems.append(f"{name} must be {allowed} (got {value})")
+    return problems
+
+
+def max_steps_problems(max_steps: int | None, epochs: float) -> list[str]:
+    """The training-length rules every training stage shares: max_steps is -1 (or None: train for
+    `epochs`) or >= 1, and epochs > 0. Zero steps would save the untouched model as if trained."""
+    problems = []
+    if max_steps is not None and max_steps != -1 and not max_steps >= 1:
+        problems.append(f"max_steps must be -1 (train for epochs) or >= 1 (got {max_steps})")
+    if not epochs > 0:
+        problems.append(f"epochs must be > 0 (got {epochs})")
+    return problems
+
+
 class Stage(NamedTuple):
     """One CLI command. `config` is the dataclass's name in `module`, or None when `run` takes argv
     itself (commands with their own sub-commands). `exports` are the names `import rlhf` offers.
