@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from rlhf.adapters import AdapterConfig, resolve_learning_rate
-from rlhf.stages import save_resolved_config
+from rlhf.stages import max_steps_problems, number_problems, save_resolved_config
 
 # Adapters learn far less per step than a full model, so TRL's 2e-5 (a full fine-tune default)
 # barely moves them (docs/notes.md#adapter-lr). LoRA: 2e-4 as in the QLoRA paper; soft prompts and IA3 need more.
@@ -64,6 +64,15 @@ class SFTConfig(AdapterConfig):
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in --output_dir."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
     fsdp: bool = field(default=False, metadata={"help": "Shard the model with FSDP2 across the processes of a torchrun launch, through TRL/transformers' own FSDP support (fsdp_config version 2, full state dict on save). adapter=full and CUDA only: accelerate enables FSDP on GPUs only (on CPU run SFT without it, as DDP)."})
+
+    def number_problems(self) -> list[str]:
+        problems = super().number_problems() + max_steps_problems(self.max_steps, self.epochs)
+        problems += number_problems(self, at_least_1=("batch_size", "grad_accum", "logging_steps", "save_steps"),
+                                    at_least_0=("warmup_steps", "eval_steps"), positive=("learning_rate",),
+                                    fraction=("eval_fraction",))
+        if not self.max_length >= 2:
+            problems.append(f"max_length must be >= 2 (a prompt token and an answer token; got {self.max_length})")
+        return problems
 
     def resolved_learning_rate(self) -> float:
         return resolve_learning_rate(self.learning_rate, DEFAULT_LEARNING_RATES, self.adapter)

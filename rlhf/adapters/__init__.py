@@ -81,6 +81,16 @@ class AdapterConfig:
             raise ValueError(f"bottleneck_placement={self.bottleneck_placement!r}: choose one of {', '.join(PLACEMENTS)}")
         if self.bottleneck_nonlinearity not in NONLINEARITIES:
             raise ValueError(f"bottleneck_nonlinearity={self.bottleneck_nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}")
+        problems = self.number_problems()
+        if problems:
+            raise ValueError(f"{type(self).__name__}: " + "; ".join(problems))
+
+    def number_problems(self) -> list[str]:
+        """Sizes and rates out of range, in words (a subclass adds its own fields)."""
+        from rlhf.stages import number_problems
+
+        return number_problems(self, at_least_1=("lora_r", "num_virtual_tokens", "bottleneck_size"),
+                               at_least_0=("partial_layers",), positive=("lora_alpha",), fraction=("lora_dropout",))
 
     def bottleneck(self):
         """The series/parallel settings as a `BottleneckConfig`."""
