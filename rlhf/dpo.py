@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from rlhf.stages import save_resolved_config
+from rlhf.stages import max_steps_problems, number_problems, save_resolved_config
 
 from rlhf.adapters import resolve_learning_rate
 
@@ -83,6 +83,18 @@ class DPOStageConfig:
     gold_steps: int = field(default=5, metadata={"help": "With --gold_preference: measure before the first step, every N optimizer steps and after the last."})
     gold_prompts: int = field(default=16, metadata={"help": "With --gold_preference: how many held-out prompts (the eval split's; the training prompts when there is none) are answered, one sampled answer each, the same seed every time."})
     gold_max_new_tokens: int = field(default=64, metadata={"help": "With --gold_preference: answer length limit in tokens."})
+
+    def __post_init__(self):
+        # gold_prompts and gold_steps are checked with gold_preference (check_gold_settings)
+        problems = max_steps_problems(self.max_steps, self.epochs)
+        problems += number_problems(self, at_least_1=("batch_size", "grad_accum", "lora_r", "logging_steps",
+                                                      "gold_max_new_tokens"),
+                                    at_least_0=("eval_steps",), positive=("beta", "learning_rate", "lora_alpha"),
+                                    fraction=("eval_fraction", "warmup_ratio"))
+        if not self.max_length >= 2:
+            problems.append(f"max_length must be >= 2 (a prompt token and an answer token; got {self.max_length})")
+        if problems:
+            raise ValueError("DPOStageConfig: " + "; ".join(problems))
 
 
 # --- 1. rankings -> pairs ----------------------------------------------------------------------
