@@ -236,23 +236,12 @@ class PPOConfig:
     )
 
     def __post_init__(self):
-        problems = []
-        if self.grad_accum is not None and self.grad_accum < 1:
-            problems.append("grad_accum must be >= 1 (or None: micro-batches of at most 8 completions)")
-        elif self.num_minibatches >= 1 and self.batch_size % (self.num_minibatches * self.resolved_grad_accum()):
+        problems = self._number_problems()
+        if problems:  # the checks below combine fields: with one out of range they would blame others
+            raise ValueError("PPOConfig: " + "; ".join(problems))
+        if self.batch_size % (self.num_minibatches * self.resolved_grad_accum()):
             problems.append(f"batch_size={self.batch_size} must be divisible by num_minibatches*grad_accum="
                             f"{self.num_minibatches * self.resolved_grad_accum()}")
-        if self.temperature <= 0:
-            problems.append("temperature must be > 0 (PPO samples)")
-        if self.length_report_steps < 0:
-            problems.append("length_report_steps must be >= 0")
-        for name in ("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1")
-        if self.adam_eps is not None and not self.adam_eps > 0:
-            problems.append(f"adam_eps must be > 0 (got {self.adam_eps})")
-        if self.adaptive_kl and self.target_kl <= 0:
-            problems.append("target_kl must be > 0")
         if self.reward_preference and self.reward_model:
             problems.append(f"reward_preference={self.reward_preference!r} and reward_model={self.reward_model!r} "
                             "are both set: one reward, pick one")
@@ -264,6 +253,23 @@ class PPOConfig:
         if problems:
             raise ValueError("PPOConfig: " + "; ".join(problems))
 
+    def _number_problems(self) -> list[str]:
+        """Each field out of its own range, named with its value and what is allowed."""
+        from rlhf.stages import number_problems
+
+        problems = number_problems(
+            self, at_least_1=("steps", "batch_size", "max_new_tokens", "ppo_epochs", "num_minibatches", "grad_accum",
+                              "generation_batch_size", "reward_batch_size", "lora_r", "kl_horizon", "num_generations",
+                              "save_total_limit"),
+            at_least_0=("value_warmup_steps", "kl_coef", "kl_loss_coef", "vf_coef", "min_reward_std", "save_steps",
+                        "length_report_steps", "log_samples"),
+            positive=("temperature", "learning_rate", "adam_eps", "lora_alpha", "target_kl", "cliprange",
+                      "cliprange_value", "max_grad_norm", "score_clip"),
+            probability=("gamma", "lam"))
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        return problems
+
     def _estimator_problems(self) -> list[str]:
         """What is wrong with the estimator settings, in words (empty when they fit together)."""
         from rlhf.ppo.core import ADVANTAGE_ESTIMATORS, GROUP_ESTIMATORS, LOSS_AGG_MODES
@@ -272,9 +278,7 @@ class PPOConfig:
         if est not in ADVANTAGE_ESTIMATORS:
             return [f"advantage_estimator={est!r} is not one of {', '.join(ADVANTAGE_ESTIMATORS)}"]
         problems = []
-        if g < 1:
-            problems.append("num_generations must be >= 1")
-        elif est in GROUP_ESTIMATORS and g < 2:
+        if est in GROUP_ESTIMATORS and g < 2:
             problems.append(f"advantage_estimator={est!r} compares the completions of each prompt: set "
                             f"num_generations >= 2 (it is {g}; 4-16 is usual, DeepSeekMath used 64)")
         elif self.batch_size % g:
