@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
 from rlhf.generation import sequence_logprobs  # noqa: F401 (also rlhf.eval's since it lived here)
-from rlhf.stages import ConfigError, save_resolved_config
+from rlhf.stages import ConfigError, number_problems, save_resolved_config
 
 Judge = Callable[[str, str, str], float]
 
@@ -48,7 +48,7 @@ class EvalConfig:
     extra_policies: list[str] = field(default_factory=list, metadata={"help": "More policies to compare with policy B the same way (e.g. a DPO output)."})
     limit: Optional[int] = field(default=None, metadata={"help": "Use only the first N prompts."})
     max_new_tokens: int = field(default=64, metadata={"help": "Longest answer, in tokens."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (1 keeps the KL estimate unbiased; 0 = greedy)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature, >= 0 (1 keeps the KL estimate unbiased; 0 = greedy)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling (1 keeps the KL estimate unbiased)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per generation / scoring batch."})
     best_of_n: Optional[int] = field(default=None, metadata={"help": "Also evaluate best-of-N sampling from policy B, picked by the reward model (needs --reward_model)."})
@@ -61,10 +61,17 @@ class EvalConfig:
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, ... Default: cuda when available."})
 
     def __post_init__(self):
+        problems = []
         if self.best_of_n is not None and self.best_of_n < 2:
-            raise ValueError("--best_of_n must be at least 2")
+            problems.append(f"--best_of_n must be at least 2 (got {self.best_of_n})")
         if self.bootstrap < 100:
-            raise ValueError("--bootstrap needs at least 100 resamples for a 95% interval")
+            problems.append(f"--bootstrap needs at least 100 resamples for a 95% interval (got {self.bootstrap})")
+        problems += number_problems(self, at_least_1=("max_new_tokens", "batch_size", "limit"),
+                                    at_least_0=("temperature", "samples_in_report"), probability=("judge_noise",))
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.judge == "simulated":
             from rlhf.labelers import get_preference
 

@@ -518,10 +518,20 @@ class SimulateConfig:
     def __post_init__(self):
         if not self.candidates and not self.db:
             raise ValueError("give --candidates (a file from `rlhf sample`) or --db (a labeling database with items)")
-        if not 1 <= self.labels_per_item <= self.num_labelers:
-            raise ValueError(f"--labels_per_item must be between 1 and --num_labelers ({self.num_labelers})")
+        problems = []
+        if self.num_labelers < 1:
+            problems.append(f"--num_labelers must be at least 1 (got {self.num_labelers})")
+        elif not 1 <= self.labels_per_item <= self.num_labelers:
+            problems.append(f"--labels_per_item must be between 1 and --num_labelers ({self.num_labelers}) "
+                            f"(got {self.labels_per_item})")
         if not 0 <= self.noise <= 1:
-            raise ValueError("--noise must be between 0 and 1")
+            problems.append(f"--noise must be between 0 and 1 (got {self.noise})")
+        if self.disagreement is not None and not 0 <= self.disagreement < 1:
+            problems.append(f"--disagreement must be in [0, 1) (got {self.disagreement})")
+        if not self.tie_tolerance >= 0:
+            problems.append(f"--tie_tolerance must be >= 0 (got {self.tie_tolerance})")
+        if problems:
+            raise ValueError("; ".join(problems))
         get_preference(self.preference)  # a user's `module:fn` is imported and checked now, not at item 1
 
 

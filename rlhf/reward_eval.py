@@ -43,6 +43,15 @@ class RewardEvalConfig:
     skip_bad_rows: bool = field(default=False, metadata={"help": "Skip and count malformed rows instead of stopping."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, ... Default: cuda when available."})
 
+    def __post_init__(self):
+        from rlhf.stages import number_problems
+
+        problems = number_problems(self, at_least_1=("batch_size", "bootstrap"))
+        if self.max_length is not None and not self.max_length >= 2:
+            problems.append(f"max_length must be >= 2, or unset for the reward model's own (got {self.max_length})")
+        if problems:
+            raise ValueError("RewardEvalConfig: " + "; ".join(problems))
+
 
 # --- pure parts ---------------------------------------------------------------------------------
 

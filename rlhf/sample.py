@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
-from rlhf.stages import save_resolved_config
+from rlhf.stages import number_problems, save_resolved_config
 
 
 @dataclass
@@ -28,7 +28,7 @@ class SampleConfig:
     output: Optional[str] = field(default=None, metadata={"help": "Candidates JSONL to write. Default: candidates.jsonl when --db is not given either."})
     db: Optional[str] = field(default=None, metadata={"help": "Labeling database (SQLite file or PostgreSQL URL) to add the candidates to, as `rlhf label` reads them."})
     k: int = field(default=4, metadata={"help": "Completions per prompt (2 to 9; InstructGPT showed labelers 4 to 9)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature; 0 decodes greedily (every completion the same)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature, >= 0; 0 decodes greedily (every completion the same)."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p."})
     max_new_tokens: int = field(default=64, metadata={"help": "Longest completion, in tokens; longer ones are cut (and usually rank low)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences generated together (prompts x k are split into batches of this size)."})
@@ -39,14 +39,15 @@ class SampleConfig:
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1, ... Default: cuda when available."})
 
     def __post_init__(self):
+        problems = []
         if not 2 <= self.k <= 9:
-            raise ValueError(f"--k must be between 2 and 9 (got {self.k}): a ranking needs at least two completions, and people rank more than nine poorly")
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("--max_new_tokens and --batch_size must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be at least 1 (got {self.limit})")
-        if self.resample_tries < 0:
-            raise ValueError("--resample_tries must be >= 0")
+            problems.append(f"--k must be between 2 and 9 (got {self.k}): a ranking needs at least two completions, and people rank more than nine poorly")
+        problems += number_problems(self, at_least_1=("max_new_tokens", "batch_size", "limit"),
+                                    at_least_0=("temperature", "resample_tries"))
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 # --- duplicates (pure) -------------------------------------------------------------------------
