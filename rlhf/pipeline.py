@@ -236,13 +236,14 @@ class Pipeline:
             unknown = sorted(set(section) - names)
             if unknown:
                 raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; its fields are: {sorted(names)}")
-        if self.enabled("ppo"):  # its own checks need no earlier stage's output (e.g. a rule reward beside a critic
-            from rlhf.ppo import PPOConfig  # that needs a reward model): fail now, not after the reward stage
-
-            try:
-                PPOConfig(**self.section("ppo"))
-            except ValueError as err:  # ConfigError is one
-                raise PipelineError(f"stage 'ppo': {err}") from None
+        # Their own checks (a number out of range, a rule reward beside a critic that needs a reward model)
+        # need no earlier stage's output: fail now, not after the stages before them have trained.
+        for stage in ("sft", "sample", "reward", "ppo", "dpo", "eval"):
+            if self.enabled(stage):
+                try:
+                    stage_config_class(stage, mode)(**self.section(stage))
+                except ValueError as err:  # ConfigError is one
+                    raise PipelineError(f"stage '{stage}': {err}") from None
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
         """What decides a stage's output besides earlier stages' folders: its YAML section (pipeline

@@ -140,3 +140,20 @@ def test_the_cli_refuses_before_anything_loads(tmp_path, capsys, command, flags,
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"rlhf {command}: error: ") and message in err and len(err.splitlines()) == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage, section, message", [
+    ("sft", {"max_steps": 0}, f"{NO_STEPS} (got 0)"),
+    ("reward", {"epochs": 0}, "epochs must be > 0 (got 0)"),
+    ("dpo", {"enabled": True, "beta": -1.0}, "beta must be > 0 (got -1.0)"),
+    ("eval", {"max_new_tokens": 0}, "max_new_tokens must be >= 1 (got 0)"),
+])
+def test_the_pipeline_refuses_a_late_stages_number_before_the_first_stage(tmp_path, stage, section, message):
+    import re
+
+    from rlhf.pipeline import Pipeline, PipelineError
+
+    pipe = Pipeline({"run_dir": str(tmp_path / "run"), stage: section})
+    with pytest.raises(PipelineError, match=f"stage '{stage}': .*{re.escape(message)}"):
+        pipe.validate()
+    assert not (tmp_path / "run").exists()
