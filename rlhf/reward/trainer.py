@@ -497,7 +497,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     changed = [k for k in RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
     if changed:
         raise ConfigError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
-                         "(use another output_dir, or resume=False to start over)")
+                         "(use another --output_dir, or --overwrite_output_dir true to start over)")
     if config.fsdp:  # process 0 holds the full tensors; each process loads its shards
         from rlhf import fsdp
 
