@@ -1,6 +1,8 @@
 """Stage 3: rank the candidates. People do it in the browser app (`rlhf label`); here simulated
 labelers, a rule-based stand-in, write rankings through the same format the app exports."""
 
+import shlex
+
 from _common import parse
 
 from rlhf import SimulateConfig, run_simulate
@@ -14,4 +16,4 @@ config = SimulateConfig(
     noise=0.1,
 )
 print("rankings written to", run_simulate(config))
-print("with people instead:  rlhf label --db labels.db --candidates", config.candidates, "--users users.csv")
+print("with people instead:  rlhf label --db labels.db --candidates", shlex.quote(config.candidates), "--users users.csv")

@@ -139,14 +139,14 @@ def _read_password(given: str | None) -> str:
 def users_main(argv: list[str]) -> int:
     """`rlhf users add NAME --db DB [--role admin|labeler] [--password PW]` and `rlhf users list --db DB`.
     Without --password, the password is asked for (or read from stdin's first line when piped)."""
-    parser = argparse.ArgumentParser(prog="rlhf users", description="Add or list labeling-app users.")
+    parser = argparse.ArgumentParser(prog="rlhf users", description="Add or list labeling-app users.", allow_abbrev=False)
     sub = parser.add_subparsers(dest="action", required=True)
-    add = sub.add_parser("add", help="add a user, or change an existing user's password and role")
+    add = sub.add_parser("add", help="add a user, or change an existing user's password and role", allow_abbrev=False)
     add.add_argument("name")
     add.add_argument("--db", default="labels.db", help="labeling database (default labels.db)")
     add.add_argument("--role", default="labeler", choices=["labeler", "admin"])
     add.add_argument("--password", default=None, help="the password (default: ask, or read one line from stdin)")
-    show = sub.add_parser("list", help="list users and their roles")
+    show = sub.add_parser("list", help="list users and their roles", allow_abbrev=False)
     show.add_argument("--db", default="labels.db", help="labeling database (default labels.db)")
     try:
         args = parser.parse_args(argv)

@@ -31,10 +31,14 @@ def _usage() -> str:
 
 
 def parse_config(config_cls, argv: list[str], prog: str, description: str):
-    """Parse `argv` into one config dataclass with transformers' HfArgumentParser."""
+    """Parse `argv` into one config dataclass with transformers' HfArgumentParser.
+
+    Options must be spelled out (no prefixes: `--max_step` is not `--max_steps`, so a later option
+    cannot change what a command means). An unknown option raises ValueError naming it and the closest
+    real option."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(config_cls, prog=prog, description=description)
+    parser = HfArgumentParser(config_cls, prog=prog, description=description, allow_abbrev=False)
     for action in parser._actions:
         # HfArgumentParser adds --no_X for a bool field that defaults to True and copies X's help onto
         # it, ending "(default: False)": "--no_progress  Show a progress bar. (default: False)".
@@ -43,8 +47,25 @@ def parse_config(config_cls, argv: list[str], prog: str, description: str):
         # argparse %-formats every help text: a field documented as "95% interval" would crash --help
         if action.help and "%(" not in action.help:
             action.help = action.help.replace("%", "%%")
+    _, unknown = parser.parse_known_args(args=argv)  # before the dataclass checks its values
+    if unknown:
+        raise ValueError(unknown_option_message(parser, unknown))
     (config,) = parser.parse_args_into_dataclasses(args=argv)
     return config
+
+
+def unknown_option_message(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """One line naming the first unknown option (or stray value) and the closest real option."""
+    import difflib
+
+    options = [opt for action in parser._actions for opt in action.option_strings if opt.startswith("--")]
+    flags = [arg.split("=", 1)[0] for arg in unknown if arg.startswith("-")]
+    if not flags:
+        return f"unexpected value {unknown[0]!r} (options are --name value; {parser.prog} --help lists them)"
+    flag = flags[0]
+    close = difflib.get_close_matches(flag, options, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"{parser.prog} --help lists the options"
+    return f"unknown option {flag} ({hint})"
 
 
 def main(argv: list[str] | None = None) -> int:

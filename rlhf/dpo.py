@@ -218,7 +218,9 @@ def build_trainer(config: DPOStageConfig):
     from transformers import set_seed
 
     from rlhf.models import load_tokenizer, pick_device
+    from rlhf.outputs import check_output_dir
 
+    check_output_dir("dpo", config.output_dir, {"--policy": config.policy})
     check_gold_settings(config)
     device = pick_device(config.device)
     train_ds, eval_ds, counts = load_pairs(config)

@@ -184,9 +184,13 @@ def add_kl(reference: str, policies: list[PolicySamples], config: EvalConfig) ->
 def run_eval(config: EvalConfig) -> dict:
     """Sample both policies, judge, and write eval.json + eval.md into `config.output`."""
     from rlhf.data import load_prompts
+    from rlhf.outputs import check_output_dir
     from rlhf.sample import resolve_prompts
 
     # 1. Inputs, checked before any model loads.
+    check_output_dir("eval", config.output, {"--policy_a": config.policy_a, "--policy_b": config.policy_b,
+                                              "--reward_model": config.reward_model, "--reference": config.reference,
+                                              "--extra_policies": config.extra_policies}, output_flag="--output")
     config = replace(config, prompts=resolve_prompts(config.prompts, "prompts_heldout"))
     if (config.judge == "reward" or config.best_of_n) and not config.reward_model:
         raise ConfigError("--judge reward and --best_of_n need --reward_model")

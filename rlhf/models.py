@@ -111,21 +111,66 @@ def resolve_model(name: str | os.PathLike | None) -> tuple[str, dict[str, Any]]:
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
             raise ModelNotFoundError(f"{path} exists but holds no config.json: not a model folder")
         return str(path), {}
+    if looks_local(name):
+        raise ModelNotFoundError(f"{name}: no such folder (in {Path.cwd()}); a local path is never tried as a hub id: "
+                                 f"check the path, or run from the folder it is relative to")
     return name, {}
+
+
+def looks_local(name: str) -> bool:
+    """A model name that can only be a local path, not a hub id (`owner/name` or `name`): it starts
+    with `.`, `/` or `~`, holds a backslash or more than one `/`, or its first path component exists
+    here (`runs/sft` where `runs` is a folder)."""
+    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+        return True
+    return "/" in name and Path(name.split("/", 1)[0]).exists()
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host answers a TCP connection within `timeout` seconds. Checked once per
+    process, before a hub id is fetched: offline, transformers would otherwise retry for about a minute
+    before failing. True behind a proxy (HTTPS_PROXY, ...), which this cannot test, and when
+    HF_HUB_OFFLINE is set (transformers then reads the cache alone at once)."""
+    global _HUB_REACHABLE
+    if _HUB_REACHABLE is None:
+        import socket
+        from urllib.parse import urlparse
+
+        offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+        proxied = any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+        if offline or proxied:
+            _HUB_REACHABLE = True
+        else:
+            url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+            try:
+                socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                         timeout=timeout).close()
+                _HUB_REACHABLE = True
+            except OSError:
+                _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
+_HUB_REACHABLE: bool | None = None
 
 
 def _from_pretrained(loader, name, **kwargs):
     """Call a transformers `from_pretrained`, turning 'not found / cannot fetch' into one clear error."""
     path, extra = resolve_model(name)
+    offline = not Path(path).exists() and not hub_reachable()
+    if offline:  # a hub id with no hub: its cached copy, or a clear error now instead of a minute of retries
+        extra = {**extra, "local_files_only": True}
     try:
         return loader.from_pretrained(path, **extra, **kwargs)
     except (OSError, ValueError) as err:
         if Path(path).exists():
             raise
+        why = ("the hub is unreachable (no network) and there is no cached copy" if offline else
+               "the hub could not provide it (offline, wrong id, or gated)")
         raise ModelNotFoundError(
-            f"Could not find or fetch the model {name!r}: it is not a local folder or .gguf file, and "
-            f"the hub could not provide it (offline, wrong id, or gated). Pass a local path, or omit "
-            f"the model to use the embedded default. ({type(err).__name__}: {str(err).splitlines()[0]})"
+            f"Could not find or fetch the model {name!r}: it is not a local folder (in {Path.cwd()}) or .gguf file, "
+            f"and {why}. Pass a local path, or omit the model to use the embedded default. "
+            f"({type(err).__name__}: {str(err).splitlines()[0]})"
         ) from None
 
 

@@ -330,7 +330,8 @@ def run_pipeline(config_path: str | Path, overrides: dict[str, Any] | None = Non
 def pipeline_main(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="rlhf pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="rlhf pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)  # no prefixes: --run is not --run_dir
     parser.add_argument("config", help="pipeline YAML (see examples/quickstart.yaml)")
     parser.add_argument("--run_dir", help="override the run folder named in the config")
     args = parser.parse_args(argv)

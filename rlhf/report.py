@@ -36,9 +36,23 @@ def _plots(run: Path, stage: str) -> list[str]:
     return [f"![{stage} {p.stem}]({p.relative_to(run).as_posix()})" for p in pngs] + [""]
 
 
+# The `rlhf ppo` stage's name by its advantage_estimator: the critic-free estimators are other algorithms.
+ALGORITHMS = {"gae": "PPO", "grpo": "GRPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO", "reinforce++": "REINFORCE++",
+              "reinforce++_baseline": "REINFORCE++ (baseline)"}
+
+
+def ppo_algorithm(run: Path) -> str:
+    """What the ppo stage of `run` ran, from its rlhf_config.json: "PPO", or e.g. "GRPO (advantage_estimator
+    grpo, PPO's clipped loss)"."""
+    estimator = _read(run / "ppo" / "rlhf_config.json").get("advantage_estimator", "gae")
+    name = ALGORITHMS.get(estimator, str(estimator))
+    return name if estimator == "gae" else f"{name} (advantage_estimator {estimator}, PPO's clipped loss)"
+
+
 def _headline(run: Path) -> list[str]:
     """The answer to "did alignment work?" in a few lines."""
     ev, rm, ppo = _read(run / "eval" / "eval.json"), _read(run / "reward" / "metrics.json"), _read(run / "ppo" / "metrics.json")
+    algorithm = ppo_algorithm(run).split(" (")[0]
     lines = []
     for c in ev.get("comparisons", []):
         lo, hi = c["ci95"]
@@ -53,12 +67,12 @@ def _headline(run: Path) -> list[str]:
     if ppo.get("score_first_tenth") is not None:
         final = ppo.get("final", {})
         unit = f" ({ppo['reward_unit'].split(':')[0]})" if ppo.get("reward_unit") else ""
-        lines.append(f"- PPO mean score{unit}: {ppo['score_first_tenth']:.3f} over the first tenth of the steps → "
+        lines.append(f"- {algorithm} mean score{unit}: {ppo['score_first_tenth']:.3f} over the first tenth of the steps → "
                      f"{ppo['score_last_tenth']:.3f} over the last tenth ({ppo['steps']} steps; KL at the end "
                      f"{final.get('kl/mean', float('nan')):.2f} nats per completion)")
     if ppo.get("gold_first_tenth") is not None:
-        lines.append(f"- PPO gold score (the labels' own rule on the same rollouts): {ppo['gold_first_tenth']:.3f} → "
-                     f"{ppo['gold_last_tenth']:.3f}: when the score PPO trains on rises and this does not, the "
+        lines.append(f"- {algorithm} gold score (the labels' own rule on the same rollouts): {ppo['gold_first_tenth']:.3f} → "
+                     f"{ppo['gold_last_tenth']:.3f}: when the score {algorithm} trains on rises and this does not, the "
                      "policy is exploiting its reward (plots `gold_vs_proxy_*.png`)")
     return (["## Headline", "", *lines, ""]) if lines else []
 
@@ -159,11 +173,12 @@ def _eval(run: Path) -> list[str]:
 
 def write_report(run: str | Path) -> Path:
     run = Path(run)
+    algorithm = ppo_algorithm(run)
     lines = [f"# RLHF run report: `{run.name}`", "",
-             "Stages: SFT → sampling → labeling → reward model → PPO (→ DPO) → evaluation. "
+             f"Stages: SFT → sampling → labeling → reward model → {algorithm.split(' (')[0]} (→ DPO) → evaluation. "
              "Each section reads the stage's own `metrics.json`; plots are the stage's PNGs.", "",
              *_headline(run), *_timings(run)]
-    sections = [("SFT", "sft", _sft), ("Reward model", "reward", _reward), ("PPO", "ppo", _ppo), ("DPO", "dpo", _dpo)]
+    sections = [("SFT", "sft", _sft), ("Reward model", "reward", _reward), (algorithm, "ppo", _ppo), ("DPO", "dpo", _dpo)]
     for title, stage, body in sections:
         if (run / stage).exists():
             lines += [f"## {title}", "", *body(run), *_plots(run, stage)]

@@ -150,8 +150,10 @@ def run_reward_eval(config: RewardEvalConfig) -> dict:
     overall and per group, 5 write."""
     from rlhf.data import DataError, load_preferences, print_skipped_rows
     from rlhf.reward.model import RewardModel
+    from rlhf.outputs import check_output_dir
     from rlhf.stages import save_resolved_config
 
+    check_output_dir("reward-eval", config.output, {"--model": config.model}, output_flag="--output")
     if not config.data:
         raise DataError("--data", None, "data", "no preference file given: pass --data FILE")
     # 1. data

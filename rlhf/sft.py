@@ -62,6 +62,7 @@ class SFTConfig(AdapterConfig):
     eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N steps (for --resume)."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in --output_dir."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start over in an output_dir that holds checkpoints of an unfinished run, deleting them (without this, such a run is refused unless --resume true)."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu or cuda; default: cuda when available. Precision follows: bf16 on GPU, fp32 on CPU."})
     fsdp: bool = field(default=False, metadata={"help": "Shard the model with FSDP2 across the processes of a torchrun launch, through TRL/transformers' own FSDP support (fsdp_config version 2, full state dict on save). adapter=full and CUDA only: accelerate enables FSDP on GPUs only (on CPU run SFT without it, as DDP)."})
 
@@ -87,8 +88,13 @@ def run_sft(config: SFTConfig) -> Path:
     from rlhf.adapters import adapter_summary, apply_adapter, load_base_for_adapter, save_adapter
     from rlhf.finite import check_finite_weights, finite_gradients_callback
     from rlhf.models import load_tokenizer, pick_device
+    from rlhf.checkpoints import complete_checkpoints
+    from rlhf.outputs import check_checkpoints, check_output_dir
 
     out = Path(config.output_dir)
+    check_output_dir("sft", out, {"--model": config.model})
+    check_checkpoints("sft", out, complete_checkpoints(out / "checkpoints", HF_MARKER), out / "checkpoints",
+                      config.resume, config.overwrite_output_dir)
     device = pick_device(config.device)
     if config.fsdp:
         _check_fsdp(config, device)
@@ -372,12 +378,21 @@ def _trainer(config: SFTConfig, model, tokenizer, train_ds, eval_ds, device: str
     return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer)
 
 
+HF_MARKER = "trainer_state.json"  # Hugging Face Trainer writes it last into a checkpoint (rlhf.checkpoints)
+
+
 def _last_checkpoint(out: Path) -> Optional[str]:
-    """The newest checkpoint Hugging Face Trainer finished writing (its trainer_state.json comes last)."""
+    """The newest checkpoint Hugging Face Trainer finished writing (its trainer_state.json comes last),
+    saying which one and at what step; None (also said) when there is none."""
     from rlhf.checkpoints import newest_complete_checkpoint
 
-    newest = newest_complete_checkpoint(out / "checkpoints", "trainer_state.json", stage="rlhf sft")
-    return str(newest) if newest else None
+    newest = newest_complete_checkpoint(out / "checkpoints", HF_MARKER, stage="rlhf sft")
+    if newest is None:
+        print(f"[rlhf sft] resume: no checkpoint in {out / 'checkpoints'}; starting at step 0")
+        return None
+    step = json.loads((newest / HF_MARKER).read_text()).get("global_step", newest.name.split("-")[-1])
+    print(f"[rlhf sft] resuming from {newest} (step {step})")
+    return str(newest)
 
 
 def plot_sft(log_history: list[dict], out_dir: Path) -> Path | None:

@@ -42,3 +42,21 @@ def test_grpo_example_runs_at_tiny_size(tmp_path):
     assert (tmp_path / "grpo" / "policy" / "adapter_config.json").exists()
     rows = (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2 and '"reward/frac_reward_zero_std"' in rows[-1]
+
+
+def test_label_example_quotes_a_path_with_a_space_in_the_command_it_prints(tmp_path):
+    import json
+    import shlex
+
+    run_dir = tmp_path / "my runs"
+    run_dir.mkdir()
+    rows = [{"id": f"p{i}", "prompt": f"Question {i}?", "completions": ["Short.", "A much longer answer here."]}
+            for i in range(4)]
+    (run_dir / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "03_label.py"), "--run_dir", str(run_dir)],
+                          cwd=EXAMPLES, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    command = next(line for line in proc.stdout.splitlines() if "rlhf label" in line).split(":", 1)[1]
+    argv = shlex.split(command)
+    assert argv[argv.index("--candidates") + 1] == str(run_dir / "candidates.jsonl")

@@ -1,4 +1,5 @@
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,43 @@ def test_models_knows_no_adapter_code():
 
     code = "import sys, rlhf.models; print('rlhf.adapters' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["./runs/sft", "/no/such/folder", "~/no-such-rlhf-folder", "runs/x/sft", "here/sft"])
+def test_a_missing_local_path_is_never_tried_as_a_hub_id(name, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()  # `here/sft`: its first component exists here, so it is a path
+    monkeypatch.setattr(models, "hub_reachable", lambda: pytest.fail("a local path went to the hub"))
+    with pytest.raises(models.ModelNotFoundError, match=f"^{re.escape(name)}: no such folder"):
+        models.load_tokenizer(name)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "Qwen/Qwen2.5-0.5B", "runs/sft"])
+def test_hub_ids_stay_hub_ids(name, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no `runs` here: `runs/sft` may be a hub id
+    assert not models.looks_local(name)
+    assert models.resolve_model(name) == (name, {})
+
+
+def test_an_unreachable_hub_fails_at_once_without_retries(monkeypatch, tmp_path):
+    """Offline without HF_HUB_OFFLINE, transformers retried for ~50 s; the probe makes it one call."""
+    import socket
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(key, raising=False)
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(models, "_HUB_REACHABLE", None)
+    assert models.hub_reachable() is False
+    started = time.time()
+    with pytest.raises(models.ModelNotFoundError, match="hub is unreachable"):
+        models.load_tokenizer("no-such-org/no-such-model")
+    assert time.time() - started < 10
+    monkeypatch.setattr(models, "_HUB_REACHABLE", None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # transformers then reads the cache alone: no probe needed
+    assert models.hub_reachable() is True

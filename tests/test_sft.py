@@ -57,11 +57,12 @@ def test_sft_adapter_loads_with_plain_peft_and_matches_rlhf_loader(sft_run, tiny
     assert not torch.allclose(_logits(peft_model, tokenizer), _logits(base, tokenizer), atol=1e-4), "adapter changed nothing"
 
 
-def test_sft_resumes_from_last_checkpoint(sft_run):
+def test_sft_resumes_from_last_checkpoint(sft_run, capsys):
     config, out = sft_run
     from dataclasses import replace
 
     resumed = run_sft(replace(config, max_steps=10, resume=True))
+    assert f"[rlhf sft] resuming from {out / 'checkpoints' / 'checkpoint-8'} (step 8)" in capsys.readouterr().out
     metrics = json.loads((resumed / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith("checkpoint-8") and metrics["steps"] == 10
     # Only the two steps after the checkpoint ran.

@@ -206,6 +206,7 @@ class PPOConfig:
     save_steps: int = field(default=50, metadata={"help": "Write a resumable checkpoint every N steps (0 = never)."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (oldest deleted first)."})
     resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start over in an output_dir that holds checkpoints of an unfinished run, deleting them (without this, such a run is refused unless --resume true)."})
     seed: int = field(default=0, metadata={"help": "Seed for prompt order, sampling and initialisation."})
     device: Optional[str] = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... None = a GPU when present."})
     fsdp: bool = field(default=False, metadata={"help": "Shard policy, critic and reference over the processes of a torchrun launch with torch's FSDP2 (fully_shard per decoder layer); full-parameter training only (policy_train=full). CPU (gloo) and GPU (NCCL)."})

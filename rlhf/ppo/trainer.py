@@ -40,7 +40,8 @@ from rlhf.generation import stop_token_ids
 from rlhf.labelers import get_preference
 from rlhf.models import load_tokenizer, pick_device, pick_dtype
 from rlhf.ppo import core
-from rlhf.ppo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlhf.outputs import check_checkpoints, check_output_dir
+from rlhf.ppo.checkpoint import checkpoint_dirs, latest_checkpoint, load_checkpoint, save_checkpoint
 from rlhf.ppo.config import PPOConfig
 from rlhf.ppo.metrics import MetricsLog, plot_metrics
 from rlhf.ppo.policy import (ActorCritic, build_policy_pair, build_reward_critic, build_value_head, load_sft,
@@ -86,6 +87,11 @@ class PPOTrainer:
             fsdp.init_process_group(str(self.accelerator.device))  # a world of 1 needs one too
         set_seed(config.seed)  # same initialisation on every process
         self.output_dir = Path(config.output_dir)
+        named = lambda given, flag: str(given) if isinstance(given, (str, Path)) else flag  # noqa: E731
+        check_output_dir("ppo", self.output_dir, {"--policy": named(policy, config.policy),
+                                                  "--reward_model": named(reward_model, config.reward_model)})
+        check_checkpoints("ppo", self.output_dir, checkpoint_dirs(self.output_dir), self.output_dir / "checkpoints",
+                          config.resume, config.overwrite_output_dir)
         self.reward_fn = reward_fn
         self.gold_fn = _gold_fn(gold_fn, config.gold_preference)
         self.step_count = 0

@@ -129,6 +129,7 @@ class RewardConfig:
                   "the shipped demonstrations; a path = a demonstrations file; 'none' = raw scores."},
     )
     resume: bool = field(default=False, metadata={"help": "Continue from output_dir/checkpoint if it exists."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start over in an output_dir that holds checkpoints of an unfinished run, deleting them (without this, such a run is refused unless --resume true)."})
     save_steps: int = field(
         default=0, metadata={"help": "Also checkpoint every N optimizer steps (0 = at the end of each epoch only)."}
     )

@@ -298,8 +298,12 @@ class RewardModel:
         from rlhf.models import ModelNotFoundError
 
         device = pick_device(device)
+        if not Path(path).expanduser().is_dir():  # a folder, never tried as a hub id (offline that retries for a minute)
+            raise ModelNotFoundError(f"no reward model at {path}: no such folder (in {Path.cwd()}); pass the folder "
+                                     f"`rlhf reward` wrote")
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype or pick_dtype(device))
+            model = AutoModelForSequenceClassification.from_pretrained(str(Path(path).expanduser()),
+                                                                       dtype=dtype or pick_dtype(device))
         except OSError as err:  # a missing folder, or one without config.json / weights
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelNotFoundError(f"no reward model at {path} (a folder `rlhf reward` wrote): {first}") from None

@@ -45,6 +45,7 @@ from rlhf.data import DataError, Ranking, builtin, load_demonstrations, load_pre
 from rlhf.data.conversation import normalize_prompt
 from rlhf.finite import check_finite_step, check_finite_weights
 from rlhf.models import count_parameters, load_tokenizer, pick_device
+from rlhf.outputs import check_checkpoints, check_output_dir
 from rlhf.plots import plot_series, points
 from rlhf.reward.config import PAIRS_PER_STEP, RewardConfig
 from rlhf.reward.data import labeler_agreement, merge_labelers, split_by_prompt
@@ -65,6 +66,9 @@ RESUME_KEYS = ("data", "model", "train", "lora_r", "lora_alpha", "partial_layers
 def train_reward(config: RewardConfig) -> dict:
     """Train, evaluate, calibrate and save a reward model; returns the metrics written to metrics.json."""
     out = Path(config.output_dir)
+    check_output_dir("reward", out, {"--model": config.model})
+    check_checkpoints("reward", out, [out / CHECKPOINT] if (out / CHECKPOINT).is_file() else [], (out / CHECKPOINT).parent,
+                      config.resume, config.overwrite_output_dir)
     lr = config.resolved_learning_rate()
     device = pick_device(config.device)
     rank, world = _join_processes(config, device)
@@ -493,7 +497,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: RewardConfi
     changed = [k for k in RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
     if changed:
         raise ConfigError(f"cannot resume from {path}: settings changed since it was written: {', '.join(changed)} "
-                         "(use another output_dir, or resume=False to start over)")
+                         "(use another --output_dir, or --overwrite_output_dir true to start over)")
     if config.fsdp:  # process 0 holds the full tensors; each process loads its shards
         from rlhf import fsdp
 
