@@ -40,12 +40,17 @@ class PipelineError(ConfigError):
 
 
 def build_config(cls, stage: str, defaults: dict[str, Any], overrides: dict[str, Any]):
-    """`cls(**defaults | overrides)`, keeping only defaults the class has and refusing unknown keys."""
+    """`cls(**defaults | overrides)`, keeping only defaults the class has and refusing unknown keys.
+    A stage with checkpoints resumes its own unfinished run (`resume=True`) unless the YAML section
+    says `resume: false`: re-running a stopped pipeline continues the stage where it stopped (a
+    stage with no checkpoint starts at step 0), where a stage's own CLI refuses to start over
+    checkpoints it was not told about."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise PipelineError(f"stage '{stage}': unknown field(s) {unknown}; {cls.__name__} has: {sorted(names)}")
-    values = {k: v for k, v in defaults.items() if k in names}
+    values = {"resume": True} if "resume" in names else {}
+    values.update({k: v for k, v in defaults.items() if k in names})
     values.update(overrides)
     return cls(**values)
 

@@ -55,6 +55,20 @@ def test_pipeline_runs_every_stage_on_a_tiny_model_and_resumes(tmp_path, tiny_mo
     assert (run / "pipeline.log").read_text().count("done in an earlier run, skipped") == len(STAGES)
 
 
+def test_a_stage_the_pipeline_reruns_continues_its_own_checkpoints():
+    """A pipeline rerun after a stop continues a stage stopped mid-training (resume on unless the
+    section turns it off); a stage's own CLI refuses to start over such checkpoints instead."""
+    from rlhf.pipeline import build_config
+    from rlhf.ppo import PPOConfig
+    from rlhf.sample import SampleConfig
+    from rlhf.sft import SFTConfig
+
+    assert build_config(SFTConfig, "sft", {}, {}).resume is True
+    assert build_config(PPOConfig, "ppo", {}, {"resume": False}).resume is False
+    assert not hasattr(build_config(SampleConfig, "sample", {}, {}), "resume")
+    assert SFTConfig().resume is False  # the CLI's default is unchanged
+
+
 def test_unknown_stage_field_is_named(tmp_path, tiny_model_dir):
     config = tiny_config(tmp_path / "run", tiny_model_dir)
     config["sft"]["adaptor"] = "lora"
