@@ -22,26 +22,31 @@ from __future__ import annotations
 import re
 import warnings
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Iterator, Sequence
 
 # Private-use characters mark where message content sits in the rendered template.
 _MARKER_CANDIDATES = [chr(c) for c in range(0xE000, 0xE100)]
 
-# Ids of the text segments `_encode_marked` has tokenized, while `_same_segments` is open: the
-# prefixes of one conversation share all but their last segments.
-_SEGMENTS: ContextVar[dict | None] = ContextVar("rlhf_tokens_segments", default=None)
+# Ids of the text segments `_encode_marked` has tokenized, by (tokenizer, text), while a
+# `_same_segments` block is open: the prefixes of one conversation share all but their last
+# segments. Plain module state, not a ContextVar: datasets hashes `map` functions with dill, which
+# cannot pickle a ContextVar (the fingerprint then fails with a logged traceback).
+_SEGMENTS: dict[tuple[int, str], list[int]] = {}
+_OPEN_BLOCKS = [0]
 
 
 @contextmanager
 def _same_segments() -> Iterator[None]:
     """Within the block, a text segment between two special tokens is tokenized once: encoding
-    every prefix of an n-turn conversation then tokenizes O(n) segments, not O(n^2). Same ids."""
-    token = _SEGMENTS.set({})
+    every prefix of an n-turn conversation then tokenizes O(n) segments, not O(n^2). Same ids
+    (the key holds the tokenizer's id, and the tokenizer outlives the block)."""
+    _OPEN_BLOCKS[0] += 1
     try:
         yield
     finally:
-        _SEGMENTS.reset(token)
+        _OPEN_BLOCKS[0] -= 1
+        if not _OPEN_BLOCKS[0]:
+            _SEGMENTS.clear()
 
 
 def special_token_texts(tokenizer) -> list[str]:
@@ -106,14 +111,14 @@ def _encode_marked(tokenizer, marked: str, open_: str, close: str) -> list[int]:
     (as the tokenizer does itself), so merges at content edges match plain tokenization."""
     specials = special_token_texts(tokenizer)
     pattern = re.compile("|".join(re.escape(s) for s in specials)) if specials else None
-    seen = _SEGMENTS.get()
 
     def encode_text(tokenizer, text):  # this module's, through the segment cache when one is open
-        if seen is None:
+        if not _OPEN_BLOCKS[0]:
             return _encode_text(tokenizer, text)
-        if text not in seen:
-            seen[text] = _encode_text(tokenizer, text)
-        return seen[text]
+        key = (id(tokenizer), text)
+        if key not in _SEGMENTS:
+            _SEGMENTS[key] = _encode_text(tokenizer, text)
+        return _SEGMENTS[key]
 
     ids: list[int] = []
     text, inside = "", False

@@ -159,6 +159,20 @@ def test_every_turn_of_a_long_conversation_is_located_with_linear_tokenizer_work
         assert tokenizer.decode(ids[start:end]).startswith(f"Answer {k // 2}.")
 
 
+def test_tokenizing_demonstrations_has_a_stable_fingerprint(tokenizer):
+    """datasets fingerprints a `map` by hashing its function with dill; a function it cannot pickle
+    (a ContextVar in rlhf.tokens once) gets a random fingerprint and a logged traceback, and the
+    map's cache never hits. The same rows tokenized twice must give the same fingerprint."""
+    import datasets
+
+    from rlhf.sft import tokenize_demonstrations
+
+    rows = [{"prompt": CONVERSATION[:3], "completion": CONVERSATION[3:]}]
+    fingerprints = {tokenize_demonstrations(datasets.Dataset.from_list(rows), tokenizer)[0]._fingerprint
+                    for _ in range(2)}
+    assert len(fingerprints) == 1
+
+
 def test_sft_mask_history_learns_only_the_last_turn(tokenizer):
     texts, counts, _ = _learned(tokenizer, [{"messages": CONVERSATION}], mask_history=True)
     assert texts == ["Under the old palm.<|im_end|>\n"]
