@@ -41,18 +41,18 @@ ALGORITHMS = {"gae": "PPO", "grpo": "GRPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO
               "reinforce++_baseline": "REINFORCE++ (baseline)"}
 
 
-def ppo_algorithm(run: Path) -> str:
-    """What the ppo stage of `run` ran, from its rlhf_config.json: "PPO", or e.g. "GRPO (advantage_estimator
-    grpo, PPO's clipped loss)"."""
+def ppo_algorithm(run: Path) -> tuple[str, str]:
+    """What the ppo stage of `run` ran, from its rlhf_config.json, as (name, section title): ("PPO",
+    "PPO"), or e.g. ("GRPO", "GRPO (advantage_estimator grpo, PPO's clipped loss)")."""
     estimator = _read(run / "ppo" / "rlhf_config.json").get("advantage_estimator", "gae")
     name = ALGORITHMS.get(estimator, str(estimator))
-    return name if estimator == "gae" else f"{name} (advantage_estimator {estimator}, PPO's clipped loss)"
+    return name, name if estimator == "gae" else f"{name} (advantage_estimator {estimator}, PPO's clipped loss)"
 
 
 def _headline(run: Path) -> list[str]:
     """The answer to "did alignment work?" in a few lines."""
     ev, rm, ppo = _read(run / "eval" / "eval.json"), _read(run / "reward" / "metrics.json"), _read(run / "ppo" / "metrics.json")
-    algorithm = ppo_algorithm(run).split(" (")[0]
+    algorithm, _ = ppo_algorithm(run)
     lines = []
     for c in ev.get("comparisons", []):
         lo, hi = c["ci95"]
@@ -173,12 +173,12 @@ def _eval(run: Path) -> list[str]:
 
 def write_report(run: str | Path) -> Path:
     run = Path(run)
-    algorithm = ppo_algorithm(run)
+    algorithm, title = ppo_algorithm(run)
     lines = [f"# RLHF run report: `{run.name}`", "",
-             f"Stages: SFT → sampling → labeling → reward model → {algorithm.split(' (')[0]} (→ DPO) → evaluation. "
+             f"Stages: SFT → sampling → labeling → reward model → {algorithm} (→ DPO) → evaluation. "
              "Each section reads the stage's own `metrics.json`; plots are the stage's PNGs.", "",
              *_headline(run), *_timings(run)]
-    sections = [("SFT", "sft", _sft), ("Reward model", "reward", _reward), (algorithm, "ppo", _ppo), ("DPO", "dpo", _dpo)]
+    sections = [("SFT", "sft", _sft), ("Reward model", "reward", _reward), (title, "ppo", _ppo), ("DPO", "dpo", _dpo)]
     for title, stage, body in sections:
         if (run / stage).exists():
             lines += [f"## {title}", "", *body(run), *_plots(run, stage)]

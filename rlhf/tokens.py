@@ -62,7 +62,14 @@ def encode_text(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
-_encode_text = encode_text
+def _segment_ids(tokenizer, text: str) -> list[int]:
+    """`encode_text`, through the segment cache while a `_same_segments` block is open."""
+    if not _OPEN_BLOCKS[0]:
+        return encode_text(tokenizer, text)
+    key = (id(tokenizer), text)
+    if key not in _SEGMENTS:
+        _SEGMENTS[key] = encode_text(tokenizer, text)
+    return _SEGMENTS[key]
 
 
 def encode_chat(tokenizer, messages: Sequence[dict], add_generation_prompt: bool = False) -> list[int]:
@@ -111,15 +118,6 @@ def _encode_marked(tokenizer, marked: str, open_: str, close: str) -> list[int]:
     (as the tokenizer does itself), so merges at content edges match plain tokenization."""
     specials = special_token_texts(tokenizer)
     pattern = re.compile("|".join(re.escape(s) for s in specials)) if specials else None
-
-    def encode_text(tokenizer, text):  # this module's, through the segment cache when one is open
-        if not _OPEN_BLOCKS[0]:
-            return _encode_text(tokenizer, text)
-        key = (id(tokenizer), text)
-        if key not in _SEGMENTS:
-            _SEGMENTS[key] = _encode_text(tokenizer, text)
-        return _SEGMENTS[key]
-
     ids: list[int] = []
     text, inside = "", False
     for part in re.split(f"({re.escape(open_)}|{re.escape(close)})", marked):
@@ -132,11 +130,11 @@ def _encode_marked(tokenizer, marked: str, open_: str, close: str) -> list[int]:
         last = 0
         for match in pattern.finditer(part):  # a special token placed by the template itself
             text += part[last:match.start()]
-            ids += encode_text(tokenizer, text) if text else []
+            ids += _segment_ids(tokenizer, text) if text else []
             ids.append(tokenizer.convert_tokens_to_ids(match.group()))
             text, last = "", match.end()
         text += part[last:]
-    return ids + (encode_text(tokenizer, text) if text else [])
+    return ids + (_segment_ids(tokenizer, text) if text else [])
 
 
 def encode_prompt_completion(tokenizer, prompt: Sequence[dict], completion: Sequence[dict]) -> tuple[list[int], int]:

@@ -273,7 +273,7 @@ class PPOConfig:
 
     def _estimator_problems(self) -> list[str]:
         """What is wrong with the estimator settings, in words (empty when they fit together)."""
-        from rlhf.ppo.core import ADVANTAGE_ESTIMATORS, GROUP_ESTIMATORS, LOSS_AGG_MODES
+        from rlhf.ppo.core import ADVANTAGE_ESTIMATORS, GROUP_ESTIMATORS, KL_ESTIMATORS, LOSS_AGG_MODES
 
         est, g = self.advantage_estimator, self.num_generations
         if est not in ADVANTAGE_ESTIMATORS:
@@ -296,8 +296,8 @@ class PPOConfig:
             problems.append(f"dual_clip={self.dual_clip} must be > 1 (the loss of a negative advantage is capped at "
                             "-A * dual_clip; verl uses 3.0), or None for off")
         for name in ("kl_estimator", "kl_loss_estimator"):
-            if getattr(self, name) not in ("k1", "k2", "k3"):
-                problems.append(f"{name}={getattr(self, name)!r} is not one of k1, k2, k3")
+            if getattr(self, name) not in KL_ESTIMATORS:
+                problems.append(f"{name}={getattr(self, name)!r} is not one of {', '.join(KL_ESTIMATORS)}")
         if self.loss_agg_mode is not None and self.loss_agg_mode not in LOSS_AGG_MODES:
             problems.append(f"loss_agg_mode={self.loss_agg_mode!r} is not one of {', '.join(LOSS_AGG_MODES)}")
         if est != "gae" and (self.critic != "auto" or self.value_warmup_steps):
