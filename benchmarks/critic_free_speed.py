@@ -41,6 +41,7 @@ from _runner import (OFFLINE_ENV, RESULTS, ChildFailed, load_average, ratio_line
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".critic_free_cache"
+COMMITTED = RESULTS / "critic_free_speed.json"
 G, NEW_TOKENS, TEMPERATURE, LR = 4, 32, 0.7, 1e-4
 PROMPTS_PER_STEP = 8  # --prompts_per_step; the issue's size
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -256,9 +257,9 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads in every run (default: torch's)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these configurations")
     parser.add_argument("--reuse", nargs="*", default=[],
-                        help="configurations read from an earlier run's child results in the cache instead of run "
-                             "again (marked reused in the JSON; their load average is that run's); a seed with no "
-                             "cached result is left out, not run")
+                        help="configurations read from an earlier run's child results in the cache (else from the "
+                             "committed critic_free_speed.json's per-seed records) instead of run again (marked reused "
+                             "in the JSON; their load average is that run's); a seed with neither is left out, not run")
     parser.add_argument("--name", default=None,
                         help="result name: benchmarks/results/critic_free_speed_NAME.{json,md} (default: see above)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -274,6 +275,8 @@ def main(argv=None) -> None:
         return child(args.child, args.seed, args.steps, args.warmup, Path(args.out))
     CACHE.mkdir(exist_ok=True)
     start, raw, loads = time.time(), {}, []
+    # Read before anything is written: a merge replaces this file.
+    committed = json.loads(COMMITTED.read_text()) if COMMITTED.exists() else {}
 
     def report(loads: list) -> None:
         write_results({n: summarise(n, seeds) for n, seeds in raw.items() if seeds}, args, time.time() - start, loads)
@@ -282,12 +285,13 @@ def main(argv=None) -> None:
         for name, _ in RUNS:
             if args.only and name not in args.only:
                 continue
-            cached = CACHE / f"{name}-{seed}.json"
             if name in args.reuse:
-                if cached.exists():
-                    raw.setdefault(name, {})[seed] = {**json.loads(cached.read_text()), "reused": True}
+                found = reused_result(name, seed, committed)
+                if found is not None:
+                    raw.setdefault(name, {})[seed] = found
                 else:
-                    print(f"[critic_free_speed] {name} seed {seed}: no cached result to reuse; left out", flush=True)
+                    print(f"[critic_free_speed] {name} seed {seed}: no cached or committed result to reuse; left out",
+                          flush=True)
                 continue
             loads.append(load_average())
             try:
@@ -299,6 +303,23 @@ def main(argv=None) -> None:
             report(loads)
     if raw and all(name in args.reuse for name in raw):  # nothing ran: the reused results alone, merged
         report([r.get("load_average_end") or [float("nan")] * 3 for seeds in raw.values() for r in seeds.values()])
+
+
+def reused_result(name: str, seed: int, committed: dict) -> dict | None:
+    """An earlier measurement of `name` at `seed`, as a child reports it: the cache's own file (this
+    machine's earlier run), else the per-seed record of the committed table (`committed`, the
+    parsed critic_free_speed.json: step times rounded to 0.1 s, rewards to 0.001), so a fresh clone
+    can add a seed to the table without measuring the others again; None when neither has it."""
+    cached = CACHE / f"{name}-{seed}.json"
+    if cached.exists():
+        return {**json.loads(cached.read_text()), "reused": True}
+    run = committed.get("runs", {}).get(name)
+    record = run and run["seeds"].get(str(seed))
+    if not record:
+        return None
+    return {"step_s": record["steps_s"], "rewards": record["rewards"], "peak_rss_gb": record["peak_rss_gb"],
+            "trainable_params": run["trainable_params"], "load_average_end": record.get("load_average_end"),
+            "phase_s": record.get("phase_s"), "reused": True}
 
 
 def run_child(name: str, seed: int, args) -> dict:

@@ -222,3 +222,24 @@ def test_critic_free_speed_partial_runs_never_write_over_the_merged_table(monkey
     assert path(("only", ["trl-grpo"]), ("name", "eps")) == "critic_free_speed_eps.json"
     assert path(("name", "eps")) == "critic_free_speed_eps.json"
     assert path(("only", [])) == "critic_free_speed.json"  # `--only` with no names runs everything
+
+
+def test_critic_free_speed_reuses_the_committed_table_when_the_cache_is_gone(monkeypatch, tmp_path):
+    """A fresh clone has no cache: a `--reuse`d seed comes from the committed table's per-seed record
+    and summarises to the same figures (adding a seed must not need the others measured again); the
+    cache's own file wins when both exist; a seed in neither is None (left out, not run)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    speed = _load("critic_free_speed")
+    monkeypatch.setattr(speed, "CACHE", tmp_path)
+    child = {"step_s": [60.0, 62.0, 61.0], "rewards": [0.0, 0.125, 0.25], "peak_rss_gb": 2.75,
+             "trainable_params": 4884480, "load_average_end": [3.0, 2.9, 2.8], "phase_s": {"step": 61.0}}
+    committed = {"runs": {"ours-rloo-micro8": speed.summarise("ours-rloo-micro8", {0: child})}}
+    committed = json.loads(json.dumps(committed))  # as read from disk: seed keys are strings
+    again = speed.reused_result("ours-rloo-micro8", 0, committed)
+    assert again["reused"] and again["step_s"] == child["step_s"]
+    assert speed.summarise("ours-rloo-micro8", {0: again})["seeds"][0] == {
+        **speed.summarise("ours-rloo-micro8", {0: child})["seeds"][0], "reused": True}
+    assert speed.reused_result("ours-rloo-micro8", 1, committed) is None
+    assert speed.reused_result("trl-rloo", 0, committed) is None
+    (tmp_path / "ours-rloo-micro8-0.json").write_text(json.dumps({**child, "step_s": [1.0, 2.0]}))
+    assert speed.reused_result("ours-rloo-micro8", 0, committed)["step_s"] == [1.0, 2.0]
