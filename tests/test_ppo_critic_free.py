@@ -198,6 +198,54 @@ def test_dual_clip_and_kl_loss_estimator_reach_the_step(tiny_model_dir, tmp_path
                                                  prompts=PROMPTS).step()
 
 
+@pytest.mark.parametrize("estimator", ["grpo", "gae"])
+def test_mask_truncated_completions_leaves_cut_answers_out_of_every_loss(tiny_model_dir, tmp_path, monkeypatch,
+                                                                         estimator):
+    """With mask_truncated_completions a completion that ended without a stop token weighs 0 in the
+    policy loss (and the value and KL losses): every mask the losses see is the response mask of
+    the finished rows only, the share left out is logged; when no completion finished the policy
+    does not move. Off (the default), the losses see every row."""
+    from rlhf.ppo import core
+
+    masks = []
+    policy_loss = core.policy_loss
+    monkeypatch.setattr(core, "policy_loss", lambda *a, **k: (masks.append(a[3].clone()), policy_loss(*a, **k))[1])
+
+    def trainer_with(finished, **overrides):
+        group = {} if estimator == "grpo" else {"advantage_estimator": "gae", "num_generations": 1}
+        trainer = PPOTrainer(tiny_config(tmp_path / f"{len(masks)}", tiny_model_dir, **{**group, **overrides}),
+                             reward_fn=length_reward, prompts=PROMPTS)
+        rollout = trainer._rollout
+
+        def with_finished(batch):
+            r = rollout(batch)
+            r.finished = torch.tensor(finished)
+            return r
+
+        trainer._rollout = with_finished
+        return trainer
+
+    finished = [True, False] * 4
+    trainer = trainer_with(finished, mask_truncated_completions=True)
+    metrics = trainer.step()
+    r = trainer.last_rollout
+    assert metrics["ppo/masked_truncated"] == 0.5
+    kept = int(r.response_mask[torch.tensor(finished)].sum())
+    assert sum(int(m.sum()) for m in masks) == kept > 0  # one epoch: every row is seen once
+
+    masks.clear()
+    trainer = trainer_with([True, False] * 4)  # the default: off
+    metrics = trainer.step()
+    assert "ppo/masked_truncated" not in metrics
+    assert sum(int(m.sum()) for m in masks) == int(trainer.last_rollout.response_mask.sum())
+
+    trainer = trainer_with([False] * 8, mask_truncated_completions=True)
+    before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if p.requires_grad}
+    metrics = trainer.step()
+    assert metrics["ppo/masked_truncated"] == 1.0 and math.isfinite(metrics["ppo/policy_loss"])
+    assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
+
+
 def test_group_metrics_read_the_scores_the_estimator_trains_on(tiny_model_dir, tmp_path):
     """reward_fn pays 10, 11, ... 17 (every completion its own score), score_clip=1 clips them all
     to 1: each group's trained scores are [1, 1, 1, 1], so GRPO's advantages are exactly 0 and both

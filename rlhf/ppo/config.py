@@ -128,6 +128,14 @@ class PPOConfig:
         metadata={"help": "Score given to a completion that ends without a stop token (N+ uses -1). None = score it "
                   "as it is; with short max_new_tokens most completions are cut, so this is opt-in."},
     )
+    mask_truncated_completions: bool = field(
+        default=False,
+        metadata={"help": "Leave completions that end without a stop token (cut at max_new_tokens) out of the loss: "
+                  "their tokens weigh 0 in the policy, value and KL losses, while their scores still count in the "
+                  "group and batch statistics (DAPO's overlong filtering, Yu et al. 2025; TRL's name). A cut answer "
+                  "is scored on text it never finished, so its advantage is noise for the tokens that made it. The "
+                  "share left out is logged as ppo/masked_truncated. Off by default, as TRL."},
+    )
     score_clip: Optional[float] = field(
         default=None, metadata={"help": "Clip scores to [-score_clip, score_clip] after normalisation. None = no clip."}
     )

@@ -337,6 +337,8 @@ class PPOTrainer:
         shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group."""
         cfg = self.config
         data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
+        if cfg.mask_truncated_completions:  # cut answers weigh 0 in every loss; their scores already counted
+            data["response_mask"] = data["response_mask"] & r.finished.to(advantages.device)[:, None]
         b = len(r)
         grad_accum = cfg.resolved_grad_accum()
         mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // grad_accum
@@ -369,8 +371,9 @@ class PPOTrainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         update = _update_norm(self.policy_params, before)
+        masked = {"masked_truncated": float((~r.finished).float().mean())} if cfg.mask_truncated_completions else {}
         return {**{key: value / n for key, value in sums.items()}, "policy_updated": float(policy_on),
-                "policy_update_norm": update}
+                "policy_update_norm": update, **masked}
 
     def _token_count(self, response_mask: torch.Tensor, rows: torch.Tensor, micro_batches: int) -> float:
         """What each micro-batch's token-mean losses divide by so that the optimizer step weighs
