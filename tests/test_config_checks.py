@@ -53,6 +53,7 @@ REFUSED = [
     (PPOConfig, {"kl_loss_coef": -0.1}, "kl_loss_coef must be >= 0 (got -0.1)"),
     (PPOConfig, {"target_kl": 0.0}, "target_kl must be > 0 (got 0.0)"),
     (PPOConfig, {"cliprange": 0.0}, "cliprange must be > 0 (got 0.0)"),
+    (PPOConfig, {"cliprange_high": -0.1}, "cliprange_high must be > 0 (got -0.1)"),
     (PPOConfig, {"vf_coef": -1.0}, "vf_coef must be >= 0 (got -1.0)"),
     (PPOConfig, {"gamma": 1.5}, "gamma must be in [0, 1] (got 1.5)"),
     (PPOConfig, {"top_p": 0.0}, "top_p must be in (0, 1] (got 0.0)"),

@@ -241,6 +241,30 @@ def test_dual_clip_caps_the_loss_of_a_negative_advantage_by_hand():
         core.policy_loss(new, old, adv, mask, dual_clip=1.0)
 
 
+def test_clip_higher_lets_a_positive_advantage_raise_the_ratio_further_by_hand():
+    # ratios 1.25, 1.25, 0.75; A = +1, +2, -1; cliprange 0.2.
+    # symmetric (eps_high 0.2): token 0 max(-1.25, -1.2) = -1.2 clipped, no gradient; token 1 -2.4, no
+    #   gradient; token 2 (A < 0, ratio below 1 - 0.2): max(0.75, 0.8) = 0.8 clipped, no gradient.
+    # eps_high 0.28: 1.25 is inside [0.8, 1.28]: tokens 0 and 1 are unclipped, -1.25 and -2.5 with
+    #   gradient -A * ratio = -1.25 and -2.5 (per token, / 3 for the mean); token 2 still clipped below.
+    new = torch.tensor([[math.log(1.25), math.log(1.25), math.log(0.75)]], requires_grad=True)
+    old, adv = torch.zeros(1, 3), t([[1.0, 2.0, -1.0]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    symmetric, stats = core.policy_loss(new, old, adv, mask, cliprange=0.2)
+    assert symmetric.item() == pytest.approx((-1.2 - 2.4 + 0.8) / 3, rel=1e-5)
+    assert stats["clipfrac"].item() == pytest.approx(1.0)
+    symmetric.backward()
+    assert new.grad.tolist()[0] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    new.grad = None
+    higher, stats = core.policy_loss(new, old, adv, mask, cliprange=0.2, cliprange_high=0.28)
+    assert higher.item() == pytest.approx((-1.25 - 2.5 + 0.8) / 3, rel=1e-5)
+    assert stats["clipfrac"].item() == pytest.approx(1 / 3)
+    higher.backward()
+    assert new.grad.tolist()[0] == pytest.approx([-1.25 / 3, -2.5 / 3, 0.0], abs=1e-6)
+    same, _ = core.policy_loss(new.detach(), old, adv, mask, cliprange=0.2, cliprange_high=0.2)
+    assert same.item() == pytest.approx(symmetric.item())
+
+
 def test_policy_loss_gradient_is_advantage_weighted_and_masked():
     new = torch.zeros(1, 3, requires_grad=True)
     adv = t([[2.0, -1.0, 5.0]])

@@ -181,18 +181,29 @@ def test_equal_rewards_give_zero_advantages_and_no_update(tiny_model_dir, tmp_pa
 
 
 def test_dual_clip_and_kl_loss_estimator_reach_the_step(tiny_model_dir, tmp_path, monkeypatch):
-    """The config's kl_loss_estimator is the estimator of the KL loss term, and dual_clip reaches
-    the policy loss (its share of capped tokens is logged as ppo/dual_clipfrac)."""
+    """The config's kl_loss_estimator is the estimator of the KL loss term, and dual_clip and
+    cliprange_high reach the policy loss (dual clip's share of capped tokens is logged as
+    ppo/dual_clipfrac)."""
+    import inspect
+
     from rlhf.ppo import core
 
-    seen = []
-    kl_loss = core.kl_loss
+    seen, clips = [], []
+    kl_loss, policy_loss = core.kl_loss, core.policy_loss
     monkeypatch.setattr(core, "kl_loss", lambda *a, **k: (seen.append(a[5] if len(a) > 5 else k.get("estimator")),
                                                          kl_loss(*a, **k))[1])
-    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, kl_loss_estimator="k2", dual_clip=3.0),
-                         reward_fn=length_reward, prompts=PROMPTS)
+
+    def spy(*a, **k):
+        bound = inspect.signature(policy_loss).bind(*a, **k)
+        clips.append((bound.arguments.get("cliprange_high"), bound.arguments.get("dual_clip")))
+        return policy_loss(*a, **k)
+
+    monkeypatch.setattr(core, "policy_loss", spy)
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, kl_loss_estimator="k2", dual_clip=3.0,
+                                     cliprange_high=0.28), reward_fn=length_reward, prompts=PROMPTS)
     metrics = trainer.step()
     assert seen and set(seen) == {"k2"}
+    assert clips and set(clips) == {(0.28, 3.0)}
     assert 0.0 <= metrics["ppo/dual_clipfrac"] <= 1.0
     assert "ppo/dual_clipfrac" not in PPOTrainer(tiny_config(tmp_path / "b", tiny_model_dir), reward_fn=length_reward,
                                                  prompts=PROMPTS).step()

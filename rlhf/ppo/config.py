@@ -194,6 +194,13 @@ class PPOConfig:
     )
     lam: float = field(default=0.95, metadata={"help": "GAE lambda (N+: 0.95)."})
     cliprange: float = field(default=0.2, metadata={"help": "PPO ratio clip epsilon (N+: 0.2)."})
+    cliprange_high: Optional[float] = field(
+        default=None,
+        metadata={"help": "Upper clip epsilon: the ratio is clipped to [1 - cliprange, 1 + cliprange_high]. A larger "
+                  "value is DAPO's Clip-Higher (Yu et al. 2025: 0.28; TRL's epsilon_high, verl's clip_ratio_high), so "
+                  "unlikely tokens can gain probability faster and entropy collapses later. None = cliprange "
+                  "(symmetric, PPO)."},
+    )
     dual_clip: Optional[float] = field(
         default=None,
         metadata={"help": "Dual-clip PPO (Ye et al. 2020): cap the loss of a token with a negative advantage at -A * "
@@ -273,7 +280,7 @@ class PPOConfig:
             at_least_0=("value_warmup_steps", "kl_coef", "kl_loss_coef", "vf_coef", "min_reward_std", "save_steps",
                         "length_report_steps", "log_samples"),
             positive=("temperature", "learning_rate", "adam_eps", "lora_alpha", "target_kl", "cliprange",
-                      "cliprange_value", "max_grad_norm", "score_clip"),
+                      "cliprange_high", "cliprange_value", "max_grad_norm", "score_clip"),
             probability=("gamma", "lam"))
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1] (got {self.top_p})")

@@ -415,10 +415,16 @@ def policy_loss(
     norm_length: float | None = None,
     token_count: float | torch.Tensor | None = None,
     dual_clip: float | None = None,
+    cliprange_high: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, as a loss to minimise (Schulman et al. 2017):
 
-        loss = agg(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
+        loss = agg(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps_high)))
+
+    eps = `cliprange`; eps_high = `cliprange_high`, default eps (symmetric, as PPO). A larger
+    eps_high is DAPO's Clip-Higher (Yu et al. 2025: 0.28 with eps 0.2; TRL's epsilon_high, verl's
+    clip_ratio_high): a token the rollout policy found unlikely may gain more probability in one
+    step before its gradient stops, which keeps exploration (entropy) from collapsing.
 
     With `dual_clip` = c > 1 (dual-clip PPO, Ye et al. 2020, "Mastering Complex Control in MOBA
     Games with Deep RL"; OpenRLHF's `--dual_clip`, verl's `clip_ratio_c`), a token with A < 0 costs
@@ -436,7 +442,8 @@ def policy_loss(
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
+    high = cliprange if cliprange_high is None else cliprange_high
+    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + high)
     per_token = torch.maximum(unclipped, clipped)
     if dual_clip is not None:
         if dual_clip <= 1.0:

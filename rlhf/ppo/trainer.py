@@ -411,7 +411,8 @@ class PPOTrainer:
         mask = mb["response_mask"]
         logprobs, entropy = core.logprobs_and_entropy(logits, mb["response_ids"], cfg.temperature)
         pg_loss, pg_stats = core.policy_loss(logprobs, mb["logprobs"], mb["advantages"], mask, cfg.cliprange,
-                                             self.loss_agg_mode, cfg.max_new_tokens, token_count, cfg.dual_clip)
+                                             self.loss_agg_mode, cfg.max_new_tokens, token_count, cfg.dual_clip,
+                                             cfg.cliprange_high)
         self._check_finite("policy_loss", pg_loss)
         # During value warm-up the policy term stays in the graph with weight 0, so every process
         # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
