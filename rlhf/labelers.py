@@ -68,14 +68,17 @@ GUIDELINE_VERSION = "simulated"
 SIGNATURE = "fn(prompt, completion) -> float"
 
 
-def check_preference(fn, name: str) -> Preference:
-    """`fn` if it can be called with two positional arguments (prompt, completion), else ValueError."""
+def check_preference(fn, name: str, keywords: tuple[str, ...] = ()) -> Preference:
+    """`fn` if it can be called with two positional arguments (prompt, completion), plus those of
+    `keywords` it names (the caller fills them: a PPO reward rule may require a prompt column such
+    as `answer`), else ConfigError."""
     import inspect
 
     if not callable(fn):
         raise ConfigError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
     try:
-        inspect.signature(fn).bind("prompt", "completion")
+        signature = inspect.signature(fn)
+        signature.bind("prompt", "completion", **{k: None for k in keywords if k in signature.parameters})
     except TypeError as err:
         raise ConfigError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
     except ValueError:  # a builtin without a signature: nothing to check here
@@ -288,14 +291,15 @@ def import_from_working_folder(module: str):
         return importlib.import_module(module)
 
 
-def get_preference(preference: Union[str, Preference]) -> Preference:
+def get_preference(preference: Union[str, Preference], keywords: tuple[str, ...] = ()) -> Preference:
     """A preference by registered name, by `package.module:function` (importable, or a module in the
     working folder), or the callable itself.
 
     Checked when it is loaded, not at the first item: a module that does not import, a missing
-    function or one that cannot be called as `fn(prompt, completion)` raises ValueError."""
+    function or one that cannot be called as `fn(prompt, completion)` (plus the `keywords` it names,
+    which the caller fills) raises ConfigError."""
     if callable(preference):
-        return check_preference(preference, getattr(preference, "__name__", repr(preference)))
+        return check_preference(preference, getattr(preference, "__name__", repr(preference)), keywords)
     if preference in PREFERENCES:
         return PREFERENCES[preference]
     if ":" in preference:
@@ -306,7 +310,7 @@ def get_preference(preference: Union[str, Preference]) -> Preference:
             raise ConfigError(f"preference {preference!r}: cannot import {module!r} ({err})") from None
         except AttributeError:
             raise ConfigError(f"preference {preference!r}: module {module!r} has no {attr!r}") from None
-        return check_preference(fn, preference)
+        return check_preference(fn, preference, keywords)
     raise ConfigError(f"unknown preference {preference!r}: use one of {sorted(PREFERENCES)}, "
                      "a 'package.module:function', or register_preference(name, fn)")
 

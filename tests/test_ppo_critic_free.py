@@ -161,6 +161,54 @@ def test_no_critic_and_groups_stay_whole(tiny_model_dir, tmp_path, estimator):
     assert trainer.resolved_config()["critic"] == "none"
 
 
+def test_prompt_columns_reach_the_reward_one_value_per_completion(tiny_model_dir, tmp_path, monkeypatch):
+    """A prompts file's other columns (a reference answer, as in GSM8K-style verifiable rewards) reach
+    reward_fn as lists aligned with the completions (G copies per prompt, None where a row lacks the
+    column), as TRL's GRPOTrainer passes dataset columns; a reward_preference rule that names a
+    column gets its prompt's value; rows given in memory (a datasets.Dataset) work alike."""
+    import json
+
+    import datasets
+
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"id": "a", "prompt": "What is 2+3?", "answer": "5", "level": 1},
+            {"id": "b", "prompt": "What is 4+4?", "answer": "8"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    seen = []
+
+    def reward(prompts, completions, prompt_ids, answer, level):
+        seen.append((list(prompt_ids), list(answer), list(level)))
+        return [float(a in c) for a, c in zip(answer, completions)]
+
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=1), reward_fn=reward, prompts=str(path))
+    trainer.step()
+    ids, answers, levels = seen[0]
+    assert answers == [{"a": "5", "b": "8"}[i] for i in ids] and len(answers) == 8
+    assert levels == [{"a": 1, "b": None}[i] for i in ids]
+
+    module = tmp_path / "answer_rule.py"
+    module.write_text("CALLS = []\n\ndef exact(prompt, completion, answer):\n"
+                      "    CALLS.append((prompt, answer))\n    return float(answer in completion)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import answer_rule
+
+    trainer = PPOTrainer(tiny_config(tmp_path / "rule", tiny_model_dir, steps=1, reward_preference="answer_rule:exact"),
+                         prompts=datasets.Dataset.from_list([{k: v for k, v in r.items() if k != "level"}
+                                                            for r in rows]))
+    trainer.step()
+    assert sorted(set(answer_rule.CALLS)) == [("What is 2+3?", "5"), ("What is 4+4?", "8")]
+    assert len(answer_rule.CALLS) == 8
+
+
+def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,
+                   prompts=[{"prompt": "hi", "prompt_index": 3}, {"prompt": "ho"}])
+    with pytest.raises(ValueError, match=r"prompts, row 1, field 'prompt'"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,
+                   prompts=[{"prompt": "hi"}, {"question": "no prompt field"}])
+
+
 def test_two_argument_reward_fn_still_works_with_groups(tiny_model_dir, tmp_path):
     trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, advantage_estimator="rloo"), reward_fn=length_reward,
                          prompts=PROMPTS)

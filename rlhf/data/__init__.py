@@ -508,10 +508,19 @@ def load_demonstrations(source: str | Path, tokenizer=None, max_length: int | No
 # --- prompts ---------------------------------------------------------------------------------
 
 
+# A prompts row's fields that make the prompt itself; every other field is one of its `columns`.
+PROMPT_FIELDS = ("id", "prompt", "messages", "instruction")
+
+
 @dataclass
 class Prompt:
+    """One prompt: its `id`, its conversation as `messages`, and `columns`, the row's other fields
+    as the file gives them (e.g. a reference `answer` or `solution` for a verifiable reward: PPO
+    hands each to the reward function, one value per completion, as TRL's GRPOTrainer does)."""
+
     id: str
     messages: list[dict[str, str]]
+    columns: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -531,22 +540,35 @@ def load_prompts(source: str | Path, limit: int | None = None) -> list[Prompt]:
     assistant turn would answer nothing anyone asked.
 
     An `id` must be unique in the file: `rlhf sample` turns each prompt into one labeling item of
-    that id, and a PPO reward function may look its prompt up by it."""
+    that id, and a PPO reward function may look its prompt up by it. The row's other fields are the
+    prompt's `columns` (a reference answer, a test case...), which PPO passes to the reward."""
+    out = prompts_from_rows(iter_rows(source), source, Path(str(source)).stem, limit)
+    if not out:
+        raise DataError(source, None, None, "holds no prompts")
+    return out
+
+
+def prompts_from_rows(rows: Iterable[tuple[int, dict]], source: str | Path, id_prefix: str,
+                      limit: int | None = None) -> list[Prompt]:
+    """`Prompt`s from (row number, row) pairs read as a prompts file's rows (see `load_prompts`); a
+    row without an `id` gets `{id_prefix}-{row number}`. DataError naming `source`, the row and the
+    field for a bad row or a repeated id."""
     from rlhf.data.preferences import row_conversation, row_error
 
     out, first_row = [], {}
-    for n, row in iter_rows(source):
+    for n, row in rows:
+        if not isinstance(row, dict):
+            raise DataError(source, n, None, f"must be an object with 'prompt' or 'messages', got {type(row).__name__}")
         conversation = row_conversation(row, row_error(source, n))
-        prompt_id = str(row["id"]) if row.get("id") is not None else f"{Path(str(source)).stem}-{n}"
+        prompt_id = str(row["id"]) if row.get("id") is not None else f"{id_prefix}-{n}"
         if prompt_id in first_row:
             raise DataError(source, n, "id", f"{prompt_id!r} repeats the id of row {first_row[prompt_id]}: "
                                              "every prompt needs its own id")
         first_row[prompt_id] = n
-        out.append(Prompt(id=prompt_id, messages=as_messages(conversation)))
+        columns = {k: v for k, v in row.items() if k not in PROMPT_FIELDS}
+        out.append(Prompt(id=prompt_id, messages=as_messages(conversation), columns=columns))
         if limit and len(out) >= limit:
             break
-    if not out:
-        raise DataError(source, None, None, "holds no prompts")
     return out
 
 

@@ -27,7 +27,9 @@ from rlhf.sequences import cat_padded, group_prompt_cache, pad_with_shared_prefi
 # its first parameter annotated with a message type): then each is a string or a list of messages.
 # A function that also names `prompt_index` (list[int]: which prompt of the step each completion
 # answers, so equal indexes form a group) and/or `prompt_ids` (list[str]: the dataset id of that
-# prompt), or takes **kwargs, is given them.
+# prompt), or takes **kwargs, is given them; likewise each other column of the prompts file (e.g.
+# `answer`), as a list with the value of each completion's prompt (None where its row has none),
+# as TRL's GRPOTrainer passes dataset columns to reward functions.
 RewardFn = Callable[..., "torch.Tensor | Sequence[float]"]
 
 
@@ -51,6 +53,7 @@ class Rollout:
     prefix_len: int = 0  # leading tokens all queries share (see encode_queries)
     prompt_index: torch.Tensor | None = None  # (b,) long: row i answers prompt prompt_index[i] of the step
     prompt_ids: list[str] | None = None  # the dataset id of each row's prompt
+    prompt_columns: dict[str, list] | None = None  # each prompt column (Prompt.columns): one value per row
 
     @property
     def input_ids(self) -> torch.Tensor:  # (b, p + t)
@@ -196,12 +199,28 @@ def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: lis
 # --- scores ------------------------------------------------------------------------------------
 
 
+RESERVED_REWARD_KEYWORDS = ("prompts", "completions", "prompt_index", "prompt_ids")
+
+
+def prompt_columns(prompts: list, prompt_index: list[int]) -> dict[str, list]:
+    """The columns of a step's prompts (`rlhf.data.Prompt.columns`), one value per completion:
+    completion i answers prompts[prompt_index[i]]; a prompt without a column gives None there.
+    ValueError naming the column when its name is one the reward function already gets."""
+    names = list(dict.fromkeys(name for p in prompts for name in getattr(p, "columns", {})))
+    clash = [name for name in names if name in RESERVED_REWARD_KEYWORDS]
+    if clash:
+        raise ValueError(f"prompt column {clash[0]!r} has the name of an argument the reward function already gets "
+                         f"({', '.join(RESERVED_REWARD_KEYWORDS)}): rename that column in the prompts file")
+    return {name: [prompts[i].columns.get(name) for i in prompt_index] for name in names}
+
+
 def score(prompts: list, completions: list[str], reward_fn: RewardFn | None = None, reward_model=None,
           batch_size: int = 16, **info) -> torch.Tensor:
     """One score per completion from `reward_fn(prompts, completions)` or a `RewardModel`, which
     scores exactly as `rlhf eval` and the reward stage do (`RewardModel.score`: std units).
     `prompts` are conversations; the reward model scores them whole, `reward_fn` gets them as it
-    declares (see RewardFn), plus the keywords of `info` (prompt_index, prompt_ids) it accepts.
+    declares (see RewardFn), plus the keywords of `info` (prompt_index, prompt_ids, the prompts'
+    columns) it accepts.
     The one place reward_fn is called. -> (b,) float32, CPU"""
     if reward_fn is not None:
         from rlhf.data.conversation import prompts_for

@@ -34,7 +34,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from rlhf.adapters import adapter_kind
-from rlhf.data import Prompt, builtin, load_prompts
+from rlhf.data import Prompt, builtin, load_prompts, prompts_from_rows
 from rlhf.finite import NonFiniteError  # raised here; re-exported as rlhf.ppo.NonFiniteError
 from rlhf.generation import stop_token_ids
 from rlhf.labelers import get_preference
@@ -47,8 +47,8 @@ from rlhf.ppo.metrics import MetricsLog, plot_metrics
 from rlhf.ppo.policy import (ActorCritic, build_policy_pair, build_reward_critic, build_value_head, load_sft,
                              merged_lora, response_forward, save_policy)
 from rlhf.ppo.reward_norm import RunningMoments, normalize_scores
-from rlhf.ppo.rollout import (Rollout, RewardFn, accepted_keywords, encode_queries, generation_config, rollout,
-                              rollout_tensors, score, select, shape_scores)
+from rlhf.ppo.rollout import (Rollout, RewardFn, accepted_keywords, encode_queries, generation_config, prompt_columns,
+                              rollout, rollout_tensors, score, select, shape_scores)
 from rlhf.reward.model import REWARD_UNIT, RewardModel
 from rlhf.stages import ConfigError, save_resolved_config
 
@@ -69,11 +69,15 @@ class PPOTrainer:
     def __init__(self, config: PPOConfig, policy=None, tokenizer=None, reward_fn: RewardFn | None = None,
                  reward_model=None, prompts=None, gold_fn=None):
 
+        # Read first (cheap, and a bad row or column fails before any model loads); a column named
+        # like a reward argument is refused here, not at step 1.
+        self.prompts = _as_prompts(prompts if prompts is not None else config.prompts)
+        columns = tuple(prompt_columns(self.prompts, []))
         if config.reward_preference:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
                 raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
                                   "reward_fn or reward_model beside it")
-            reward_fn = preference_reward_fn(config.reward_preference)
+            reward_fn = preference_reward_fn(config.reward_preference, columns)
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or reward_preference "
                               "(a rule), or pass reward_fn")
@@ -97,7 +101,7 @@ class PPOTrainer:
         self.step_count = 0
         self.normalize_reward = config.normalize_reward if config.normalize_reward is not None else reward_fn is not None
         self.reward_moments = RunningMoments()  # of every raw score seen, for normalize_reward
-        self._setup_policy(policy, tokenizer, prompts)
+        self._setup_policy(policy, tokenizer)
         self._setup_reward_and_critic(reward_model)
         self._setup_optimizer()
         torch.manual_seed(config.seed + 1 + self.accelerator.process_index)  # sampling differs per process
@@ -107,15 +111,14 @@ class PPOTrainer:
 
     # --- setup ------------------------------------------------------------------------------
 
-    def _setup_policy(self, policy, tokenizer, prompts) -> None:
-        """Tokenizer and prompts, then the policy and its reference (checked against the SFT model)."""
+    def _setup_policy(self, policy, tokenizer) -> None:
+        """The tokenizer, then the policy and its reference (checked against the SFT model)."""
         cfg, device = self.config, self.accelerator.device
         self.dtype = torch.bfloat16 if cfg.bf16 else (pick_dtype(str(device)) if cfg.bf16 is None else torch.float32)
         source = policy if isinstance(policy, (str, Path)) or policy is None else None
         source = str(source) if source is not None else cfg.policy
         self.tokenizer = tokenizer or load_tokenizer(source, padding_side="left")
         self.tokenizer.padding_side = "left"
-        self.prompts = _as_prompts(prompts if prompts is not None else cfg.prompts)
         if policy is None or isinstance(policy, (str, Path)):
             model, kind = load_sft(source, device=device, dtype=self.dtype)
         else:
@@ -198,6 +201,7 @@ class PPOTrainer:
         # Step 1: rollout.
         with timer("generate"):
             r = self._rollout(batch)
+            r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist())
         # Step 2: reference log-probs (and old log-probs / values if generation did not give them).
         with timer("forward"):
             self._forward_passes(r)
@@ -287,7 +291,7 @@ class PPOTrainer:
         critic = self.actor_critic.critic
         with critic.disable_adapter() if hasattr(critic, "disable_adapter") else nullcontext():
             scores = score(r.prompts, r.completions, self.reward_fn, self.reward_model, cfg.reward_batch_size,
-                           prompt_index=r.prompt_index.tolist(), prompt_ids=r.prompt_ids)
+                           prompt_index=r.prompt_index.tolist(), prompt_ids=r.prompt_ids, **(r.prompt_columns or {}))
         self._check_finite("reward", scores, "" if self.reward_fn is None else
                            f"reward_preference {cfg.reward_preference!r} must give a finite number per completion"
                            if cfg.reward_preference else "reward_fn must return one finite number per completion")
@@ -650,19 +654,28 @@ def run_ppo(config: PPOConfig) -> Path:
 
 
 def _as_prompts(source) -> list:
-    """Prompts from a path (None = built-in prompts_train), strings, message lists or Prompts."""
+    """Prompts from a path (None = built-in prompts_train), strings, message lists, Prompts, or rows
+    as a prompts file has them (dicts with `prompt` or `messages`, an optional `id` and other
+    columns; a `datasets.Dataset` of such rows, as TRL's trainers take)."""
     if source is None:
         source = builtin("prompts_train")
     if isinstance(source, (str, Path)):
         return load_prompts(source)
-    out = []
-    for i, item in enumerate(source):
-        if isinstance(item, Prompt):
-            out.append(item)
-        elif isinstance(item, str):
-            out.append(Prompt(id=str(i), messages=[{"role": "user", "content": item}]))
-        else:
-            out.append(Prompt(id=str(i), messages=list(item)))
+    items = list(source)
+    if items and all(isinstance(item, dict) for item in items):
+        out = prompts_from_rows(enumerate(items), "prompts", "prompt")
+    else:
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, Prompt):
+                out.append(item)
+            elif isinstance(item, str):
+                out.append(Prompt(id=str(i), messages=[{"role": "user", "content": item}]))
+            elif isinstance(item, dict):
+                raise ValueError(f"prompts[{i}] is a row (a dict) among {type(items[0]).__name__}s: give rows only, "
+                                 "or no rows")
+            else:
+                out.append(Prompt(id=str(i), messages=list(item)))
     if not out:
         raise ValueError("no prompts given")
     return out
@@ -675,27 +688,29 @@ def _gold_fn(gold_fn, gold_preference: str | None):
     return get_preference(gold_preference)
 
 
-def preference_reward_fn(preference) -> RewardFn:
+def preference_reward_fn(preference, columns: tuple[str, ...] = ()) -> RewardFn:
     """A preference (`fn(prompt, completion) -> float`, rlhf.labelers: a registered name,
     `package.module:function` or the callable) as a batched reward_fn: one score per completion.
     The prompt comes as the labelers give it: the conversation to a rule that takes conversations
     (`takes_conversations`, or a message-typed first parameter; the suite's rules), else the last
     user message's text. A rule that names `prompt_id` (or takes **kwargs) also gets the prompt's
-    id, to look up a reference answer. ConfigError when it does not load or cannot be called so;
-    TypeError naming the completion when it returns something other than a number."""
+    id, to look up a reference answer; one that names a column of the prompts file (e.g.
+    `answer`; `columns` names the prompts' columns) gets that prompt's value of it, and may require
+    it. ConfigError when it does not load or cannot be called so; TypeError naming the completion
+    when it returns something other than a number."""
     from rlhf.data.conversation import takes_conversations, wants_conversations
 
     try:
-        rule = get_preference(preference)
+        rule = get_preference(preference, keywords=("prompt_id", *columns))
     except ConfigError as err:
         raise ConfigError(f"reward_preference: {err}") from None
-    wants_id = "prompt_id" in accepted_keywords(rule, {"prompt_id": None})
 
-    def reward_fn(prompts, completions, prompt_ids=None):
+    def reward_fn(prompts, completions, prompt_ids=None, **columns):
+        per_row = {**({"prompt_id": prompt_ids} if prompt_ids is not None else {}), **columns}
+        wanted = accepted_keywords(rule, per_row)
         scores = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
-            extra = {"prompt_id": prompt_ids[i]} if wants_id and prompt_ids is not None else {}
-            value = rule(prompt, completion, **extra)
+            value = rule(prompt, completion, **{name: values[i] for name, values in wanted.items()})
             try:
                 scores.append(float(value))
             except (TypeError, ValueError):
