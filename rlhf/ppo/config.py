@@ -142,8 +142,8 @@ class PPOConfig:
     reward_batch_size: int = field(default=16, metadata={"help": "Completions per reward-model forward pass."})
     normalize_reward: Optional[bool] = field(
         default=None,
-        metadata={"help": "Train on (score - running mean) / running std of every score seen so far (OpenRLHF's "
-                  "normalize_reward; Engstrom et al. 2020), so a reward paying in thousands learns as one paying in "
+        metadata={"help": "Train on (score - running mean) / running std of every score seen so far (Engstrom et al. "
+                  "2020; OpenRLHF's normalize_reward uses the reward model's stored mean and std instead), so a reward paying in thousands learns as one paying in "
                   "units. None = on with a reward_fn, off with a reward model (already on unit scale by its stored "
                   "std). Metrics keep the reward's own units; missing_eos_penalty and score_clip apply after it."},
     )
