@@ -125,6 +125,8 @@ def batch_statistics_worker(rank: int, store: str, out: str) -> None:
             _, adv, ret = core.compute_advantages(estimator, scores, kl, mask, 0.05, 1, values, 1.0, 0.95,
                                                   whiten_rewards, total)
             result[f"{estimator}/{whiten_rewards}"] = (adv, ret)
+    result["grpo/batch"] = core.compute_advantages("grpo", scores, kl, mask, 0.05, 3, all_reduce=total,
+                                                  scale_rewards="batch")[1]
     result["var"] = core.masked_var(kl, mask, all_reduce=total)
     torch.save(result, Path(out) / f"rank{rank}.pt")
     dist.destroy_process_group()

@@ -108,6 +108,8 @@ def problem(field: str, value, is_default: bool) -> str | None:
     kwargs = {field: value}
     if field == "advantage_estimator" and value in core.GROUP_ESTIMATORS:
         kwargs["num_generations"] = 4
+    if field == "scale_rewards" and value is not None:  # grpo's choice: asked of grpo
+        kwargs.update(advantage_estimator="grpo", num_generations=4)
     try:
         PPOConfig(**kwargs)
     except ValueError as error:

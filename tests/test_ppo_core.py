@@ -445,6 +445,28 @@ def test_grpo_advantages_by_hand():
     assert (got[4:] == 0).all()
 
 
+def test_grpo_batch_scale_divides_by_the_batch_std_by_hand():
+    # groups [1, 0, 0, 0] and [1, 1, 1, 0]: centred [.75, -.25, -.25, -.25] and [.25, .25, .25, -.75].
+    # batch: 4 ones and 4 zeros, mean 0.5, Bessel var 8 * 0.25 / 7 = 2/7 -> divide by sqrt(2/7);
+    # group: each group's Bessel std is sqrt(0.75 / 3) = 0.5 -> divide by 0.5; none: as they are.
+    rewards = t([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
+    centred = t([0.75, -0.25, -0.25, -0.25, 0.25, 0.25, 0.25, -0.75])
+    batch = core.grpo_advantages(rewards, 4, scale_rewards="batch")
+    assert torch.allclose(batch, centred / (math.sqrt(2 / 7) + 1e-6), atol=1e-6)
+    assert torch.allclose(core.grpo_advantages(rewards, 4, scale_rewards="group"), centred / (0.5 + 1e-6), atol=1e-6)
+    assert torch.equal(core.grpo_advantages(rewards, 4, scale_rewards="none"), core.dr_grpo_advantages(rewards, 4))
+    # a batch of equal large rewards: exactly 0, no float noise from the squares, no NaN
+    assert torch.equal(core.grpo_advantages(torch.full((8,), 1000.1), 4, scale_rewards="batch"), torch.zeros(8))
+    # groups [0, 0, 0, 0.1] and [0, 0, 0, 1]: the group std scales both to the same advantages (a
+    # spread of 0.1 counts as much as one of 1); the batch std keeps them 10 to 1
+    rewards = t([0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 1.0])
+    group, batch = (core.grpo_advantages(rewards, 4, scale_rewards=s) for s in ("group", "batch"))
+    assert group[3].item() == pytest.approx(group[7].item(), rel=1e-4)
+    assert batch[7].item() == pytest.approx(10 * batch[3].item(), rel=1e-4)
+    with pytest.raises(ValueError, match="unknown scale_rewards"):
+        core.grpo_advantages(rewards, 4, scale_rewards="global")
+
+
 def test_dr_grpo_advantages_by_hand():
     # group [3, 1]: mean 2 -> [1, -1] (no std division); group [0.1, 0.1, ...] equal -> exactly 0
     got = core.dr_grpo_advantages(t([3.0, 1.0, 0.1, 0.1]), 2)

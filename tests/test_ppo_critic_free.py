@@ -48,6 +48,12 @@ def test_config_errors_name_the_fix():
         PPOConfig(dual_clip=0.5)
     with pytest.raises(ValueError, match="kl_loss_estimator='k5' is not one of"):
         PPOConfig(kl_loss_estimator="k5")
+    with pytest.raises(ValueError, match="advantage_estimator='rloo' has no such choice"):
+        PPOConfig(advantage_estimator="rloo", num_generations=2, scale_rewards="batch")
+    with pytest.raises(ValueError, match="use advantage_estimator='grpo'"):
+        PPOConfig(advantage_estimator="dr_grpo", num_generations=2, scale_rewards="group")
+    with pytest.raises(ValueError, match="scale_rewards='global' is not one of group, batch, none"):
+        PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards="global")
 
 
 def test_default_micro_batches_hold_at_most_8_completions_and_whole_groups():
@@ -88,6 +94,9 @@ def test_paper_defaults_for_kl_and_loss_aggregation():
         assert (cfg.resolved_use_kl_loss(), cfg.resolved_loss_agg_mode()) == (False, "token-mean")
     own = PPOConfig(advantage_estimator="grpo", num_generations=4, use_kl_loss=False, loss_agg_mode="token-mean")
     assert (own.resolved_use_kl_loss(), own.resolved_loss_agg_mode()) == (False, "token-mean")
+    assert (grpo.resolved_scale_rewards(), dr.resolved_scale_rewards()) == ("group", "none")
+    assert PPOConfig(advantage_estimator="grpo", num_generations=4, scale_rewards="batch").resolved_scale_rewards() \
+        == "batch"
 
 
 def test_adam_eps_defaults_by_family_and_reaches_the_optimizer(tiny_model_dir, tmp_path):
@@ -252,6 +261,14 @@ def test_dual_clip_and_kl_loss_estimator_reach_the_step(tiny_model_dir, tmp_path
     metrics = trainer.step()
     assert seen and set(seen) == {"k2"}
     assert clips and set(clips) == {(0.28, 3.0)}
+    scales = []
+    advantages = core.grpo_advantages
+    monkeypatch.setattr(core, "grpo_advantages", lambda r, g, scale_rewards="group", **k: (
+        scales.append(scale_rewards), advantages(r, g, scale_rewards, **k))[1])
+    batch = PPOTrainer(tiny_config(tmp_path / "batch", tiny_model_dir, scale_rewards="batch"), reward_fn=length_reward,
+                       prompts=PROMPTS)
+    batch.step()
+    assert scales == ["batch"] and batch.resolved_config()["scale_rewards"] == "batch"
     assert 0.0 <= metrics["ppo/dual_clipfrac"] <= 1.0
     assert "ppo/dual_clipfrac" not in PPOTrainer(tiny_config(tmp_path / "b", tiny_model_dir), reward_fn=length_reward,
                                                  prompts=PROMPTS).step()

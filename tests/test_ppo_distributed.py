@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 def test_batch_statistics_span_every_process(tmp_path):
-    """Whitening (gae, whiten_rewards) and REINFORCE++'s batch normalisation with two processes
+    """Whitening (gae, whiten_rewards), REINFORCE++'s batch normalisation and grpo's batch std with two processes
     equal those of one process holding both halves: the statistics are summed over the processes,
     not taken per shard (a per-shard whiten gives each process its own mean and scale)."""
     import torch.multiprocessing as mp
@@ -52,6 +52,11 @@ def test_batch_statistics_span_every_process(tmp_path):
             assert not torch.allclose(alone, adv[:3], atol=1e-3), key
     for s in shards:
         torch.testing.assert_close(s["var"], core.masked_var(kl, mask))
+    # grpo with scale_rewards="batch" (one group of 3 per process): the std is the whole batch's.
+    whole = core.compute_advantages("grpo", scores, kl, mask, 0.05, 3, scale_rewards="batch")[1]
+    torch.testing.assert_close(torch.cat([s["grpo/batch"] for s in shards]), whole)
+    alone = core.compute_advantages("grpo", scores[:3], kl[:3], mask[:3], 0.05, 3, scale_rewards="batch")[1]
+    assert not torch.allclose(alone, whole[:3], atol=1e-3)
 
 
 @pytest.mark.slow

@@ -91,6 +91,14 @@ class PPOConfig:
                   "process, and a prompt's G completions stay together in every minibatch and process. >= 2 for the "
                   "group estimators."},
     )
+    scale_rewards: Optional[Literal["group", "batch", "none"]] = field(
+        default=None,
+        metadata={"help": "grpo's divisor (TRL's name and values): 'group' divides r - group mean by the group's std "
+                  "(DeepSeekMath), 'batch' by the std of every reward of the batch, all processes together (groups "
+                  "keep their spreads relative to each other; Liu et al. 2025, 'Tricks or Traps?'), "
+                  "'none' by nothing (= dr_grpo's advantages). None = 'group' for grpo, 'none' for dr_grpo; "
+                  "only for those two."},
+    )
     use_kl_loss: Optional[bool] = field(
         default=None,
         metadata={"help": "Put the KL to the reference in the loss (kl_loss_estimator, weight kl_loss_coef; GRPO) instead of "
@@ -288,7 +296,7 @@ class PPOConfig:
 
     def _estimator_problems(self) -> list[str]:
         """What is wrong with the estimator settings, in words (empty when they fit together)."""
-        from rlhf.ppo.core import ADVANTAGE_ESTIMATORS, GROUP_ESTIMATORS, KL_ESTIMATORS, LOSS_AGG_MODES
+        from rlhf.ppo.core import ADVANTAGE_ESTIMATORS, GROUP_ESTIMATORS, KL_ESTIMATORS, LOSS_AGG_MODES, SCALE_REWARDS
 
         est, g = self.advantage_estimator, self.num_generations
         if est not in ADVANTAGE_ESTIMATORS:
@@ -313,6 +321,15 @@ class PPOConfig:
         for name in ("kl_estimator", "kl_loss_estimator"):
             if getattr(self, name) not in KL_ESTIMATORS:
                 problems.append(f"{name}={getattr(self, name)!r} is not one of {', '.join(KL_ESTIMATORS)}")
+        if self.scale_rewards is not None:
+            if self.scale_rewards not in SCALE_REWARDS:
+                problems.append(f"scale_rewards={self.scale_rewards!r} is not one of {', '.join(SCALE_REWARDS)}")
+            elif est not in ("grpo", "dr_grpo"):
+                problems.append(f"scale_rewards={self.scale_rewards!r} scales grpo's advantages; "
+                                f"advantage_estimator={est!r} has no such choice (leave it unset)")
+            elif est == "dr_grpo" and self.scale_rewards != "none":
+                problems.append(f"advantage_estimator='dr_grpo' divides by no std (that is what it is); "
+                                f"scale_rewards={self.scale_rewards!r} is grpo: use advantage_estimator='grpo'")
         if self.loss_agg_mode is not None and self.loss_agg_mode not in LOSS_AGG_MODES:
             problems.append(f"loss_agg_mode={self.loss_agg_mode!r} is not one of {', '.join(LOSS_AGG_MODES)}")
         if est != "gae" and (self.critic != "auto" or self.value_warmup_steps):
@@ -331,6 +348,13 @@ class PPOConfig:
         if self.use_kl_loss is not None:
             return self.use_kl_loss
         return self.advantage_estimator in ("grpo", "dr_grpo")
+
+    def resolved_scale_rewards(self) -> str:
+        """scale_rewards, or the estimator's paper's: 'none' for dr_grpo, 'group' otherwise (unused
+        by the estimators other than grpo)."""
+        if self.scale_rewards is not None:
+            return self.scale_rewards
+        return "none" if self.advantage_estimator == "dr_grpo" else "group"
 
     def resolved_loss_agg_mode(self) -> str:
         """loss_agg_mode, or the estimator's paper's (DeepSeekMath for grpo, Dr. GRPO, else token-mean)."""

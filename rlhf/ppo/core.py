@@ -240,22 +240,54 @@ def _centered(groups: torch.Tensor) -> torch.Tensor:
     return torch.where(no_spread, torch.zeros_like(centered), centered)
 
 
-def grpo_advantages(rewards: torch.Tensor, group_size: int, scale_by_std: bool = True,
-                    eps: float = 1e-6) -> torch.Tensor:
+SCALE_REWARDS = ("group", "batch", "none")
+
+
+def grpo_advantages(rewards: torch.Tensor, group_size: int, scale_rewards: str = "group", eps: float = 1e-6,
+                    all_reduce: AllReduce | None = None) -> torch.Tensor:
     """GRPO's outcome advantage (Shao et al. 2024, DeepSeekMath sec. 4.1.2): each completion's
-    reward minus its group's mean, divided by the group's std (Bessel-corrected, as torch.std and
-    verl; eps = 1e-6 as verl). Every token of a completion gets this value.
-    `scale_by_std=False` is Dr. GRPO (see `dr_grpo_advantages`).
+    reward minus its group's mean, divided by a std (Bessel-corrected, as torch.std and verl;
+    eps = 1e-6 as verl). Every token of a completion gets this value. `scale_rewards` (TRL's name
+    and values) picks the std:
+      group  the group's own (DeepSeekMath; TRL's default, with eps 1e-4; OpenRLHF group_norm 1e-9);
+      batch  that of every reward of the batch, every process's with `all_reduce` (as TRL gathers
+             them): groups keep their spreads relative to each other, where the group std makes a
+             spread of 0.1 count as much as one of 1 (Liu et al. 2025, "Part I: Tricks or Traps?",
+             found it the more robust);
+      none   no division: Dr. GRPO (see `dr_grpo_advantages`).
     A group whose rewards are all equal gets exactly 0: it carries no learning signal.
-    TRL's GRPOTrainer (scale_rewards="group") uses the same Bessel std with eps = 1e-4;
-    OpenRLHF's group_norm eps = 1e-9. Raises ValueError for G < 2.
+    Raises ValueError for G < 2 or an unknown `scale_rewards`.
     rewards (b,) -> advantages (b,)"""
-    _need_a_group(group_size, "GRPO" if scale_by_std else "Dr. GRPO")
+    if scale_rewards not in SCALE_REWARDS:
+        raise ValueError(f"unknown scale_rewards {scale_rewards!r} (use one of {', '.join(SCALE_REWARDS)})")
+    _need_a_group(group_size, "Dr. GRPO" if scale_rewards == "none" else "GRPO")
     groups = as_groups(rewards.float(), group_size)
     centered = _centered(groups)
-    if scale_by_std:
+    if scale_rewards == "group":
         centered = centered / (groups.std(-1, keepdim=True) + eps)
+    elif scale_rewards == "batch":
+        centered = centered / (_batch_std(groups.reshape(-1), all_reduce) + eps)
     return centered.reshape(-1)
+
+
+def _batch_std(x: torch.Tensor, all_reduce: AllReduce | None = None) -> torch.Tensor:
+    """Bessel-corrected std of x (n,), over every process's values with `all_reduce`; 0 for one
+    value. Shifted by this process's first value before the squares, so large equal rewards
+    (1000.0 each) give 0 and not float noise; with `all_reduce` the shift is every process's
+    first value's mean, the same number everywhere. -> ()"""
+    if all_reduce is None:
+        shift = x[0]
+    else:
+        first = all_reduce(torch.stack([x[0], x.new_ones(())]))
+        shift = first[0] / first[1]
+    d = x - shift
+    sums = torch.stack([d.sum(), (d * d).sum(), x.new_tensor(float(x.numel()))])
+    if all_reduce is not None:
+        sums = all_reduce(sums)
+    total, squares, n = sums
+    if n < 2:
+        return x.new_zeros(())
+    return ((squares - total * total / n) / (n - 1)).clamp_min(0.0).sqrt()
 
 
 def dr_grpo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -263,7 +295,7 @@ def dr_grpo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     no division by the group's std, which over-weights groups that are nearly all right or all
     wrong (the paper's "question-level difficulty bias"). Pair it with loss_agg_mode
     'seq-mean-token-sum-norm' (no per-completion length normalisation). (b,) -> (b,)"""
-    return grpo_advantages(rewards, group_size, scale_by_std=False)
+    return grpo_advantages(rewards, group_size, scale_rewards="none")
 
 
 def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -303,9 +335,13 @@ def reinforce_pp_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, 
     return masked_whiten(discounted_returns(rewards, response_mask, gamma), response_mask, all_reduce=all_reduce)
 
 
-def outcome_advantages(estimator: str, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
-    """The per-completion advantage of the outcome estimators. rewards (b,) -> (b,)"""
-    table = {"grpo": grpo_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
+def outcome_advantages(estimator: str, rewards: torch.Tensor, group_size: int, scale_rewards: str = "group",
+                       all_reduce: AllReduce | None = None) -> torch.Tensor:
+    """The per-completion advantage of the outcome estimators (`scale_rewards`: grpo's std, see
+    `grpo_advantages`). rewards (b,) -> (b,)"""
+    if estimator == "grpo":
+        return grpo_advantages(rewards, group_size, scale_rewards, all_reduce=all_reduce)
+    table = {"dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
     return table[estimator](rewards, group_size)
 
 
@@ -321,6 +357,7 @@ def compute_advantages(
     lam: float = 0.95,
     whiten_rewards: bool = False,
     all_reduce: AllReduce | None = None,
+    scale_rewards: str = "group",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The advantage step of every estimator, from the scores and per-token KL.
 
@@ -333,9 +370,9 @@ def compute_advantages(
                             OpenRLHF: the KL stays per token. verl subtracts the group mean of the
                             total reward, KL included, and puts that one value on every token)
 
-    The batch statistics (gae's whitening, REINFORCE++'s normalisation) are over this process's
-    rows, or every process's with `all_reduce`; the group estimators need none (a group is whole
-    on one process).
+    The batch statistics (gae's whitening, REINFORCE++'s normalisation, grpo's std with
+    `scale_rewards="batch"`) are over this process's rows, or every process's with `all_reduce`;
+    the group statistics need none (a group is whole on one process).
 
     scores (b,), kl (b, t), response_mask (b, t), values (b, t) for gae
     -> rewards (b, t) (per-token rewards as shaped, before any whitening), advantages (b, t),
@@ -355,7 +392,8 @@ def compute_advantages(
     if estimator.startswith("reinforce++"):
         advantages = reinforce_pp_advantages(rewards, response_mask, gamma, all_reduce)
         return rewards, advantages, advantages
-    per_completion = outcome_advantages(estimator, masked_sum(rewards, response_mask, dim=1), group_size)
+    per_completion = outcome_advantages(estimator, masked_sum(rewards, response_mask, dim=1), group_size,
+                                        scale_rewards, all_reduce)
     advantages = masked_fill_padding(per_completion.unsqueeze(1).expand_as(rewards), response_mask)
     return rewards, advantages, advantages
 

@@ -214,7 +214,8 @@ class PPOTrainer:
         kl = core.masked_fill_padding(core.kl_per_token(r.logprobs, r.ref_logprobs, cfg.kl_estimator), r.response_mask)
         rewards, advantages, returns = core.compute_advantages(
             cfg.advantage_estimator, r.scores.to(kl.device), kl, r.response_mask, self.reward_kl_coef,
-            cfg.num_generations, r.values, cfg.gamma, cfg.lam, cfg.whiten_rewards, self._sum_over_processes)
+            cfg.num_generations, r.values, cfg.gamma, cfg.lam, cfg.whiten_rewards, self._sum_over_processes,
+            cfg.resolved_scale_rewards())
         # The spread of the total reward per completion over every process's completions: each
         # process then decides alike whether this step updates the policy, and the step means what
         # it would on one process with the whole batch.
@@ -617,6 +618,7 @@ class PPOTrainer:
         cfg = self.config
         return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "use_kl_loss": self.use_kl_loss, "loss_agg_mode": self.loss_agg_mode,
+                "scale_rewards": cfg.resolved_scale_rewards() if cfg.advantage_estimator in ("grpo", "dr_grpo") else None,
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.policy_and_reference.layout,
                 "fsdp": cfg.fsdp, "reward_unit": "reward_fn's own units" if self.reward_fn is not None else REWARD_UNIT,
