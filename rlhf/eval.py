@@ -159,7 +159,8 @@ def sample_policy(name: Optional[str], prompts, config: EvalConfig, seed: int, b
     kwargs = dict(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                   batch_size=config.batch_size)
     messages = [p.messages for p in prompts]
-    gens = [row[0] for row in generate(model, tokenizer, messages, seed=seed, **kwargs)]
+    gens = [row[0] for row in generate(model, tokenizer, messages, seed=seed, prompt_names=[p.id for p in prompts],
+                                       source=str(config.prompts or ""), **kwargs)]
     logprobs = sequence_logprobs(model, gens, tokenizer.pad_token_id, config.batch_size) if config.reference else None
     best_of = generate(model, tokenizer, messages, num_return_sequences=best_of_n, seed=seed + 1000, **kwargs) if best_of_n else None
     del model

@@ -39,6 +39,36 @@ def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
     return encode_chat(tokenizer, messages, add_generation_prompt=True)
 
 
+def context_limit(model) -> int | None:
+    """The positions a model attends over, from its config: `max_position_embeddings` (Llama,
+    Qwen, Mistral...), `n_positions` (GPT-2) or `n_ctx`; None when the config names none."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_prompts_fit(lengths: list[int], names: list[str], max_new_tokens: int, limit: int | None,
+                      source: str = "") -> None:
+    """ValueError naming the prompts whose `lengths` (tokens, chat template included) plus
+    `max_new_tokens` exceed the model's context `limit` (`context_limit`; None: nothing to check),
+    before any is generated: past it a model with learned positions (GPT-2) fails with an
+    IndexError mid-run, and a rotary one reads positions it was never trained on. `names` are the
+    prompts' ids, `source` where they came from (a file)."""
+    if limit is None:
+        return
+    over = [(name, n) for name, n in zip(names, lengths) if n + max_new_tokens > limit]
+    if not over:
+        return
+    shown = ", ".join(f"{name!r} ({n} tokens)" for name, n in over[:5]) + (", ..." if len(over) > 5 else "")
+    where = f"{source}: " if source else ""
+    raise ValueError(f"{where}{len(over)} of {len(lengths)} prompts do not fit the model's context of {limit} "
+                     f"positions with max_new_tokens={max_new_tokens}: {shown}. Shorten or remove them, or lower "
+                     "max_new_tokens")
+
+
 def stop_token_ids(model, tokenizer) -> list[int]:
     """Every id that ends an answer: the tokenizer's EOS, the model's generation-config EOS(es), and the
     end-of-turn token the chat template writes after an answer (`rlhf.tokens.end_of_turn_ids`), which
@@ -105,8 +135,12 @@ def generate(
     batch_size: int = 8,
     seed: int | None = None,
     progress: bool = True,
+    prompt_names: list[str] | None = None,
+    source: str = "",
 ) -> list[list[Generation]]:
     """`num_return_sequences` generations per prompt, as `Generation`s, one list per prompt.
+    ValueError naming them (`prompt_names`, default their positions; `source`) when prompts plus
+    `max_new_tokens` do not fit the model's context (`check_prompts_fit`), before any generation.
 
     `batch_size` counts sequences per `generate` call (a prompt's copies may span two calls).
     `temperature <= 0` or `do_sample=False` decodes greedily. `top_k=0` (no top-k cut, unlike
@@ -121,6 +155,8 @@ def generate(
     stop_ids = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     encoded = [encode_prompt(tokenizer, messages) for messages in prompts]
+    check_prompts_fit([len(ids) for ids in encoded], prompt_names or [f"prompt {i}" for i in range(len(prompts))],
+                      max_new_tokens, context_limit(model), source)
     # One row per (prompt, copy); repeating prompts rather than passing num_return_sequences lets
     # greedy decoding return K copies too and keeps batch_size a true memory bound.
     flat = [(p, ids) for p, ids in enumerate(encoded) for _ in range(num_return_sequences)]

@@ -218,6 +218,14 @@ def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir,
                    prompts=[{"prompt": "hi"}, {"question": "no prompt field"}])
 
 
+def test_a_prompt_past_the_context_is_refused_when_the_trainer_starts(tiny_model_dir, tmp_path):
+    """PPO checks every prompt against the model's positions (512 for the tiny Llama) when it starts,
+    not at the step whose batch holds the long one."""
+    prompts = [{"id": f"p{i}", "prompt": "Say hi."} for i in range(6)] + [{"id": "long", "prompt": "word " * 600}]
+    with pytest.raises(ValueError, match=r"1 of 7 prompts do not fit .* 512 positions with max_new_tokens=8: 'long'"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward, prompts=prompts)
+
+
 def test_two_argument_reward_fn_still_works_with_groups(tiny_model_dir, tmp_path):
     trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, advantage_estimator="rloo"), reward_fn=length_reward,
                          prompts=PROMPTS)

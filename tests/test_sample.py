@@ -235,3 +235,24 @@ def test_bad_k_and_bad_prompts_are_clear_errors(tmp_path, model_dir):
     bad.write_text('{"prompt": "ok"}\n{"prompt": 5}\n')
     with pytest.raises(DataError, match=r"bad.jsonl, row 2, field 'prompt'"):
         run_sample(SampleConfig(model=str(model_dir), prompts=str(bad), output=str(tmp_path / "o.jsonl")))
+
+
+def test_a_prompt_past_the_context_is_refused_naming_it_before_generating(tmp_path, model_dir, model, tokenizer):
+    """Prompt tokens + max_new_tokens beyond the model's positions (512 for the tiny Llama): the
+    sample stage names the file, the prompt's id and its length, and writes nothing (a GPT-2 with
+    learned positions failed with a bare IndexError mid-run; a rotary model read untrained positions)."""
+    from rlhf.generation import check_prompts_fit, context_limit
+
+    assert context_limit(model) == model.config.max_position_embeddings == 512
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"id": "short", "prompt": "Say hi."}, {"id": "huge", "prompt": "word " * 600}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(ValueError, match=r"prompts.jsonl: 1 of 2 prompts do not fit the model's context of 512 "
+                                         r"positions with max_new_tokens=16: 'huge' \(6\d\d tokens\)"):
+        run_sample(SampleConfig(model=str(model_dir), prompts=str(path), output=str(out), k=2, max_new_tokens=16))
+    assert not out.exists()
+    check_prompts_fit([496], ["edge"], 16, 512)  # exactly full: fits
+    with pytest.raises(ValueError, match="'edge' \\(497 tokens\\)"):
+        check_prompts_fit([497], ["edge"], 16, 512)
+    check_prompts_fit([10**6], ["any"], 16, None)  # a config without a context size: nothing to check

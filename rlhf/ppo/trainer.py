@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from rlhf.adapters import adapter_kind
 from rlhf.data import Prompt, builtin, load_prompts, prompts_from_rows
 from rlhf.finite import NonFiniteError  # raised here; re-exported as rlhf.ppo.NonFiniteError
-from rlhf.generation import stop_token_ids
+from rlhf.generation import check_prompts_fit, context_limit, encode_prompt, stop_token_ids
 from rlhf.labelers import get_preference
 from rlhf.models import load_tokenizer, pick_device, pick_dtype
 from rlhf.ppo import core
@@ -124,6 +124,9 @@ class PPOTrainer:
         else:
             model, kind = _adopt_model(policy), "mergeable" if hasattr(policy, "merge_and_unload") else "plain"
             model.to(device)
+        check_prompts_fit([len(encode_prompt(self.tokenizer, p.messages)) for p in self.prompts],
+                          [p.id for p in self.prompts], cfg.max_new_tokens, context_limit(model),
+                          str(cfg.prompts) if isinstance(cfg.prompts, (str, Path)) else "")
         probe = self._encode([p.messages for p in self.prompts[:4]])
         # The trainable policy (a PeftModel with a LoRA, an adapter copy, or the full model) and how
         # to run its reference (`with self.policy_and_reference.reference() as ref:`).
