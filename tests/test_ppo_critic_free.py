@@ -209,6 +209,22 @@ def test_prompt_columns_reach_the_reward_one_value_per_completion(tiny_model_dir
     assert len(answer_rule.CALLS) == 8
 
 
+def test_prompts_as_rows_a_dataset_or_a_dataframe_are_read_as_rows():
+    """A DataFrame iterates over its column names and a Dataset over row dicts: both give one
+    Prompt per row, with the other fields as columns (not a prompt named "answer")."""
+    import datasets
+    import pandas as pd
+
+    from rlhf.ppo.trainer import _as_prompts
+
+    rows = [{"id": "a", "prompt": "What is 2+3?", "answer": "5"}, {"prompt": "What is 4+4?", "answer": "8"}]
+    for given in (rows, datasets.Dataset.from_list(rows), pd.DataFrame(rows)):
+        prompts = _as_prompts(given)
+        assert [p.text for p in prompts] == ["What is 2+3?", "What is 4+4?"]
+        assert [p.columns["answer"] for p in prompts] == ["5", "8"]
+        assert prompts[0].id == "a" and prompts[1].id == "prompt-1"  # the DataFrame's empty id cell: no id
+
+
 def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,

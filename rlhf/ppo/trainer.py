@@ -661,12 +661,17 @@ def run_ppo(config: PPOConfig) -> Path:
 def _as_prompts(source) -> list:
     """Prompts from a path (None = built-in prompts_train), strings, message lists, Prompts, or rows
     as a prompts file has them (dicts with `prompt` or `messages`, an optional `id` and other
-    columns; a `datasets.Dataset` of such rows, as TRL's trainers take)."""
+    columns; a `datasets.Dataset` or pandas DataFrame of such rows, as TRL's trainers take)."""
     if source is None:
         source = builtin("prompts_train")
     if isinstance(source, (str, Path)):
         return load_prompts(source)
-    items = list(source)
+    # A pandas DataFrame iterates over its column names: its rows are the prompts, with its empty
+    # cells (NaN) as missing values (None), as a JSON row would lack them.
+    if hasattr(source, "to_dict") and hasattr(source, "columns") and hasattr(source, "notna"):
+        items = source.astype(object).where(source.notna(), None).to_dict("records")
+    else:
+        items = list(source)
     if items and all(isinstance(item, dict) for item in items):
         out = prompts_from_rows(enumerate(items), "prompts", "prompt")
     else:
