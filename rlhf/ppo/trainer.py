@@ -71,7 +71,9 @@ class PPOTrainer:
 
         # Read first (cheap, and a bad row or column fails before any model loads); a column named
         # like a reward argument is refused here, not at step 1.
-        self.prompts = _as_prompts(prompts if prompts is not None else config.prompts)
+        given = prompts if prompts is not None else config.prompts
+        self.prompts = _as_prompts(given)
+        self.prompts_source = str(given) if isinstance(given, (str, Path)) else ""  # for error messages
         columns = tuple(prompt_columns(self.prompts, []))
         if config.reward_preference:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
@@ -126,7 +128,7 @@ class PPOTrainer:
             model.to(device)
         check_prompts_fit([len(encode_prompt(self.tokenizer, p.messages)) for p in self.prompts],
                           [p.id for p in self.prompts], cfg.max_new_tokens, context_limit(model),
-                          str(cfg.prompts) if isinstance(cfg.prompts, (str, Path)) else "")
+                          self.prompts_source)
         probe = self._encode([p.messages for p in self.prompts[:4]])
         # The trainable policy (a PeftModel with a LoRA, an adapter copy, or the full model) and how
         # to run its reference (`with self.policy_and_reference.reference() as ref:`).
