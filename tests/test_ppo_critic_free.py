@@ -209,6 +209,23 @@ def test_prompt_columns_reach_the_reward_one_value_per_completion(tiny_model_dir
     assert len(answer_rule.CALLS) == 8
 
 
+def test_a_column_only_some_rows_have_reaches_every_step(tiny_model_dir, tmp_path):
+    """A JSONL prompts file may give a column in some rows only: every step passes it (None for the
+    rows without it), also a step that drew none of the rows that have it. The step's own prompts
+    once decided the names, and the reward requiring `answer` failed with a missing argument at the
+    first step without such a row."""
+    rows = [{"prompt": "What is 2+3?", "answer": "5"}] + [{"prompt": f"Say {w}."} for w in ("hi", "yes", "no")]
+    seen = []
+
+    def reward(prompts, completions, answer):
+        seen.append(list(answer))
+        return [float(a is not None and a in c) for a, c in zip(answer, completions)]
+
+    config = tiny_config(tmp_path, tiny_model_dir, steps=4, batch_size=2, num_generations=2, num_minibatches=1)
+    PPOTrainer(config, reward_fn=reward, prompts=rows).train()  # one prompt a step: each row once
+    assert sorted(seen, key=str) == [["5", "5"], [None, None], [None, None], [None, None]]
+
+
 def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,

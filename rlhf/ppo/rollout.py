@@ -202,11 +202,14 @@ def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: lis
 RESERVED_REWARD_KEYWORDS = ("prompts", "completions", "prompt_index", "prompt_ids")
 
 
-def prompt_columns(prompts: list, prompt_index: list[int]) -> dict[str, list]:
+def prompt_columns(prompts: list, prompt_index: list[int], names: Sequence[str] = ()) -> dict[str, list]:
     """The columns of a step's prompts (`rlhf.data.Prompt.columns`), one value per completion:
     completion i answers prompts[prompt_index[i]]; a prompt without a column gives None there.
+    `names`: columns every step passes even when none of its prompts has them (the whole prompt
+    set's: a JSONL file may give a column in some rows only, and a step drawing none of those rows
+    must still call the reward with it, as a list of None), then those of `prompts` not among them.
     ValueError naming the column when its name is one the reward function already gets."""
-    names = list(dict.fromkeys(name for p in prompts for name in getattr(p, "columns", {})))
+    names = list(dict.fromkeys([*names, *(name for p in prompts for name in getattr(p, "columns", {}))]))
     clash = [name for name in names if name in RESERVED_REWARD_KEYWORDS]
     if clash:
         raise ValueError(f"prompt column {clash[0]!r} has the name of an argument the reward function already gets "

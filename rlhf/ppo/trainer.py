@@ -72,7 +72,8 @@ class PPOTrainer:
         # Read first (cheap, and a bad row or column fails before any model loads); a column named
         # like a reward argument is refused here, not at step 1.
         self.prompts = _as_prompts(prompts if prompts is not None else config.prompts)
-        columns = tuple(prompt_columns(self.prompts, []))
+        columns = tuple(prompt_columns(self.prompts, []))  # every row's, so each step passes them all
+        self.prompt_column_names = columns
         if config.reward_preference:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
                 raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
@@ -201,7 +202,7 @@ class PPOTrainer:
         # Step 1: rollout.
         with timer("generate"):
             r = self._rollout(batch)
-            r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist())
+            r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist(), self.prompt_column_names)
         # Step 2: reference log-probs (and old log-probs / values if generation did not give them).
         with timer("forward"):
             self._forward_passes(r)
