@@ -78,7 +78,10 @@ def check_preference(fn, name: str, keywords: tuple[str, ...] = ()) -> Preferenc
         raise ConfigError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
     try:
         signature = inspect.signature(fn)
-        signature.bind("prompt", "completion", **{k: None for k in keywords if k in signature.parameters})
+        # The caller passes no keyword that the two positional arguments fill (rlhf.ppo.rollout.accepted_keywords).
+        filled = [p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:2]
+        signature.bind("prompt", "completion", **{k: None for k in keywords
+                                                  if k in signature.parameters and k not in filled})
     except TypeError as err:
         raise ConfigError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
     except ValueError:  # a builtin without a signature: nothing to check here

@@ -226,6 +226,42 @@ def test_a_column_only_some_rows_have_reaches_every_step(tiny_model_dir, tmp_pat
     assert sorted(seen, key=str) == [["5", "5"], [None, None], [None, None], [None, None]]
 
 
+def test_a_column_named_like_a_positional_parameter_never_reaches_it_twice():
+    """A prompts column named like a parameter the positional arguments fill (`completion`, as in a
+    prompt/completion SFT file reused as prompts, with the `concise` rule or any fn(prompt,
+    completion, ...); `p` for `lambda p, c`) is not passed to it: the rule was called with
+    completion twice (TypeError at step 1, or a ConfigError when loading a module's rule). A reward
+    written for TRL, `def reward(completions, answer, **kwargs)`, is called with keywords, as TRL
+    calls it: positionally, answer got the completions and the column a second value."""
+    from rlhf.labelers import concise
+    from rlhf.ppo.rollout import score
+    from rlhf.ppo.trainer import preference_reward_fn
+
+    info = {"prompt_ids": ["a", "a"], "prompt_index": [0, 0], "completion": ["ref", "ref"], "answer": ["5", "5"]}
+    completions = ["It is 5.", "Maybe six, or seven, I do not really know it."]
+    expected = [concise("Q?", c) for c in completions]
+    assert score(["Q?", "Q?"], completions, preference_reward_fn("concise", ("completion", "answer")),
+                 **info).tolist() == expected
+    rule = preference_reward_fn(lambda prompt, completion, answer: float(answer in completion), ("completion", "answer"))
+    assert score(["Q?", "Q?"], completions, rule, **info).tolist() == [1.0, 0.0]
+    assert score(["Q?", "Q?"], completions, lambda p, c: [len(x) for x in c], p=["x", "x"]).tolist() == \
+        [float(len(c)) for c in completions]
+
+    seen = {}
+
+    def trl_reward(completions, answer, **kwargs):
+        seen.update(kwargs)
+        return [float(a in c) for a, c in zip(answer, completions)]
+
+    assert score(["Q?", "Q?"], completions, trl_reward, **info).tolist() == [1.0, 0.0]
+    assert seen["prompts"] == ["Q?", "Q?"] and seen["completion"] == ["ref", "ref"]
+
+    def trl_no_kwargs(completions, answer):
+        return [float(a in c) for a, c in zip(answer, completions)]
+
+    assert score(["Q?", "Q?"], completions, trl_no_kwargs, **info).tolist() == [1.0, 0.0]
+
+
 def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,

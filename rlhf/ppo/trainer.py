@@ -710,7 +710,7 @@ def preference_reward_fn(preference, columns: tuple[str, ...] = ()) -> RewardFn:
 
     def reward_fn(prompts, completions, prompt_ids=None, **columns):
         per_row = {**({"prompt_id": prompt_ids} if prompt_ids is not None else {}), **columns}
-        wanted = accepted_keywords(rule, per_row)
+        wanted = accepted_keywords(rule, per_row, positional=2)  # a column `completion` is not the answer
         scores = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             value = rule(prompt, completion, **{name: values[i] for name, values in wanted.items()})
