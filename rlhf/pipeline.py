@@ -249,6 +249,14 @@ class Pipeline:
                     stage_config_class(stage, mode)(**self.section(stage))
                 except ValueError as err:  # ConfigError is one
                     raise PipelineError(f"stage '{stage}': {err}") from None
+        ppo = self.section("ppo")
+        if ppo.get("reward_preference"):  # the rule loads and its prompt columns are in the prompts file
+            from rlhf.ppo.trainer import check_rule_reward
+
+            try:
+                check_rule_reward(ppo["reward_preference"], ppo.get("prompts"))
+            except ValueError as err:  # ConfigError and DataError are ones
+                raise PipelineError(f"stage 'ppo': {err}") from None
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
         """What decides a stage's output besides earlier stages' folders: its YAML section (pipeline

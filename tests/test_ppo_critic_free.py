@@ -262,6 +262,39 @@ def test_a_column_named_like_a_positional_parameter_never_reaches_it_twice():
     assert score(["Q?", "Q?"], completions, trl_no_kwargs, **info).tolist() == [1.0, 0.0]
 
 
+def test_a_rule_requiring_a_column_the_prompts_lack_names_it_and_the_file(tmp_path, monkeypatch):
+    """--reward_preference mod:exact with def exact(prompt, completion, answer) on a prompts file
+    without `answer`: a ConfigError naming the column, the file and the columns it has, before any
+    model loads (the policy here does not exist); it said only 'missing a required argument'.
+    `rlhf pipeline` checks it before its first stage."""
+    import json
+
+    from rlhf.pipeline import Pipeline, PipelineError
+    from rlhf.stages import ConfigError
+
+    (tmp_path / "answer_rules.py").write_text("def exact(prompt, completion, answer):\n    return float(answer in completion)\n"
+                                              "def keyword_only(prompt, completion, *, solution):\n    return 0.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "What is 2+3?", "level": 1}) + "\n")
+    config = PPOConfig(policy=str(tmp_path / "no-model"), output_dir=str(tmp_path / "run"), device="cpu",
+                       reward_preference="answer_rules:exact", prompts=str(path))
+    with pytest.raises(ConfigError, match=f"requires the prompt column 'answer', which no row of the prompts file "
+                                          f"{path} has \\(its columns: level\\)"):
+        PPOTrainer(config)
+    with pytest.raises(ConfigError, match="column 'solution', which no row of the built-in prompts_train"):
+        PPOTrainer(PPOConfig(policy=str(tmp_path / "no-model"), output_dir=str(tmp_path / "run"), device="cpu",
+                             reward_preference="answer_rules:keyword_only"))
+    pipe = Pipeline({"run_dir": str(tmp_path / "pipe"), "ppo": {"reward_preference": "answer_rules:exact",
+                                                               "prompts": str(path)}})
+    with pytest.raises(PipelineError, match="stage 'ppo': .*column 'answer'"):
+        pipe.validate()
+    assert not (tmp_path / "pipe").exists()
+    (tmp_path / "with_answer.jsonl").write_text(json.dumps({"prompt": "What is 2+3?", "answer": "5"}) + "\n")
+    Pipeline({"run_dir": str(tmp_path / "pipe"), "ppo": {"reward_preference": "answer_rules:exact",
+                                                        "prompts": str(tmp_path / "with_answer.jsonl")}}).validate()
+
+
 def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,

@@ -78,7 +78,8 @@ class PPOTrainer:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
                 raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
                                   "reward_fn or reward_model beside it")
-            reward_fn = preference_reward_fn(config.reward_preference, columns)
+            reward_fn = preference_reward_fn(config.reward_preference, columns,
+                                             _prompts_source(prompts if prompts is not None else config.prompts))
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or reward_preference "
                               "(a rule), or pass reward_fn")
@@ -684,6 +685,24 @@ def _as_prompts(source) -> list:
     return out
 
 
+def check_rule_reward(preference: str, prompts=None) -> None:
+    """What PPOTrainer checks of a reward_preference before any model loads, for `rlhf pipeline`
+    to check before its first stage: the prompts (a path, rows...; None = the built-in set) read,
+    none of their columns named like a reward argument, and the rule loads and finds the columns it
+    requires. DataError, ValueError or ConfigError naming the problem."""
+    rows = _as_prompts(prompts)
+    preference_reward_fn(preference, tuple(prompt_columns(rows, [])), _prompts_source(prompts))
+
+
+def _prompts_source(source) -> str:
+    """The prompts in words, for an error: their file, the built-in set, or the rows given."""
+    if source is None:
+        return f"the built-in prompts_train ({builtin('prompts_train')})"
+    if isinstance(source, (str, Path)):
+        return f"the prompts file {source}"
+    return "the prompts given to PPOTrainer"
+
+
 def _gold_fn(gold_fn, gold_preference: str | None):
     """The gold preference: the callable given, else the one config.gold_preference names."""
     if gold_fn is not None or not gold_preference:
@@ -691,7 +710,7 @@ def _gold_fn(gold_fn, gold_preference: str | None):
     return get_preference(gold_preference)
 
 
-def preference_reward_fn(preference, columns: tuple[str, ...] = ()) -> RewardFn:
+def preference_reward_fn(preference, columns: tuple[str, ...] = (), source: str = "the prompts") -> RewardFn:
     """A preference (`fn(prompt, completion) -> float`, rlhf.labelers: a registered name,
     `package.module:function` or the callable) as a batched reward_fn: one score per completion.
     The prompt comes as the labelers give it: the conversation to a rule that takes conversations
@@ -699,13 +718,20 @@ def preference_reward_fn(preference, columns: tuple[str, ...] = ()) -> RewardFn:
     user message's text. A rule that names `prompt_id` (or takes **kwargs) also gets the prompt's
     id, to look up a reference answer; one that names a column of the prompts file (e.g.
     `answer`; `columns` names the prompts' columns) gets that prompt's value of it, and may require
-    it. ConfigError when it does not load or cannot be called so; TypeError naming the completion
-    when it returns something other than a number."""
+    it. ConfigError when it does not load or cannot be called so (a column it requires and no row of
+    the prompts has: named with `source`, the prompts' file, and the columns there are); TypeError
+    naming the completion when it returns something other than a number."""
     from rlhf.data.conversation import takes_conversations, wants_conversations
 
     try:
         rule = get_preference(preference, keywords=("prompt_id", *columns))
     except ConfigError as err:
+        missing = getattr(err, "missing", None)
+        if missing:
+            have = f"its columns: {', '.join(columns)}" if columns else "it has no column besides id and prompt/messages"
+            raise ConfigError(f"reward_preference {preference!r} requires the prompt column {missing[0]!r}, which no "
+                              f"row of {source} has ({have}); a rule gets (prompt, completion), prompt_id and the "
+                              "prompts' columns by name") from None
         raise ConfigError(f"reward_preference: {err}") from None
 
     def reward_fn(prompts, completions, prompt_ids=None, **columns):
