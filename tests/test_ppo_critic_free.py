@@ -295,6 +295,25 @@ def test_a_rule_requiring_a_column_the_prompts_lack_names_it_and_the_file(tmp_pa
                                                         "prompts": str(tmp_path / "with_answer.jsonl")}}).validate()
 
 
+def test_prompts_given_as_a_dataset_dict_or_a_dataframe():
+    """PPOTrainer(prompts=load_dataset(...)) without a split is a DatasetDict: it was read as the
+    prompts 'train' and 'test' (its keys), as was a dict of columns; now refused, naming the fix. A
+    pandas DataFrame gives its rows, a missing cell as None (it gave its column names as prompts)."""
+    import datasets
+    import pandas as pd
+
+    from rlhf.ppo.trainer import _as_prompts
+
+    rows = [{"prompt": "What is 2+3?", "answer": 5.0}, {"prompt": "What is 4+4?", "answer": None}]
+    dataset = datasets.Dataset.from_list(rows)
+    with pytest.raises(ValueError, match=r"keys 'train', 'test'.*prompts=dataset\['train'\]"):
+        _as_prompts(datasets.DatasetDict({"train": dataset, "test": dataset}))
+    with pytest.raises(ValueError, match="keys 'prompt', 'answer'"):
+        _as_prompts(dataset.to_dict())
+    frame = _as_prompts(pd.DataFrame(rows))
+    assert [(p.text, p.columns) for p in frame] == [("What is 2+3?", {"answer": 5.0}), ("What is 4+4?", {"answer": None})]
+
+
 def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,

@@ -58,8 +58,8 @@ class PPOTrainer:
 
     policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
     mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
-    prompts: None (config.prompts, else the built-in set), a path, strings, message lists or
-    `rlhf.data.Prompt`s. The reward model scores each whole conversation; `reward_fn` gets the
+    prompts: None (config.prompts, else the built-in set), a path, strings, message lists,
+    `rlhf.data.Prompt`s, or rows (dicts, a datasets.Dataset, a pandas DataFrame: see `_as_prompts`). The reward model scores each whole conversation; `reward_fn` gets the
     last user message's text per prompt (the signature from before prompts were conversations),
     or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
     or its first parameter is annotated with a message type (e.g. `list[list[dict]]`). gold_fn: a
@@ -660,11 +660,19 @@ def run_ppo(config: PPOConfig) -> Path:
 def _as_prompts(source) -> list:
     """Prompts from a path (None = built-in prompts_train), strings, message lists, Prompts, or rows
     as a prompts file has them (dicts with `prompt` or `messages`, an optional `id` and other
-    columns; a `datasets.Dataset` of such rows, as TRL's trainers take)."""
+    columns; a `datasets.Dataset` of such rows, as TRL's trainers take, or a pandas DataFrame).
+    ValueError for a mapping (a DatasetDict, a dict of columns): its keys are no prompts."""
     if source is None:
         source = builtin("prompts_train")
     if isinstance(source, (str, Path)):
         return load_prompts(source)
+    if isinstance(source, dict):  # a DatasetDict is one: list() would make each split's name a prompt
+        raise ValueError(f"prompts is a mapping (keys {', '.join(map(repr, list(source)[:4]))}): give rows, e.g. one "
+                         "split of a datasets.DatasetDict (prompts=dataset['train'])")
+    if hasattr(source, "to_dict") and hasattr(source, "columns") and hasattr(source, "iloc"):  # pandas
+        import datasets
+
+        source = datasets.Dataset.from_pandas(source, preserve_index=False)  # a missing cell (NaN) -> None
     items = list(source)
     if items and all(isinstance(item, dict) for item in items):
         out = prompts_from_rows(enumerate(items), "prompts", "prompt")
