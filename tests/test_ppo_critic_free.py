@@ -427,6 +427,42 @@ def test_mask_truncated_completions_leaves_cut_answers_out_of_every_loss(tiny_mo
     assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize("estimator", ["grpo", "gae"])
+def test_a_skipped_update_does_not_move_the_policy_by_adams_momentum(tiny_model_dir, tmp_path, estimator):
+    """After a step that updated the policy, a step whose rewards do not differ (min_reward_std) and,
+    with mask_truncated_completions, one whose every completion was cut leave the policy's weights
+    exactly as they were, and ppo/policy_updated says 0: a zero gradient still moved them by Adam's
+    momentum (update norm 0.44, then 0.23, with policy_updated 0 and 1). The critic still trains
+    on the equal-reward step; on the all-cut step no loss has a token, so nothing moves."""
+    # gae's total reward holds -kl_coef * KL, which differs once the policy moved: no KL term there.
+    group = {} if estimator == "grpo" else {"advantage_estimator": "gae", "num_generations": 1, "kl_coef": 0.0}
+    state = {"vary": True, "finished": True}
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=4, mask_truncated_completions=True, **group),
+                         reward_fn=lambda p, c: [float(i) if state["vary"] else 1.0 for i in range(len(c))],
+                         prompts=PROMPTS)
+    rollout = trainer._rollout
+
+    def with_finished(batch):
+        r = rollout(batch)
+        r.finished = torch.full_like(r.finished, state["finished"])
+        return r
+
+    trainer._rollout = with_finished
+
+    def weights(params):
+        return [p.detach().clone() for p in params]
+
+    assert trainer.step()["ppo/policy_update_norm"] > 0
+    for change in ({"vary": False}, {"vary": True, "finished": False}):
+        state.update(change)
+        policy, critic = weights(trainer.policy_params), weights(trainer.critic_params)
+        metrics = trainer.step()
+        assert metrics["ppo/policy_updated"] == 0.0 and metrics["ppo/policy_update_norm"] == 0.0
+        assert all(torch.equal(a, b) for a, b in zip(policy, trainer.policy_params))
+        critic_moved = any(not torch.equal(a, b) for a, b in zip(critic, trainer.critic_params))
+        assert critic_moved == (estimator == "gae" and state["finished"])
+
+
 def test_group_metrics_read_the_scores_the_estimator_trains_on(tiny_model_dir, tmp_path):
     """reward_fn pays 10, 11, ... 17 (every completion its own score), score_clip=1 clips them all
     to 1: each group's trained scores are [1, 1, 1, 1], so GRPO's advantages are exactly 0 and both

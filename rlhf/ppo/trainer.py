@@ -341,11 +341,23 @@ class PPOTrainer:
     def _ppo_epochs(self, r: Rollout, advantages, returns, policy_on: bool) -> dict[str, float]:
         """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
         minibatch is `grad_accum` micro-batches whose gradients add up before the step. The
-        shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group."""
+        shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group. With `policy_on`
+        False (value warm-up, rewards without spread), or when mask_truncated_completions left no
+        token of the step on any process, the policy's weights (and then the critic's) get no
+        optimizer step: a zero gradient would still move them by Adam's momentum."""
         cfg = self.config
         data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
+        nothing_left = False  # every completion of the step, on every process, cut and masked: no loss has a token
         if cfg.mask_truncated_completions:  # cut answers weigh 0 in every loss; their scores already counted
             data["response_mask"] = data["response_mask"] & r.finished.to(advantages.device)[:, None]
+            kept = data["response_mask"].sum().float()
+            if self.accelerator.num_processes > 1:
+                kept = self.accelerator.reduce(kept.to(self.accelerator.device), reduction="sum")
+            nothing_left = float(kept) == 0
+        policy_on = policy_on and not nothing_left
+        # Weights whose update this step skips get no optimizer step at all: a zero gradient would
+        # still move them by Adam's momentum from earlier steps.
+        frozen = ([] if policy_on else self.policy_params) + (self.critic_params if nothing_left else [])
         b = len(r)
         grad_accum = cfg.resolved_grad_accum()
         mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // grad_accum
@@ -375,6 +387,8 @@ class PPOTrainer:
                     n += 1
                 for key, norm in self._clip_gradients().items():
                     sums[key] = sums.get(key, 0.0) + norm * len(micro_batches)
+                for p in frozen:
+                    p.grad = None  # Adam skips a parameter without a gradient (state and weight unchanged)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         update = _update_norm(self.policy_params, before)
@@ -421,8 +435,9 @@ class PPOTrainer:
                                              self.loss_agg_mode, cfg.max_new_tokens, token_count, cfg.dual_clip,
                                              cfg.cliprange_high)
         self._check_finite("policy_loss", pg_loss)
-        # During value warm-up the policy term stays in the graph with weight 0, so every process
-        # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
+        # During value warm-up (or a skipped update) the policy term stays in the graph with weight 0,
+        # so every process has gradients for the same parameters (DDP needs that); `_ppo_epochs`
+        # then drops them before the optimizer step, so Adam's momentum does not move the policy.
         policy_weight = 1.0 if policy_on else 0.0
         loss = policy_weight * pg_loss
         stats = {"policy_loss": pg_loss.item(), "entropy": core.masked_mean(entropy, mask).item(),
