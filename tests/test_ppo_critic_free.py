@@ -56,6 +56,16 @@ def test_config_errors_name_the_fix():
         PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards="global")
 
 
+def test_scale_rewards_takes_trls_booleans():
+    """TRL's GRPOConfig takes scale_rewards True ('group') and False ('none', Dr. GRPO's advantages);
+    a TRL YAML's `scale_rewards: false` was refused as 'not one of group, batch, none'."""
+    assert PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards=False).scale_rewards == "none"
+    assert PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards=True).scale_rewards == "group"
+    assert PPOConfig(advantage_estimator="dr_grpo", num_generations=2, scale_rewards=False).scale_rewards == "none"
+    with pytest.raises(ValueError, match="advantage_estimator='rloo' has no such choice"):
+        PPOConfig(advantage_estimator="rloo", num_generations=2, scale_rewards=False)
+
+
 def test_default_micro_batches_hold_at_most_8_completions_and_whole_groups():
     """grad_accum=None cuts each minibatch into the fewest micro-batches of <= 8 completions that
     cut no group; a group larger than 8 is one micro-batch; an explicit grad_accum is kept."""

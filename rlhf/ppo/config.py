@@ -97,7 +97,8 @@ class PPOConfig:
                   "(DeepSeekMath), 'batch' by the std of every reward of the batch, all processes together (groups "
                   "keep their spreads relative to each other; Liu et al. 2025, 'Tricks or Traps?'), "
                   "'none' by nothing (= dr_grpo's advantages). None = 'group' for grpo, 'none' for dr_grpo; "
-                  "only for those two."},
+                  "only for those two. TRL's booleans are read as it reads them (a YAML or Python True = 'group', "
+                  "False = 'none')."},
     )
     use_kl_loss: Optional[bool] = field(
         default=None,
@@ -260,6 +261,8 @@ class PPOConfig:
     )
 
     def __post_init__(self):
+        if isinstance(self.scale_rewards, bool):  # TRL's GRPOConfig takes True / False for these two
+            self.scale_rewards = "group" if self.scale_rewards else "none"
         problems = self._number_problems()
         if problems:  # the checks below combine fields: with one out of range they would blame others
             raise ValueError("PPOConfig: " + "; ".join(problems))
