@@ -473,6 +473,38 @@ def test_a_skipped_update_does_not_move_the_policy_by_adams_momentum(tiny_model_
         assert critic_moved == (estimator == "gae" and state["finished"])
 
 
+def test_a_run_whose_every_completion_was_cut_says_it_trained_nothing(tiny_model_dir, tmp_path):
+    """mask_truncated_completions with every completion cut, step after step: nothing is NaN, the
+    policy is the SFT policy still, and metrics.json and the run report say how many steps updated
+    it (none) and which share was left out of the loss (all); they gave only the last step's cut
+    share, as for any run."""
+    import json
+
+    from rlhf.report import write_report
+
+    out = tmp_path / "run" / "ppo"
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=3, mask_truncated_completions=True,
+                                     output_dir=str(out)),
+                         reward_fn=lambda p, c: [float(i) for i in range(len(c))], prompts=PROMPTS)
+    rollout = trainer._rollout
+
+    def cut(batch):
+        r = rollout(batch)
+        r.finished = torch.zeros_like(r.finished)
+        return r
+
+    trainer._rollout = cut
+    before = [p.detach().clone() for p in trainer.policy_params]
+    history = trainer.train()
+    assert all(math.isfinite(v) for h in history for v in h.values())
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.policy_params))
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["policy_updated_steps"] == 0 and summary["masked_truncated_mean"] == 1.0
+    report = write_report(tmp_path / "run").read_text()
+    assert "| steps that updated the policy | 0 of 3 |" in report
+    assert "| completions left out of the loss (mask_truncated_completions), mean share | 1" in report
+
+
 def test_group_metrics_read_the_scores_the_estimator_trains_on(tiny_model_dir, tmp_path):
     """reward_fn pays 10, 11, ... 17 (every completion its own score), score_clip=1 clips them all
     to 1: each group's trained scores are [1, 1, 1, 1], so GRPO's advantages are exactly 0 and both

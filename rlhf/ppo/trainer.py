@@ -659,6 +659,13 @@ class PPOTrainer:
         reports = [r for r in rows if "length/policy_tokens" in r]
         if reports:
             summary["length_report"] = {k: reports[-1][k] for k in reports[-1] if k.startswith("length/")}
+        # How many steps moved the policy (value warm-up, rewards without spread and, with
+        # mask_truncated_completions, steps whose every completion was cut do not), and the mean
+        # share of completions left out of the loss: a run that trained on nothing says so.
+        summary["policy_updated_steps"] = sum(1 for r in rows if r.get("ppo/policy_updated") == 1.0)
+        masked = [r["ppo/masked_truncated"] for r in rows if "ppo/masked_truncated" in r]
+        if masked:
+            summary["masked_truncated_mean"] = sum(masked) / len(masked)
         (self.output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
 
 
