@@ -43,15 +43,18 @@ class PPOConfig:
         metadata={"help": "A rule as the reward instead of a reward model: a preference of rlhf.labelers by name "
                   "(concise, detailed, ...) or `package.module:function`, called as fn(prompt, completion) -> float "
                   "for each completion (prompt: the last user message's text, or the conversation for a rule that "
-                  "takes conversations; a rule naming prompt_id also gets the prompt's id), like TRL's "
+                  "takes conversations; a rule naming prompt_id also gets the prompt's id, and one naming a column "
+                  "of the prompts file, e.g. fn(prompt, completion, answer), its prompt's value there), like TRL's "
                   "reward_funcs: a verifiable reward, or the oracle of the preference suite (PPO against the very "
                   "rule the labels came from). normalize_reward is then on by default. Not with reward_model or "
                   "critic=reward."},
     )
     prompts: Optional[str] = field(
         default=None,
-        metadata={"help": "Prompts file (JSONL/Parquet/datasets folder, rows with `prompt` or `messages`). "
-                  "None = the built-in prompts_train set."},
+        metadata={"help": "Prompts file (JSONL/Parquet/CSV/datasets folder, rows with `prompt` or `messages`, an "
+                  "optional `id`). A row's other fields (e.g. a reference `answer`) reach the reward function or "
+                  "rule by name, one value per completion, None where a row lacks one (TRL's GRPOTrainer passes "
+                  "dataset columns so). None = the built-in prompts_train set."},
     )
     output_dir: str = field(default="runs/ppo", metadata={"help": "Where the policy, checkpoints, metrics and plots go."})
     policy_train: Literal["lora", "full"] = field(
