@@ -388,7 +388,11 @@ class PPOTrainer:
                 for key, norm in self._clip_gradients().items():
                     sums[key] = sums.get(key, 0.0) + norm * len(micro_batches)
                 for p in frozen:
-                    p.grad = None  # Adam skips a parameter without a gradient (state and weight unchanged)
+                    # Adam skips a parameter without a gradient (state and weight unchanged). One it has
+                    # no state for yet keeps its zero gradient: that step moves nothing, and every
+                    # parameter gets a state, as the sharded checkpoint (FSDP2) expects.
+                    if self.optimizer.state.get(p):
+                        p.grad = None
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         update = _update_norm(self.policy_params, before)
