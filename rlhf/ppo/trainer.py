@@ -70,9 +70,13 @@ class PPOTrainer:
                  reward_model=None, prompts=None, gold_fn=None):
 
         # Read first (cheap, and a bad row or column fails before any model loads); a column named
-        # like a reward argument is refused here, not at step 1.
+        # like a reward argument is refused here, not at step 1. A reward model reads no column, so
+        # with one the columns are neither checked nor passed (a candidates file from `rlhf sample`,
+        # with its `completions`, serves as prompts).
         self.prompts = _as_prompts(prompts if prompts is not None else config.prompts)
-        columns = tuple(prompt_columns(self.prompts, []))  # every row's, so each step passes them all
+        self.uses_columns = reward_fn is not None or bool(config.reward_preference)
+        # every row's, so each step passes them all
+        columns = tuple(prompt_columns(self.prompts, [])) if self.uses_columns else ()
         self.prompt_column_names = columns
         if config.reward_preference:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
@@ -203,7 +207,8 @@ class PPOTrainer:
         # Step 1: rollout.
         with timer("generate"):
             r = self._rollout(batch)
-            r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist(), self.prompt_column_names)
+            if self.uses_columns:
+                r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist(), self.prompt_column_names)
         # Step 2: reference log-probs (and old log-probs / values if generation did not give them).
         with timer("forward"):
             self._forward_passes(r)
