@@ -59,7 +59,8 @@ class PPOTrainer:
     policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
     mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
     prompts: None (config.prompts, else the built-in set), a path, strings, message lists,
-    `rlhf.data.Prompt`s, or rows (dicts, a datasets.Dataset, a pandas DataFrame: see `_as_prompts`). The reward model scores each whole conversation; `reward_fn` gets the
+    `rlhf.data.Prompt`s, or rows (dicts, a datasets.Dataset, a pandas DataFrame: see
+    `_as_prompts`). The reward model scores each whole conversation; `reward_fn` gets the
     last user message's text per prompt (the signature from before prompts were conversations),
     or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
     or its first parameter is annotated with a message type (e.g. `list[list[dict]]`). gold_fn: a
@@ -75,9 +76,8 @@ class PPOTrainer:
         # with its `completions`, serves as prompts).
         self.prompts = _as_prompts(prompts if prompts is not None else config.prompts)
         self.uses_columns = reward_fn is not None or bool(config.reward_preference)
-        # every row's, so each step passes them all
         columns = tuple(prompt_columns(self.prompts, [])) if self.uses_columns else ()
-        self.prompt_column_names = columns
+        self.prompt_column_names = columns  # every row's, so each step passes them all
         if config.reward_preference:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
                 raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
