@@ -71,18 +71,32 @@ SIGNATURE = "fn(prompt, completion) -> float"
 def check_preference(fn, name: str, keywords: tuple[str, ...] = ()) -> Preference:
     """`fn` if it can be called with two positional arguments (prompt, completion), plus those of
     `keywords` it names (the caller fills them: a PPO reward rule may require a prompt column such
-    as `answer`), else ConfigError."""
+    as `answer`), else ConfigError; one whose `missing` attribute lists the arguments `fn` requires
+    beyond the two that are not among `keywords` (the caller can then say where they were looked
+    for: `rlhf.ppo.trainer.preference_reward_fn` names the prompts file)."""
     import inspect
 
     if not callable(fn):
         raise ConfigError(f"preference {name!r} is not a function (got {type(fn).__name__}): it must be {SIGNATURE}")
     try:
         signature = inspect.signature(fn)
-        signature.bind("prompt", "completion", **{k: None for k in keywords if k in signature.parameters})
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check here
+        return fn
+    # The caller passes no keyword that the two positional arguments fill (rlhf.ppo.rollout.accepted_keywords).
+    params = signature.parameters.values()
+    filled = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:2]
+    missing = [p.name for p in params if p.name not in filled and p.name not in keywords and p.default is p.empty
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing and len(filled) == 2:
+        err = ConfigError(f"preference {name!r} cannot be called as {SIGNATURE}: it also requires "
+                          f"{', '.join(map(repr, missing))}, which it is not given")
+        err.missing = missing
+        raise err
+    try:
+        signature.bind("prompt", "completion", **{k: None for k in keywords
+                                                  if k in signature.parameters and k not in filled})
     except TypeError as err:
         raise ConfigError(f"preference {name!r} cannot be called as {SIGNATURE} ({err})") from None
-    except ValueError:  # a builtin without a signature: nothing to check here
-        pass
     return fn
 
 

@@ -55,6 +55,38 @@ def build_config(cls, stage: str, defaults: dict[str, Any], overrides: dict[str,
     return cls(**values)
 
 
+def yaml_values(cls, stage: str, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (a stage's YAML section) with each number that YAML gave as text made a number:
+    PyYAML reads YAML 1.1, where `1e-5` (no dot) is a string, and `learning_rate: 1e-5` failed
+    with a bare TypeError inside the config's checks. PipelineError naming the stage and field for a
+    number field given other text, or a true/false field given anything but true or false (the
+    text 'false' would have switched it on). Fields not of `cls`, and None, are left as they are."""
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: leave the values to the class's own checks
+        return values
+    out = dict(values)
+    for name, value in values.items():
+        if name not in hints or value is None:
+            continue
+        hint = hints[name]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kinds = {a for a in (typing.get_args(hint) if union else (hint,)) if a is not type(None)}
+        if kinds == {bool} and not isinstance(value, bool):
+            raise PipelineError(f"stage '{stage}': {name}={value!r} must be true or false")
+        if isinstance(value, str) and kinds & {int, float} and not kinds & {str}:
+            try:
+                number = float(value) if float in kinds else int(value)
+            except ValueError:
+                whole = "a whole number" if float not in kinds else "a number"
+                raise PipelineError(f"stage '{stage}': {name}={value!r} must be {whole}") from None
+            out[name] = number
+    return out
+
+
 def load_pipeline_config(path: str | Path) -> dict[str, Any]:
     import yaml
 
@@ -108,8 +140,10 @@ class Pipeline:
         self.log_path = self.run / "pipeline.log"
 
     def section(self, stage: str) -> dict[str, Any]:
-        """The YAML fields of a stage's dataclass (pipeline-only keys removed: see `pipeline_keys`)."""
-        return split_pipeline_keys(stage, dict(self.config.get(stage) or {}))[0]
+        """The YAML fields of a stage's dataclass (pipeline-only keys removed: see `pipeline_keys`),
+        each value read as its field's type (`yaml_values`)."""
+        section = split_pipeline_keys(stage, dict(self.config.get(stage) or {}))[0]
+        return yaml_values(stage_config_class(stage, self.config.get("label_mode", "simulated")), stage, section)
 
     def pipeline_keys(self, stage: str) -> dict[str, Any]:
         """The keys of a stage's section that the pipeline acts on itself (`rlhf.stages.PIPELINE_KEYS`)."""
@@ -249,6 +283,14 @@ class Pipeline:
                     stage_config_class(stage, mode)(**self.section(stage))
                 except ValueError as err:  # ConfigError is one
                     raise PipelineError(f"stage '{stage}': {err}") from None
+        ppo = self.section("ppo")
+        if ppo.get("reward_preference"):  # the rule loads and its prompt columns are in the prompts file
+            from rlhf.ppo.trainer import check_rule_reward
+
+            try:
+                check_rule_reward(ppo["reward_preference"], ppo.get("prompts"))
+            except ValueError as err:  # ConfigError and DataError are ones
+                raise PipelineError(f"stage 'ppo': {err}") from None
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
         """What decides a stage's output besides earlier stages' folders: its YAML section (pipeline

@@ -133,7 +133,12 @@ def _length_bias_rows(bias: dict | None, split: str) -> list[tuple]:
 def _ppo(run: Path) -> list[str]:
     m = _read(run / "ppo" / "metrics.json")
     final = m.get("final", {})
-    return _table([("steps", m.get("steps")), ("mean score, first tenth of steps", m.get("score_first_tenth")),
+    updated = m.get("policy_updated_steps")
+    return _table([("steps", m.get("steps")),
+                   ("steps that updated the policy", None if updated is None else f"{updated} of {m.get('steps')}"),
+                   ("completions left out of the loss (mask_truncated_completions), mean share",
+                    m.get("masked_truncated_mean")),
+                   ("mean score, first tenth of steps", m.get("score_first_tenth")),
                    ("mean score, last tenth of steps", m.get("score_last_tenth")),
                    ("KL at the end (nats per completion)", final.get("kl/mean")),
                    ("response length at the end (tokens)", final.get("response/length")),

@@ -158,3 +158,32 @@ def test_the_pipeline_refuses_a_late_stages_number_before_the_first_stage(tmp_pa
     with pytest.raises(PipelineError, match=f"stage '{stage}': .*{re.escape(message)}"):
         pipe.validate()
     assert not (tmp_path / "run").exists()
+
+
+def test_the_pipeline_reads_yaml_numbers_written_as_text_and_refuses_text_for_a_switch(tmp_path):
+    """PyYAML reads YAML 1.1: `learning_rate: 1e-5` (no dot) is the string '1e-5', which failed with
+    a bare TypeError ('>' between str and int) in the config's checks, out of `rlhf pipeline`'s
+    error handling. It is the number now, in every stage; text where a number belongs, or anything
+    but true/false for a switch (the string 'false' switched mask_truncated_completions on), is
+    refused naming the stage and field, before the first stage."""
+    import yaml
+
+    from rlhf.pipeline import Pipeline, PipelineError
+
+    config = yaml.safe_load("run_dir: RUN\nsft: {learning_rate: 2e-4}\nppo: {learning_rate: 1e-5, cliprange_high: 28e-2, "
+                            "steps: '10', advantage_estimator: grpo, num_generations: 2, scale_rewards: batch, "
+                            "mask_truncated_completions: true}\n")
+    assert config["ppo"]["learning_rate"] == "1e-5"  # what PyYAML gives
+    config["run_dir"] = str(tmp_path / "run")
+    pipe = Pipeline(config)
+    pipe.validate()
+    ppo = pipe.section("ppo")
+    assert (ppo["learning_rate"], ppo["cliprange_high"], ppo["steps"]) == (1e-5, 0.28, 10)
+    assert pipe.section("sft")["learning_rate"] == 2e-4
+    for section, message in (({"mask_truncated_completions": "false"}, "mask_truncated_completions='false' must be "
+                                                                        "true or false"),
+                             ({"learning_rate": "fast"}, "learning_rate='fast' must be a number"),
+                             ({"steps": "ten"}, "steps='ten' must be a whole number")):
+        with pytest.raises(PipelineError, match=f"stage 'ppo': {message}"):
+            Pipeline({"run_dir": str(tmp_path / "run"), "ppo": section}).validate()
+    assert not (tmp_path / "run").exists()

@@ -56,6 +56,16 @@ def test_config_errors_name_the_fix():
         PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards="global")
 
 
+def test_scale_rewards_takes_trls_booleans():
+    """TRL's GRPOConfig takes scale_rewards True ('group') and False ('none', Dr. GRPO's advantages);
+    a TRL YAML's `scale_rewards: false` was refused as 'not one of group, batch, none'."""
+    assert PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards=False).scale_rewards == "none"
+    assert PPOConfig(advantage_estimator="grpo", num_generations=2, scale_rewards=True).scale_rewards == "group"
+    assert PPOConfig(advantage_estimator="dr_grpo", num_generations=2, scale_rewards=False).scale_rewards == "none"
+    with pytest.raises(ValueError, match="advantage_estimator='rloo' has no such choice"):
+        PPOConfig(advantage_estimator="rloo", num_generations=2, scale_rewards=False)
+
+
 def test_default_micro_batches_hold_at_most_8_completions_and_whole_groups():
     """grad_accum=None cuts each minibatch into the fewest micro-batches of <= 8 completions that
     cut no group; a group larger than 8 is one micro-batch; an explicit grad_accum is kept."""
@@ -225,6 +235,111 @@ def test_prompts_as_rows_a_dataset_or_a_dataframe_are_read_as_rows():
         assert prompts[0].id == "a" and prompts[1].id == "prompt-1"  # the DataFrame's empty id cell: no id
 
 
+def test_a_column_only_some_rows_have_reaches_every_step(tiny_model_dir, tmp_path):
+    """A JSONL prompts file may give a column in some rows only: every step passes it (None for the
+    rows without it), also a step that drew none of the rows that have it. The step's own prompts
+    once decided the names, and the reward requiring `answer` failed with a missing argument at the
+    first step without such a row."""
+    rows = [{"prompt": "What is 2+3?", "answer": "5"}] + [{"prompt": f"Say {w}."} for w in ("hi", "yes", "no")]
+    seen = []
+
+    def reward(prompts, completions, answer):
+        seen.append(list(answer))
+        return [float(a is not None and a in c) for a, c in zip(answer, completions)]
+
+    config = tiny_config(tmp_path, tiny_model_dir, steps=4, batch_size=2, num_generations=2, num_minibatches=1)
+    PPOTrainer(config, reward_fn=reward, prompts=rows).train()  # one prompt a step: each row once
+    assert sorted(seen, key=str) == [["5", "5"], [None, None], [None, None], [None, None]]
+
+
+def test_a_column_named_like_a_positional_parameter_never_reaches_it_twice():
+    """A prompts column named like a parameter the positional arguments fill (`completion`, as in a
+    prompt/completion SFT file reused as prompts, with the `concise` rule or any fn(prompt,
+    completion, ...); `p` for `lambda p, c`) is not passed to it: the rule was called with
+    completion twice (TypeError at step 1, or a ConfigError when loading a module's rule). A reward
+    written for TRL, `def reward(completions, answer, **kwargs)`, is called with keywords, as TRL
+    calls it: positionally, answer got the completions and the column a second value."""
+    from rlhf.labelers import concise
+    from rlhf.ppo.rollout import score
+    from rlhf.ppo.trainer import preference_reward_fn
+
+    info = {"prompt_ids": ["a", "a"], "prompt_index": [0, 0], "completion": ["ref", "ref"], "answer": ["5", "5"]}
+    completions = ["It is 5.", "Maybe six, or seven, I do not really know it."]
+    expected = [concise("Q?", c) for c in completions]
+    assert score(["Q?", "Q?"], completions, preference_reward_fn("concise", ("completion", "answer")),
+                 **info).tolist() == expected
+    rule = preference_reward_fn(lambda prompt, completion, answer: float(answer in completion), ("completion", "answer"))
+    assert score(["Q?", "Q?"], completions, rule, **info).tolist() == [1.0, 0.0]
+    assert score(["Q?", "Q?"], completions, lambda p, c: [len(x) for x in c], p=["x", "x"]).tolist() == \
+        [float(len(c)) for c in completions]
+
+    seen = {}
+
+    def trl_reward(completions, answer, **kwargs):
+        seen.update(kwargs)
+        return [float(a in c) for a, c in zip(answer, completions)]
+
+    assert score(["Q?", "Q?"], completions, trl_reward, **info).tolist() == [1.0, 0.0]
+    assert seen["prompts"] == ["Q?", "Q?"] and seen["completion"] == ["ref", "ref"]
+
+    def trl_no_kwargs(completions, answer):
+        return [float(a in c) for a, c in zip(answer, completions)]
+
+    assert score(["Q?", "Q?"], completions, trl_no_kwargs, **info).tolist() == [1.0, 0.0]
+
+
+def test_a_rule_requiring_a_column_the_prompts_lack_names_it_and_the_file(tmp_path, monkeypatch):
+    """--reward_preference mod:exact with def exact(prompt, completion, answer) on a prompts file
+    without `answer`: a ConfigError naming the column, the file and the columns it has, before any
+    model loads (the policy here does not exist); it said only 'missing a required argument'.
+    `rlhf pipeline` checks it before its first stage."""
+    import json
+
+    from rlhf.pipeline import Pipeline, PipelineError
+    from rlhf.stages import ConfigError
+
+    (tmp_path / "answer_rules.py").write_text("def exact(prompt, completion, answer):\n    return float(answer in completion)\n"
+                                              "def keyword_only(prompt, completion, *, solution):\n    return 0.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "What is 2+3?", "level": 1}) + "\n")
+    config = PPOConfig(policy=str(tmp_path / "no-model"), output_dir=str(tmp_path / "run"), device="cpu",
+                       reward_preference="answer_rules:exact", prompts=str(path))
+    with pytest.raises(ConfigError, match=f"requires the prompt column 'answer', which no row of the prompts file "
+                                          f"{path} has \\(its columns: level\\)"):
+        PPOTrainer(config)
+    with pytest.raises(ConfigError, match="column 'solution', which no row of the built-in prompts_train"):
+        PPOTrainer(PPOConfig(policy=str(tmp_path / "no-model"), output_dir=str(tmp_path / "run"), device="cpu",
+                             reward_preference="answer_rules:keyword_only"))
+    pipe = Pipeline({"run_dir": str(tmp_path / "pipe"), "ppo": {"reward_preference": "answer_rules:exact",
+                                                               "prompts": str(path)}})
+    with pytest.raises(PipelineError, match="stage 'ppo': .*column 'answer'"):
+        pipe.validate()
+    assert not (tmp_path / "pipe").exists()
+    (tmp_path / "with_answer.jsonl").write_text(json.dumps({"prompt": "What is 2+3?", "answer": "5"}) + "\n")
+    Pipeline({"run_dir": str(tmp_path / "pipe"), "ppo": {"reward_preference": "answer_rules:exact",
+                                                        "prompts": str(tmp_path / "with_answer.jsonl")}}).validate()
+
+
+def test_prompts_given_as_a_dataset_dict_or_a_dataframe():
+    """PPOTrainer(prompts=load_dataset(...)) without a split is a DatasetDict: it was read as the
+    prompts 'train' and 'test' (its keys), as was a dict of columns; now refused, naming the fix. A
+    pandas DataFrame gives its rows, a missing cell as None (it gave its column names as prompts)."""
+    import datasets
+    import pandas as pd
+
+    from rlhf.ppo.trainer import _as_prompts
+
+    rows = [{"prompt": "What is 2+3?", "answer": 5.0}, {"prompt": "What is 4+4?", "answer": None}]
+    dataset = datasets.Dataset.from_list(rows)
+    with pytest.raises(ValueError, match=r"keys 'train', 'test'.*prompts=dataset\['train'\]"):
+        _as_prompts(datasets.DatasetDict({"train": dataset, "test": dataset}))
+    with pytest.raises(ValueError, match="keys 'prompt', 'answer'"):
+        _as_prompts(dataset.to_dict())
+    frame = _as_prompts(pd.DataFrame(rows))
+    assert [(p.text, p.columns) for p in frame] == [("What is 2+3?", {"answer": 5.0}), ("What is 4+4?", {"answer": None})]
+
+
 def test_a_prompt_column_named_like_a_reward_argument_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="prompt column 'prompt_index'.*rename"):
         PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=length_reward,
@@ -344,6 +459,74 @@ def test_mask_truncated_completions_leaves_cut_answers_out_of_every_loss(tiny_mo
     metrics = trainer.step()
     assert metrics["ppo/masked_truncated"] == 1.0 and math.isfinite(metrics["ppo/policy_loss"])
     assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "gae"])
+def test_a_skipped_update_does_not_move_the_policy_by_adams_momentum(tiny_model_dir, tmp_path, estimator):
+    """After a step that updated the policy, a step whose rewards do not differ (min_reward_std) and,
+    with mask_truncated_completions, one whose every completion was cut leave the policy's weights
+    exactly as they were, and ppo/policy_updated says 0: a zero gradient still moved them by Adam's
+    momentum (update norm 0.44, then 0.23, with policy_updated 0 and 1). The critic still trains
+    on the equal-reward step; on the all-cut step no loss has a token, so nothing moves."""
+    # gae's total reward holds -kl_coef * KL, which differs once the policy moved: no KL term there.
+    group = {} if estimator == "grpo" else {"advantage_estimator": "gae", "num_generations": 1, "kl_coef": 0.0}
+    state = {"vary": True, "finished": True}
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=4, mask_truncated_completions=True, **group),
+                         reward_fn=lambda p, c: [float(i) if state["vary"] else 1.0 for i in range(len(c))],
+                         prompts=PROMPTS)
+    rollout = trainer._rollout
+
+    def with_finished(batch):
+        r = rollout(batch)
+        r.finished = torch.full_like(r.finished, state["finished"])
+        return r
+
+    trainer._rollout = with_finished
+
+    def weights(params):
+        return [p.detach().clone() for p in params]
+
+    assert trainer.step()["ppo/policy_update_norm"] > 0
+    for change in ({"vary": False}, {"vary": True, "finished": False}):
+        state.update(change)
+        policy, critic = weights(trainer.policy_params), weights(trainer.critic_params)
+        metrics = trainer.step()
+        assert metrics["ppo/policy_updated"] == 0.0 and metrics["ppo/policy_update_norm"] == 0.0
+        assert all(torch.equal(a, b) for a, b in zip(policy, trainer.policy_params))
+        critic_moved = any(not torch.equal(a, b) for a, b in zip(critic, trainer.critic_params))
+        assert critic_moved == (estimator == "gae" and state["finished"])
+
+
+def test_a_run_whose_every_completion_was_cut_says_it_trained_nothing(tiny_model_dir, tmp_path):
+    """mask_truncated_completions with every completion cut, step after step: nothing is NaN, the
+    policy is the SFT policy still, and metrics.json and the run report say how many steps updated
+    it (none) and which share was left out of the loss (all); they gave only the last step's cut
+    share, as for any run."""
+    import json
+
+    from rlhf.report import write_report
+
+    out = tmp_path / "run" / "ppo"
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, steps=3, mask_truncated_completions=True,
+                                     output_dir=str(out)),
+                         reward_fn=lambda p, c: [float(i) for i in range(len(c))], prompts=PROMPTS)
+    rollout = trainer._rollout
+
+    def cut(batch):
+        r = rollout(batch)
+        r.finished = torch.zeros_like(r.finished)
+        return r
+
+    trainer._rollout = cut
+    before = [p.detach().clone() for p in trainer.policy_params]
+    history = trainer.train()
+    assert all(math.isfinite(v) for h in history for v in h.values())
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.policy_params))
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["policy_updated_steps"] == 0 and summary["masked_truncated_mean"] == 1.0
+    report = write_report(tmp_path / "run").read_text()
+    assert "| steps that updated the policy | 0 of 3 |" in report
+    assert "| completions left out of the loss (mask_truncated_completions), mean share | 1" in report
 
 
 def test_group_metrics_read_the_scores_the_estimator_trains_on(tiny_model_dir, tmp_path):

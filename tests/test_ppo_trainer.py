@@ -238,6 +238,20 @@ def tiny_reward_dir(tiny_model_dir, tmp_path_factory):
     return save_reward_model(model, tokenizer, tmp_path_factory.mktemp("rm"), bias=0.5, std=2.0, max_length=128)
 
 
+def test_a_reward_model_run_takes_a_candidates_file_as_prompts(tiny_model_dir, tiny_reward_dir, tmp_path):
+    """`rlhf sample`'s candidates (id, prompt, messages, completions, flags, model) as PPO's prompts
+    with a reward model: the model reads no column, so `completions` is no clash. It was refused as
+    'an argument the reward function already gets' with no reward function in the run; with a
+    reward function the refusal stands."""
+    path = tmp_path / "candidates.jsonl"
+    path.write_text("".join(json.dumps({"id": f"c{i}", "prompt": p, "completions": ["a", "b"], "flags": [],
+                                        "model": "sft"}) + "\n" for i, p in enumerate(PROMPTS[:4])))
+    config = tiny_config(tmp_path, tiny_model_dir, steps=1, reward_model=str(tiny_reward_dir), prompts=str(path))
+    assert math.isfinite(PPOTrainer(config).step()["reward/score"])
+    with pytest.raises(ValueError, match="prompt column 'completions'"):
+        PPOTrainer(tiny_config(tmp_path, tiny_model_dir, prompts=str(path)), reward_fn=length_reward)
+
+
 @pytest.mark.parametrize("policy_train", ["lora", "full"])
 def test_critic_from_reward_model_leaves_scores_untouched(tiny_model_dir, tiny_reward_dir, tmp_path, policy_train):
     from rlhf.reward import RewardModel

@@ -43,15 +43,18 @@ class PPOConfig:
         metadata={"help": "A rule as the reward instead of a reward model: a preference of rlhf.labelers by name "
                   "(concise, detailed, ...) or `package.module:function`, called as fn(prompt, completion) -> float "
                   "for each completion (prompt: the last user message's text, or the conversation for a rule that "
-                  "takes conversations; a rule naming prompt_id also gets the prompt's id), like TRL's "
+                  "takes conversations; a rule naming prompt_id also gets the prompt's id, and one naming a column "
+                  "of the prompts file, e.g. fn(prompt, completion, answer), its prompt's value there), like TRL's "
                   "reward_funcs: a verifiable reward, or the oracle of the preference suite (PPO against the very "
                   "rule the labels came from). normalize_reward is then on by default. Not with reward_model or "
                   "critic=reward."},
     )
     prompts: Optional[str] = field(
         default=None,
-        metadata={"help": "Prompts file (JSONL/Parquet/datasets folder, rows with `prompt` or `messages`). "
-                  "None = the built-in prompts_train set."},
+        metadata={"help": "Prompts file (JSONL/Parquet/CSV/datasets folder, rows with `prompt` or `messages`, an "
+                  "optional `id`). A row's other fields (e.g. a reference `answer`) reach the reward function or "
+                  "rule by name, one value per completion, None where a row lacks one (TRL's GRPOTrainer passes "
+                  "dataset columns so). None = the built-in prompts_train set."},
     )
     output_dir: str = field(default="runs/ppo", metadata={"help": "Where the policy, checkpoints, metrics and plots go."})
     policy_train: Literal["lora", "full"] = field(
@@ -97,7 +100,8 @@ class PPOConfig:
                   "(DeepSeekMath), 'batch' by the std of every reward of the batch, all processes together (groups "
                   "keep their spreads relative to each other; Liu et al. 2025, 'Tricks or Traps?'), "
                   "'none' by nothing (= dr_grpo's advantages). None = 'group' for grpo, 'none' for dr_grpo; "
-                  "only for those two."},
+                  "only for those two. TRL's booleans are read as it reads them (a YAML or Python True = 'group', "
+                  "False = 'none')."},
     )
     use_kl_loss: Optional[bool] = field(
         default=None,
@@ -260,6 +264,8 @@ class PPOConfig:
     )
 
     def __post_init__(self):
+        if isinstance(self.scale_rewards, bool):  # TRL's GRPOConfig takes True / False for these two
+            self.scale_rewards = "group" if self.scale_rewards else "none"
         problems = self._number_problems()
         if problems:  # the checks below combine fields: with one out of range they would blame others
             raise ValueError("PPOConfig: " + "; ".join(problems))

@@ -29,7 +29,9 @@ from rlhf.sequences import cat_padded, group_prompt_cache, pad_with_shared_prefi
 # answers, so equal indexes form a group) and/or `prompt_ids` (list[str]: the dataset id of that
 # prompt), or takes **kwargs, is given them; likewise each other column of the prompts file (e.g.
 # `answer`), as a list with the value of each completion's prompt (None where its row has none),
-# as TRL's GRPOTrainer passes dataset columns to reward functions.
+# as TRL's GRPOTrainer passes dataset columns to reward functions. A function written for TRL, whose
+# `completions` is not its second parameter (`def reward(completions, answer, **kwargs)`), is called
+# with keywords only, as TRL calls it.
 RewardFn = Callable[..., "torch.Tensor | Sequence[float]"]
 
 
@@ -202,11 +204,14 @@ def rollout(model, tokenizer, conversations: list[list[dict]], prompt_texts: lis
 RESERVED_REWARD_KEYWORDS = ("prompts", "completions", "prompt_index", "prompt_ids")
 
 
-def prompt_columns(prompts: list, prompt_index: list[int]) -> dict[str, list]:
+def prompt_columns(prompts: list, prompt_index: list[int], names: Sequence[str] = ()) -> dict[str, list]:
     """The columns of a step's prompts (`rlhf.data.Prompt.columns`), one value per completion:
     completion i answers prompts[prompt_index[i]]; a prompt without a column gives None there.
+    `names`: columns every step passes even when none of its prompts has them (the whole prompt
+    set's: a JSONL file may give a column in some rows only, and a step drawing none of those rows
+    must still call the reward with it, as a list of None), then those of `prompts` not among them.
     ValueError naming the column when its name is one the reward function already gets."""
-    names = list(dict.fromkeys(name for p in prompts for name in getattr(p, "columns", {})))
+    names = list(dict.fromkeys([*names, *(name for p in prompts for name in getattr(p, "columns", {}))]))
     clash = [name for name in names if name in RESERVED_REWARD_KEYWORDS]
     if clash:
         raise ValueError(f"prompt column {clash[0]!r} has the name of an argument the reward function already gets "
@@ -256,22 +261,46 @@ def _short(value, limit: int = 80) -> str:
 
 def call_reward_fn(reward_fn: RewardFn, prompts: list, completions: list[str], **info):
     """reward_fn(prompts, completions, **the keywords of `info` its signature names), or all of
-    `info` when it takes **kwargs: a two-argument function keeps working unchanged."""
-    return reward_fn(prompts, completions, **accepted_keywords(reward_fn, info))
+    `info` when it takes **kwargs: a two-argument function keeps working unchanged. A function whose
+    parameter `completions` is not its second (TRL's `def reward(completions, answer, **kwargs)`) is
+    called with keywords only, as TRL calls reward functions (`prompts=`, `completions=`, the
+    columns): positionally its `answer` would get the completions and the column a second value."""
+    if _keyword_reward(reward_fn):
+        return reward_fn(**accepted_keywords(reward_fn, {"prompts": prompts, "completions": completions, **info}))
+    return reward_fn(prompts, completions, **accepted_keywords(reward_fn, info, positional=2))
 
 
-def accepted_keywords(fn, info: dict) -> dict:
+def _keyword_reward(fn) -> bool:
+    """Whether `fn` names a parameter `completions` that a keyword can fill and that is not its
+    second positional one (TRL's reward signature)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    names = [p.name for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = params.get("completions")
+    return named is not None and named.kind in (named.POSITIONAL_OR_KEYWORD, named.KEYWORD_ONLY) and \
+        names[1:2] != ["completions"]
+
+
+def accepted_keywords(fn, info: dict, positional: int = 0) -> dict:
     """The entries of `info` that `fn`'s signature names, or all of them when it takes **kwargs;
-    none when it has no signature (some builtins and C callables)."""
+    none when it has no signature (some builtins and C callables). Never one named like a parameter
+    that the first `positional` positional arguments fill: a prompt column named `completion`
+    must not reach `fn(prompt, completion)` a second time."""
     import inspect
 
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return {}
+    filled = {p.name for p in list(params.values())[:positional]
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return dict(info)
-    return {k: v for k, v in info.items() if k in params}
+        return {k: v for k, v in info.items() if k not in filled}
+    return {k: v for k, v in info.items() if k in params and k not in filled}
 
 
 def shape_scores(scores: torch.Tensor, finished: torch.Tensor, missing_eos_penalty: float | None,

@@ -58,8 +58,9 @@ class PPOTrainer:
 
     policy: None (config.policy), a path, or a loaded causal LM (plain, or a PeftModel with a
     mergeable adapter); tokenizer: needed with a model object unless config.policy names its folder.
-    prompts: None (config.prompts, else the built-in set), a path, strings, message lists or
-    `rlhf.data.Prompt`s. The reward model scores each whole conversation; `reward_fn` gets the
+    prompts: None (config.prompts, else the built-in set), a path, strings, message lists,
+    `rlhf.data.Prompt`s, or rows (dicts, a datasets.Dataset, a pandas DataFrame: see
+    `_as_prompts`). The reward model scores each whole conversation; `reward_fn` gets the
     last user message's text per prompt (the signature from before prompts were conversations),
     or the conversations themselves when it is marked `@rlhf.data.conversation.takes_conversations`
     or its first parameter is annotated with a message type (e.g. `list[list[dict]]`). gold_fn: a
@@ -70,16 +71,21 @@ class PPOTrainer:
                  reward_model=None, prompts=None, gold_fn=None):
 
         # Read first (cheap, and a bad row or column fails before any model loads); a column named
-        # like a reward argument is refused here, not at step 1.
+        # like a reward argument is refused here, not at step 1. A reward model reads no column, so
+        # with one the columns are neither checked nor passed (a candidates file from `rlhf sample`,
+        # with its `completions`, serves as prompts).
         given = prompts if prompts is not None else config.prompts
         self.prompts = _as_prompts(given)
         self.prompts_source = str(given) if isinstance(given, (str, Path)) else ""  # for error messages
-        columns = tuple(prompt_columns(self.prompts, []))
+        self.uses_columns = reward_fn is not None or bool(config.reward_preference)
+        columns = tuple(prompt_columns(self.prompts, [])) if self.uses_columns else ()
+        self.prompt_column_names = columns  # every row's, so each step passes them all
         if config.reward_preference:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
                 raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
                                   "reward_fn or reward_model beside it")
-            reward_fn = preference_reward_fn(config.reward_preference, columns)
+            reward_fn = preference_reward_fn(config.reward_preference, columns,
+                                             _prompts_source(given))
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or reward_preference "
                               "(a rule), or pass reward_fn")
@@ -206,7 +212,8 @@ class PPOTrainer:
         # Step 1: rollout.
         with timer("generate"):
             r = self._rollout(batch)
-            r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist())
+            if self.uses_columns:
+                r.prompt_columns = prompt_columns(batch, r.prompt_index.tolist(), self.prompt_column_names)
         # Step 2: reference log-probs (and old log-probs / values if generation did not give them).
         with timer("forward"):
             self._forward_passes(r)
@@ -344,11 +351,23 @@ class PPOTrainer:
     def _ppo_epochs(self, r: Rollout, advantages, returns, policy_on: bool) -> dict[str, float]:
         """`ppo_epochs` passes over the rollout in `num_minibatches` optimizer steps each; every
         minibatch is `grad_accum` micro-batches whose gradients add up before the step. The
-        shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group."""
+        shuffle moves whole prompt groups (G rows), so no micro-batch cuts a group. With `policy_on`
+        False (value warm-up, rewards without spread), or when mask_truncated_completions left no
+        token of the step on any process, the policy's weights (and then the critic's) get no
+        optimizer step: a zero gradient would still move them by Adam's momentum."""
         cfg = self.config
         data = {**rollout_tensors(r), "advantages": advantages, "returns": returns}
+        nothing_left = False  # every completion of the step, on every process, cut and masked: no loss has a token
         if cfg.mask_truncated_completions:  # cut answers weigh 0 in every loss; their scores already counted
             data["response_mask"] = data["response_mask"] & r.finished.to(advantages.device)[:, None]
+            kept = data["response_mask"].sum().float()
+            if self.accelerator.num_processes > 1:
+                kept = self.accelerator.reduce(kept.to(self.accelerator.device), reduction="sum")
+            nothing_left = float(kept) == 0
+        policy_on = policy_on and not nothing_left
+        # Weights whose update this step skips get no optimizer step at all: a zero gradient would
+        # still move them by Adam's momentum from earlier steps.
+        frozen = ([] if policy_on else self.policy_params) + (self.critic_params if nothing_left else [])
         b = len(r)
         grad_accum = cfg.resolved_grad_accum()
         mb, micro = b // cfg.num_minibatches, b // cfg.num_minibatches // grad_accum
@@ -378,6 +397,12 @@ class PPOTrainer:
                     n += 1
                 for key, norm in self._clip_gradients().items():
                     sums[key] = sums.get(key, 0.0) + norm * len(micro_batches)
+                for p in frozen:
+                    # Adam skips a parameter without a gradient (state and weight unchanged). One it has
+                    # no state for yet keeps its zero gradient: that step moves nothing, and every
+                    # parameter gets a state, as the sharded checkpoint (FSDP2) expects.
+                    if self.optimizer.state.get(p):
+                        p.grad = None
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         update = _update_norm(self.policy_params, before)
@@ -424,8 +449,9 @@ class PPOTrainer:
                                              self.loss_agg_mode, cfg.max_new_tokens, token_count, cfg.dual_clip,
                                              cfg.cliprange_high)
         self._check_finite("policy_loss", pg_loss)
-        # During value warm-up the policy term stays in the graph with weight 0, so every process
-        # has gradients for the same parameters (DDP needs that) and Adam sees zeros.
+        # During value warm-up (or a skipped update) the policy term stays in the graph with weight 0,
+        # so every process has gradients for the same parameters (DDP needs that); `_ppo_epochs`
+        # then drops them before the optimizer step, so Adam's momentum does not move the policy.
         policy_weight = 1.0 if policy_on else 0.0
         loss = policy_weight * pg_loss
         stats = {"policy_loss": pg_loss.item(), "entropy": core.masked_mean(entropy, mask).item(),
@@ -647,6 +673,13 @@ class PPOTrainer:
         reports = [r for r in rows if "length/policy_tokens" in r]
         if reports:
             summary["length_report"] = {k: reports[-1][k] for k in reports[-1] if k.startswith("length/")}
+        # How many steps moved the policy (value warm-up, rewards without spread and, with
+        # mask_truncated_completions, steps whose every completion was cut do not), and the mean
+        # share of completions left out of the loss: a run that trained on nothing says so.
+        summary["policy_updated_steps"] = sum(1 for r in rows if r.get("ppo/policy_updated") == 1.0)
+        masked = [r["ppo/masked_truncated"] for r in rows if "ppo/masked_truncated" in r]
+        if masked:
+            summary["masked_truncated_mean"] = sum(masked) / len(masked)
         (self.output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
 
 
@@ -663,11 +696,15 @@ def run_ppo(config: PPOConfig) -> Path:
 def _as_prompts(source) -> list:
     """Prompts from a path (None = built-in prompts_train), strings, message lists, Prompts, or rows
     as a prompts file has them (dicts with `prompt` or `messages`, an optional `id` and other
-    columns; a `datasets.Dataset` or pandas DataFrame of such rows, as TRL's trainers take)."""
+    columns; a `datasets.Dataset` of such rows, as TRL's trainers take, or a pandas DataFrame).
+    ValueError for a mapping (a DatasetDict, a dict of columns): its keys are no prompts."""
     if source is None:
         source = builtin("prompts_train")
     if isinstance(source, (str, Path)):
         return load_prompts(source)
+    if isinstance(source, dict):  # a DatasetDict is one: list() would make each split's name a prompt
+        raise ValueError(f"prompts is a mapping (keys {', '.join(map(repr, list(source)[:4]))}): give rows, e.g. one "
+                         "split of a datasets.DatasetDict (prompts=dataset['train'])")
     # A pandas DataFrame iterates over its column names: its rows are the prompts, with its empty
     # cells (NaN) as missing values (None), as a JSON row would lack them.
     if hasattr(source, "to_dict") and hasattr(source, "columns") and hasattr(source, "notna"):
@@ -693,6 +730,24 @@ def _as_prompts(source) -> list:
     return out
 
 
+def check_rule_reward(preference: str, prompts=None) -> None:
+    """What PPOTrainer checks of a reward_preference before any model loads, for `rlhf pipeline`
+    to check before its first stage: the prompts (a path, rows...; None = the built-in set) read,
+    none of their columns named like a reward argument, and the rule loads and finds the columns it
+    requires. DataError, ValueError or ConfigError naming the problem."""
+    rows = _as_prompts(prompts)
+    preference_reward_fn(preference, tuple(prompt_columns(rows, [])), _prompts_source(prompts))
+
+
+def _prompts_source(source) -> str:
+    """The prompts in words, for an error: their file, the built-in set, or the rows given."""
+    if source is None:
+        return f"the built-in prompts_train ({builtin('prompts_train')})"
+    if isinstance(source, (str, Path)):
+        return f"the prompts file {source}"
+    return "the prompts given to PPOTrainer"
+
+
 def _gold_fn(gold_fn, gold_preference: str | None):
     """The gold preference: the callable given, else the one config.gold_preference names."""
     if gold_fn is not None or not gold_preference:
@@ -700,7 +755,7 @@ def _gold_fn(gold_fn, gold_preference: str | None):
     return get_preference(gold_preference)
 
 
-def preference_reward_fn(preference, columns: tuple[str, ...] = ()) -> RewardFn:
+def preference_reward_fn(preference, columns: tuple[str, ...] = (), source: str = "the prompts") -> RewardFn:
     """A preference (`fn(prompt, completion) -> float`, rlhf.labelers: a registered name,
     `package.module:function` or the callable) as a batched reward_fn: one score per completion.
     The prompt comes as the labelers give it: the conversation to a rule that takes conversations
@@ -708,18 +763,25 @@ def preference_reward_fn(preference, columns: tuple[str, ...] = ()) -> RewardFn:
     user message's text. A rule that names `prompt_id` (or takes **kwargs) also gets the prompt's
     id, to look up a reference answer; one that names a column of the prompts file (e.g.
     `answer`; `columns` names the prompts' columns) gets that prompt's value of it, and may require
-    it. ConfigError when it does not load or cannot be called so; TypeError naming the completion
-    when it returns something other than a number."""
+    it. ConfigError when it does not load or cannot be called so (a column it requires and no row of
+    the prompts has: named with `source`, the prompts' file, and the columns there are); TypeError
+    naming the completion when it returns something other than a number."""
     from rlhf.data.conversation import takes_conversations, wants_conversations
 
     try:
         rule = get_preference(preference, keywords=("prompt_id", *columns))
     except ConfigError as err:
+        missing = getattr(err, "missing", None)
+        if missing:
+            have = f"its columns: {', '.join(columns)}" if columns else "it has no column besides id and prompt/messages"
+            raise ConfigError(f"reward_preference {preference!r} requires the prompt column {missing[0]!r}, which no "
+                              f"row of {source} has ({have}); a rule gets (prompt, completion), prompt_id and the "
+                              "prompts' columns by name") from None
         raise ConfigError(f"reward_preference: {err}") from None
 
     def reward_fn(prompts, completions, prompt_ids=None, **columns):
         per_row = {**({"prompt_id": prompt_ids} if prompt_ids is not None else {}), **columns}
-        wanted = accepted_keywords(rule, per_row)
+        wanted = accepted_keywords(rule, per_row, positional=2)  # a column `completion` is not the answer
         scores = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             value = rule(prompt, completion, **{name: values[i] for name, values in wanted.items()})
