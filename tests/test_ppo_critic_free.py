@@ -364,16 +364,25 @@ def test_two_argument_reward_fn_still_works_with_groups(tiny_model_dir, tmp_path
     assert math.isfinite(metrics["reward/score"]) and len(trainer.last_rollout) == 8
 
 
-def test_equal_rewards_give_zero_advantages_and_no_update(tiny_model_dir, tmp_path):
-    """Every group has zero spread: GRPO's advantages are exactly 0 (no NaN from 0/0), the share
-    of zero-spread groups is 1, and the policy does not move."""
-    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir), reward_fn=lambda p, c: [1.0] * len(c),
-                         prompts=PROMPTS)
-    before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if p.requires_grad}
+@pytest.mark.parametrize("estimator", ["grpo", "dr_grpo", "rloo"])
+def test_equal_rewards_give_zero_advantages_and_the_step_is_not_skipped(tiny_model_dir, tmp_path, monkeypatch,
+                                                                       estimator):
+    """Every group has zero spread: the group estimators' advantages are exactly 0 (no NaN from
+    0/0), the share of zero-spread groups is 1, and the step is not skipped (min_reward_std guards
+    whitened advantages only): the KL term still trains and Adam's momentum carries on, as in TRL
+    and verl. Skipping such steps learned the "!" rule more slowly (docs/notes.md#equal-rewards)."""
+    from rlhf.ppo import core
+
+    seen = []
+    policy_loss = core.policy_loss
+    monkeypatch.setattr(core, "policy_loss", lambda *a, **k: (seen.append(a[2].clone()), policy_loss(*a, **k))[1])
+    kl = {"kl_coef": 0.0} if estimator == "rloo" else {}  # the KL in rloo's reward would give the groups spread
+    trainer = PPOTrainer(tiny_config(tmp_path, tiny_model_dir, advantage_estimator=estimator, **kl),
+                         reward_fn=lambda p, c: [1.0] * len(c), prompts=PROMPTS)
     metrics = trainer.step()
     assert metrics["reward/frac_reward_zero_std"] == 1.0 and metrics["reward/group_std"] == 0.0
-    assert metrics["ppo/policy_updated"] == 0.0
-    assert all(torch.equal(before[n], p) for n, p in trainer.policy.named_parameters() if p.requires_grad)
+    assert seen and all(torch.equal(adv, torch.zeros_like(adv)) for adv in seen)
+    assert metrics["ppo/policy_updated"] == 1.0
 
 
 def test_dual_clip_and_kl_loss_estimator_reach_the_step(tiny_model_dir, tmp_path, monkeypatch):
@@ -463,8 +472,8 @@ def test_mask_truncated_completions_leaves_cut_answers_out_of_every_loss(tiny_mo
 
 @pytest.mark.parametrize("estimator", ["grpo", "gae"])
 def test_a_skipped_update_does_not_move_the_policy_by_adams_momentum(tiny_model_dir, tmp_path, estimator):
-    """After a step that updated the policy, a step whose rewards do not differ (min_reward_std) and,
-    with mask_truncated_completions, one whose every completion was cut leave the policy's weights
+    """After a step that updated the policy, a step whose rewards do not differ (min_reward_std; gae
+    only) and, with mask_truncated_completions, one whose every completion was cut leave the policy's weights
     exactly as they were, and ppo/policy_updated says 0: a zero gradient still moved them by Adam's
     momentum (update norm 0.44, then 0.23, with policy_updated 0 and 1). The critic still trains
     on the equal-reward step; on the all-cut step no loss has a token, so nothing moves."""
@@ -487,7 +496,10 @@ def test_a_skipped_update_does_not_move_the_policy_by_adams_momentum(tiny_model_
         return [p.detach().clone() for p in params]
 
     assert trainer.step()["ppo/policy_update_norm"] > 0
-    for change in ({"vary": False}, {"vary": True, "finished": False}):
+    # grpo does not skip a step without spread (test_equal_rewards_...): only the all-cut one.
+    changes = ({"vary": False}, {"vary": True, "finished": False}) if estimator == "gae" else \
+        ({"vary": True, "finished": False},)
+    for change in changes:
         state.update(change)
         policy, critic = weights(trainer.policy_params), weights(trainer.critic_params)
         metrics = trainer.step()

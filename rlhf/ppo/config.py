@@ -226,7 +226,8 @@ class PPOConfig:
         default=1e-4,
         metadata={"help": "Skip the policy update of a step whose completions' total rewards (score - beta*KL) spread "
                   "less than this: the advantages would be the critic's noise whitened to unit size, and Adam "
-                  "would follow it at full step."},
+                  "would follow it at full step. For gae and reinforce++ (whose advantages are whitened); "
+                  "grpo, dr_grpo and rloo give a group without spread advantages of exactly 0 and never skip."},
     )
 
     # --- run -----------------------------------------------------------------------------------

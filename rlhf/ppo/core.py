@@ -215,6 +215,9 @@ def gae(
 
 ADVANTAGE_ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline")
 GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce++_baseline")  # need G >= 2 completions per prompt
+# Whose advantages are whitened over the batch, so that rewards without spread become noise scaled
+# to unit size (the trainer's min_reward_std guard); the others give exactly 0 then.
+WHITENED_ESTIMATORS = ("gae", "reinforce++", "reinforce++_baseline")
 
 
 def as_groups(x: torch.Tensor, group_size: int) -> torch.Tensor:

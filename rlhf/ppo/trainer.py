@@ -236,8 +236,13 @@ class PPOTrainer:
         # Step 5: PPO epochs over minibatches. When every completion earns the same (all scores
         # equal, KL ~ 0), the advantages are noise (the critic's, or the KL's under batch
         # normalisation) whitened to unit size, and Adam would take a full step on it
-        # (docs/notes.md#equal-rewards): skip the policy update then.
-        policy_on = self.step_count >= cfg.value_warmup_steps and signal_std.item() >= cfg.min_reward_std
+        # (docs/notes.md#equal-rewards): skip the policy update then. The group-baseline estimators
+        # (grpo, dr_grpo, rloo) need no such guard: a group without spread has advantages exactly 0,
+        # no noise, and the step still trains the KL term and carries Adam's momentum, as in TRL
+        # and verl (skipping those steps learned the "!" rule more slowly: docs/notes.md).
+        whitened = cfg.advantage_estimator in core.WHITENED_ESTIMATORS
+        policy_on = self.step_count >= cfg.value_warmup_steps and (
+            not whitened or signal_std.item() >= cfg.min_reward_std)
         with timer("train"):
             train_stats = self._ppo_epochs(r, advantages, returns, policy_on)
         # Step 6: KL controller and metrics.
