@@ -130,7 +130,8 @@ def run_sample(config: SampleConfig) -> Path | None:
     gen_kwargs = dict(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                       do_sample=config.temperature > 0, batch_size=config.batch_size)
     gens = generate(model, tokenizer, [p.messages for p in prompts], num_return_sequences=config.k,
-                    seed=config.seed, prompt_names=[p.id for p in prompts], source=str(config.prompts or ""), **gen_kwargs)
+                    seed=config.seed, prompt_names=[p.id for p in prompts], source=str(config.prompts or ""),
+                    **gen_kwargs)
     texts = [[g.text for g in row] for row in gens]
 
     # 3. Duplicates: redraw them (batched across prompts), then flag whatever still repeats.

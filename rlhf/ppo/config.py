@@ -155,7 +155,8 @@ class PPOConfig:
     normalize_reward: Optional[bool] = field(
         default=None,
         metadata={"help": "Train on (score - running mean) / running std of every score seen so far (Engstrom et al. "
-                  "2020; OpenRLHF's normalize_reward uses the reward model's stored mean and std instead), so a reward paying in thousands learns as one paying in "
+                  "2020; OpenRLHF's normalize_reward uses the reward model's stored mean and std instead), so a "
+                  "reward paying in thousands learns as one paying in "
                   "units. None = on with a reward_fn, off with a reward model (already on unit scale by its stored "
                   "std). Metrics keep the reward's own units; missing_eos_penalty and score_clip apply after it."},
     )
@@ -356,9 +357,11 @@ class PPOConfig:
             return self.use_kl_loss
         return self.advantage_estimator in ("grpo", "dr_grpo")
 
-    def resolved_scale_rewards(self) -> str:
-        """scale_rewards, or the estimator's paper's: 'none' for dr_grpo, 'group' otherwise (unused
-        by the estimators other than grpo)."""
+    def resolved_scale_rewards(self) -> str | None:
+        """scale_rewards, or the estimator's paper's: 'group' for grpo, 'none' for dr_grpo; None for
+        the estimators that have no such choice."""
+        if self.advantage_estimator not in ("grpo", "dr_grpo"):
+            return None
         if self.scale_rewards is not None:
             return self.scale_rewards
         return "none" if self.advantage_estimator == "dr_grpo" else "group"

@@ -338,12 +338,12 @@ def reinforce_pp_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, 
     return masked_whiten(discounted_returns(rewards, response_mask, gamma), response_mask, all_reduce=all_reduce)
 
 
-def outcome_advantages(estimator: str, rewards: torch.Tensor, group_size: int, scale_rewards: str = "group",
+def outcome_advantages(estimator: str, rewards: torch.Tensor, group_size: int, scale_rewards: str | None = "group",
                        all_reduce: AllReduce | None = None) -> torch.Tensor:
     """The per-completion advantage of the outcome estimators (`scale_rewards`: grpo's std, see
-    `grpo_advantages`). rewards (b,) -> (b,)"""
+    `grpo_advantages`; None = 'group'). rewards (b,) -> (b,)"""
     if estimator == "grpo":
-        return grpo_advantages(rewards, group_size, scale_rewards, all_reduce=all_reduce)
+        return grpo_advantages(rewards, group_size, scale_rewards or "group", all_reduce=all_reduce)
     table = {"dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
     return table[estimator](rewards, group_size)
 
@@ -360,7 +360,7 @@ def compute_advantages(
     lam: float = 0.95,
     whiten_rewards: bool = False,
     all_reduce: AllReduce | None = None,
-    scale_rewards: str = "group",
+    scale_rewards: str | None = "group",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The advantage step of every estimator, from the scores and per-token KL.
 

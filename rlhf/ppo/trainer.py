@@ -76,7 +76,7 @@ class PPOTrainer:
         # with its `completions`, serves as prompts).
         given = prompts if prompts is not None else config.prompts
         self.prompts = _as_prompts(given)
-        self.prompts_source = str(given) if isinstance(given, (str, Path)) else ""  # for error messages
+        self.prompts_source = _prompts_source(given)  # for error messages
         self.uses_columns = reward_fn is not None or bool(config.reward_preference)
         columns = tuple(prompt_columns(self.prompts, [])) if self.uses_columns else ()
         self.prompt_column_names = columns  # every row's, so each step passes them all
@@ -84,8 +84,7 @@ class PPOTrainer:
             if reward_fn is not None or reward_model is not None:  # config.reward_model: PPOConfig refuses it
                 raise ConfigError(f"reward_preference={config.reward_preference!r} is the reward: pass no "
                                   "reward_fn or reward_model beside it")
-            reward_fn = preference_reward_fn(config.reward_preference, columns,
-                                             _prompts_source(given))
+            reward_fn = preference_reward_fn(config.reward_preference, columns, self.prompts_source)
         if reward_fn is None and reward_model is None and config.reward_model is None:
             raise ConfigError("PPO needs a reward: set reward_model (a `rlhf reward` output) or reward_preference "
                               "(a rule), or pass reward_fn")
@@ -366,9 +365,8 @@ class PPOTrainer:
         if cfg.mask_truncated_completions:  # cut answers weigh 0 in every loss; their scores already counted
             data["response_mask"] = data["response_mask"] & r.finished.to(advantages.device)[:, None]
             kept = data["response_mask"].sum().float()
-            if self.accelerator.num_processes > 1:
-                kept = self.accelerator.reduce(kept.to(self.accelerator.device), reduction="sum")
-            nothing_left = float(kept) == 0
+            total = self._sum_over_processes
+            nothing_left = float(total(kept) if total else kept) == 0
         policy_on = policy_on and not nothing_left
         # Weights whose update this step skips get no optimizer step at all: a zero gradient would
         # still move them by Adam's momentum from earlier steps.
@@ -654,7 +652,7 @@ class PPOTrainer:
         cfg = self.config
         return {**cfg.to_dict(), "learning_rate": self.lr, "critic": self.critic_kind,
                 "use_kl_loss": self.use_kl_loss, "loss_agg_mode": self.loss_agg_mode,
-                "scale_rewards": cfg.resolved_scale_rewards() if cfg.advantage_estimator in ("grpo", "dr_grpo") else None,
+                "scale_rewards": cfg.resolved_scale_rewards(),
                 "bf16": self.dtype == torch.bfloat16, "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes, "reference": self.policy_and_reference.layout,
                 "fsdp": cfg.fsdp, "reward_unit": "reward_fn's own units" if self.reward_fn is not None else REWARD_UNIT,
@@ -778,7 +776,8 @@ def preference_reward_fn(preference, columns: tuple[str, ...] = (), source: str 
     except ConfigError as err:
         missing = getattr(err, "missing", None)
         if missing:
-            have = f"its columns: {', '.join(columns)}" if columns else "it has no column besides id and prompt/messages"
+            have = (f"its columns: {', '.join(columns)}" if columns
+                    else "it has no column besides id and prompt/messages")
             raise ConfigError(f"reward_preference {preference!r} requires the prompt column {missing[0]!r}, which no "
                               f"row of {source} has ({have}); a rule gets (prompt, completion), prompt_id and the "
                               "prompts' columns by name") from None
